@@ -1,0 +1,50 @@
+# The two commands a person types: `make run` and `make test`. Both set everything up first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DATA ?= ../shared/data/amazon_review_full
+OUT ?= work
+PYTEST_ARGS ?=
+
+.PHONY: run test bench check prereqs venv browser clean help
+
+help:
+	@echo "make run    - set up, run the whole pipeline on DATA=$(DATA), then serve the API and web page"
+	@echo "make test   - set up and run the test suite"
+	@echo "make bench  - run the benchmarks (prints ratios against their baselines)"
+	@echo "make check  - ruff + mypy"
+
+prereqs:
+	@PYTHON=$(PYTHON) bash scripts/prereqs.sh
+
+# The virtual environment is rebuilt when pyproject.toml changes.
+$(BIN)/.installed: pyproject.toml
+	@PYTHON=$(PYTHON) bash scripts/prereqs.sh
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+venv: $(BIN)/.installed
+
+# Headless Chromium for the web-page tests (Debian's package; Playwright drives it).
+browser:
+	@bash scripts/ensure-chromium.sh
+
+run: prereqs venv
+	$(BIN)/sentiment run --input $(DATA) --output $(OUT)
+
+test: prereqs venv browser
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: prereqs venv
+	$(BIN)/python -m benchmarks
+
+check: venv
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(OUT) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,114 @@
+"""Settings: the one reader of the environment.
+
+Precedence, highest first: explicit values (CLI flags) > environment (`SENTIMENT_<FIELD>`) >
+the defaults below. Settings are read once, at the edge (the CLI or a server's entry point), and
+passed down; no other module reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from sentiment.errors import ConfigError
+
+ENV_PREFIX = "SENTIMENT_"
+
+
+def _default_cache() -> Path:
+    return Path.home() / ".cache" / "sentiment"
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Where stages write artifacts (prepared data, training jobs, models, reports): a local
+    # folder. The storage seam (`sentiment.storage`) is where other schemes will plug in.
+    bucket: str = "bucket"
+    # Downloads (public datasets) and unpacked models are cached here.
+    cache_dir: Path = field(default_factory=_default_cache)
+    # Spark master for `prepare`: local mode on all cores unless told otherwise.
+    spark_master: str = "local[*]"
+    # Spark driver memory; local mode runs everything in the driver.
+    spark_driver_memory: str = "4g"
+    # Worker threads for training and inference (0 = all cores).
+    threads: int = 0
+    # Address servers bind to.
+    host: str = "127.0.0.1"
+    # Port of the SageMaker-compatible model endpoint (`sentiment serve`).
+    serve_port: int = 8080
+    # Port of the public sentiment API and web page (`sentiment api`).
+    api_port: int = 8000
+    # URL of the model endpoint the API calls.
+    endpoint_url: str = "http://127.0.0.1:8080"
+    # API keys accepted in `x-api-key` (comma-separated in the environment); empty = open API.
+    api_keys: tuple[str, ...] = ()
+    # Origins allowed by CORS on the API (comma-separated; "*" for any).
+    cors_origins: tuple[str, ...] = ()
+    # Token that protects the endpoint's admin routes (model update); empty = admin disabled.
+    admin_token: str = ""
+    # Logging level for servers and jobs.
+    log_level: str = "info"
+
+    @classmethod
+    def load(
+        cls,
+        overrides: Mapping[str, Any] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> Settings:
+        """Build settings from flags (`overrides`, None values ignored) > environment > defaults."""
+        env = os.environ if environ is None else environ
+        given = {k: v for k, v in (overrides or {}).items() if v is not None}
+        unknown = set(given) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ConfigError(f"Unknown setting(s): {', '.join(sorted(unknown))}.")
+        values: dict[str, Any] = {}
+        hints = typing.get_type_hints(cls)
+        for f in fields(cls):
+            if f.name in given:
+                values[f.name] = _coerce(f.name, given[f.name], hints[f.name], source="flag")
+            elif ENV_PREFIX + f.name.upper() in env:
+                raw = env[ENV_PREFIX + f.name.upper()]
+                values[f.name] = _coerce(f.name, raw, hints[f.name], source="environment")
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @property
+    def workers(self) -> int:
+        """Threads to use: the setting, or every core when it is 0."""
+        return self.threads or os.cpu_count() or 1
+
+
+def _coerce(name: str, value: Any, hint: Any, *, source: str) -> Any:
+    where = f"SENTIMENT_{name.upper()}" if source == "environment" else f"--{name.replace('_', '-')}"
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    if hint is tuple or origin is tuple:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return tuple(value)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in {"1", "true", "yes", "on"}:
+            return True
+        if text in {"0", "false", "no", "off", ""}:
+            return False
+        raise ConfigError(f"{where} must be true or false, got {value!r}.")
+    if hint is int:
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where} must be a whole number, got {value!r}.") from None
+    if hint is Path:
+        return Path(value).expanduser()
+    return str(value)

@@ -1,0 +1,83 @@
+"""Label policies: how a review's star rating becomes a class, and the `__label__` prefix.
+
+Defined once here; prepare writes these labels, train learns them, and evaluate, serve and the
+API report them. A source row's label is read in its dataset's layout first:
+`amazon_review_full` has stars 1..5, `amazon_review_polarity` has 1 (1-2 stars) or 2 (4-5 stars).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from sentiment.errors import UsageError
+
+LABEL_PREFIX = "__label__"
+
+
+class Layout(StrEnum):
+    FULL = "full"  # label column: stars 1..5
+    POLARITY = "polarity"  # label column: 1 = negative (1-2 stars), 2 = positive (4-5 stars)
+
+
+class Policy(StrEnum):
+    BINARY = "binary"
+    TERNARY = "ternary"
+    STARS = "stars"
+
+
+# The label values each layout allows in its first column.
+LAYOUT_VALUES: dict[Layout, tuple[str, ...]] = {
+    Layout.FULL: ("1", "2", "3", "4", "5"),
+    Layout.POLARITY: ("1", "2"),
+}
+
+# (layout, raw label) -> class name under each policy; None = dropped by the policy.
+POLICY_TABLE: dict[Policy, dict[Layout, dict[str, str | None]]] = {
+    Policy.BINARY: {
+        Layout.FULL: {"1": "negative", "2": "negative", "3": None, "4": "positive", "5": "positive"},
+        Layout.POLARITY: {"1": "negative", "2": "positive"},
+    },
+    Policy.TERNARY: {
+        Layout.FULL: {"1": "negative", "2": "negative", "3": "neutral", "4": "positive", "5": "positive"},
+        Layout.POLARITY: {"1": "negative", "2": "positive"},
+    },
+    Policy.STARS: {
+        Layout.FULL: {"1": "1_star", "2": "2_stars", "3": "3_stars", "4": "4_stars", "5": "5_stars"},
+        # Polarity rows carry no star rating, so the stars policy cannot place them.
+        Layout.POLARITY: {"1": None, "2": None},
+    },
+}
+
+# Classes of each policy, in a stable order (used for reports and score maps).
+POLICY_CLASSES: dict[Policy, tuple[str, ...]] = {
+    Policy.BINARY: ("negative", "positive"),
+    Policy.TERNARY: ("negative", "neutral", "positive"),
+    Policy.STARS: ("1_star", "2_stars", "3_stars", "4_stars", "5_stars"),
+}
+
+
+def parse_policy(name: str) -> Policy:
+    try:
+        return Policy(name)
+    except ValueError:
+        choices = ", ".join(p.value for p in Policy)
+        raise UsageError(f"Unknown label policy {name!r}; choose one of: {choices}.") from None
+
+
+def map_label(layout: Layout, raw: str, policy: Policy) -> str | None:
+    """The class for a raw label, or None when the policy drops it. Raises on a value the layout lacks."""
+    table = POLICY_TABLE[policy][layout]
+    if raw not in table:
+        allowed = ", ".join(LAYOUT_VALUES[layout])
+        raise UsageError(f"Label {raw!r} is not a {layout.value} label; expected one of {allowed}.")
+    return table[raw]
+
+
+def with_prefix(name: str) -> str:
+    """`positive` -> `__label__positive`."""
+    return name if name.startswith(LABEL_PREFIX) else LABEL_PREFIX + name
+
+
+def strip_prefix(label: str) -> str:
+    """`__label__positive` -> `positive` (labels without the prefix are returned as they are)."""
+    return label.removeprefix(LABEL_PREFIX)

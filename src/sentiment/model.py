@@ -1,0 +1,260 @@
+"""Loading a model and predicting with it: the one inference path.
+
+evaluate, serve and api all call `load_model` and `Model.predict`, so a report describes exactly
+what is served. A model is any fastText supervised `.bin` (ours or one SageMaker BlazingText
+trained), found from a job name in the bucket, a `model.tar.gz`, a folder or the file itself.
+Prediction runs in fastText's own C++ code (the `fasttext` binding); raw text is normalized first
+with the cleaning rules the model was trained with (from `preprocessing.json`, else the defaults).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import tarfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sentiment import layout
+from sentiment.errors import InputNotFound, JobFailed, ModelError
+from sentiment.labels import strip_prefix
+from sentiment.storage import LocalBucket, atomic_directory
+from sentiment.text import DEFAULT_CLEANING, Cleaning, normalize
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Top-k labels (with the `__label__` prefix) and their probabilities, most likely first."""
+
+    labels: tuple[str, ...]
+    probs: tuple[float, ...]
+
+    def to_sagemaker(self) -> dict[str, list[Any]]:
+        return {"label": list(self.labels), "prob": list(self.probs)}
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How the model's training text was made; serving applies the same."""
+
+    cleaning: Cleaning = DEFAULT_CLEANING
+    policy: str | None = None
+    source: str = "default"  # "sidecar" when read from preprocessing.json
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cleaning": self.cleaning.to_dict(), "policy": self.policy}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Preprocessing:
+        return cls(Cleaning.from_dict(data.get("cleaning", {})), data.get("policy"), "sidecar")
+
+
+@dataclass
+class Model:
+    """A loaded fastText supervised model."""
+
+    path: Path
+    name: str
+    labels: tuple[str, ...]
+    preprocessing: Preprocessing
+    sha256: str
+    args: dict[str, Any] = field(default_factory=dict)
+    _ft: Any = field(default=None, repr=False)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Label names without the `__label__` prefix, in the model's order."""
+        return tuple(strip_prefix(label) for label in self.labels)
+
+    def prepare_texts(self, texts: Sequence[str], *, raw: bool = False) -> list[str]:
+        """What the model reads for each text: normalized, or (raw) only made one line."""
+        if raw:
+            return [_one_line(t) for t in texts]
+        return [normalize(t, self.preprocessing.cleaning) for t in texts]
+
+    def predict(self, texts: Sequence[str], k: int = 1, *, raw: bool = False) -> list[Prediction]:
+        """Top-k predictions for each text, in order. Probabilities are clipped to [0, 1]."""
+        if not texts:
+            return []
+        labels, probs = self._ft.predict(self.prepare_texts(texts, raw=raw), k=k)
+        return [
+            Prediction(tuple(ls), tuple(float(min(max(p, 0.0), 1.0)) for p in ps))
+            for ls, ps in zip(labels, probs, strict=True)
+        ]
+
+    def predict_proba(self, texts: Sequence[str], *, raw: bool = False) -> np.ndarray:
+        """Probabilities of every label (columns in `self.labels` order), one row per text."""
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float64)
+        if not texts:
+            return out
+        index = {label: i for i, label in enumerate(self.labels)}
+        labels, probs = self._ft.predict(self.prepare_texts(texts, raw=raw), k=len(self.labels))
+        for row, (ls, ps) in enumerate(zip(labels, probs, strict=True)):
+            for label, p in zip(ls, ps, strict=True):
+                out[row, index[label]] = p
+        return np.clip(out, 0.0, 1.0)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "sha256": self.sha256,
+            "labels": list(self.classes),
+            "preprocessing": self.preprocessing.to_dict() | {"source": self.preprocessing.source},
+            "args": self.args,
+        }
+
+
+def load_model(ref: str | Path, *, bucket: LocalBucket | None = None, cache_dir: Path | None = None) -> Model:
+    """Load the model that `ref` names: a `.bin`, a `model.tar.gz`, a folder, or a job name."""
+    model_dir = resolve_model_dir(ref, bucket=bucket, cache_dir=cache_dir)
+    name = _model_name(ref)
+    return load_model_bin(model_dir / layout.MODEL_BIN if model_dir.is_dir() else model_dir, name=name)
+
+
+def load_model_bin(path: Path, *, name: str | None = None) -> Model:
+    """Load a fastText `.bin`; its `preprocessing.json` sidecar, if beside it, is read too."""
+    if not path.is_file():
+        raise InputNotFound(f"No model file at {path}.", hint="Train one with `sentiment train`.")
+    ft = _load_fasttext(path)
+    sidecar = path.parent / layout.PREPROCESSING
+    pre = Preprocessing()
+    if sidecar.is_file():
+        try:
+            pre = Preprocessing.from_dict(json.loads(sidecar.read_text()))
+        except (ValueError, TypeError) as err:
+            raise ModelError(f"{sidecar} is not valid preprocessing JSON: {err}.") from None
+    labels = tuple(ft.get_labels())
+    args = _args(ft)
+    return Model(
+        path=path,
+        name=name or path.parent.name or path.stem,
+        labels=labels,
+        preprocessing=pre,
+        sha256=_sha256(path),
+        args=args,
+        _ft=ft,
+    )
+
+
+def resolve_model_dir(ref: str | Path, *, bucket: LocalBucket | None, cache_dir: Path | None) -> Path:
+    """A folder holding model.bin (or the .bin itself) for any accepted model reference."""
+    path = Path(ref).expanduser()
+    if path.is_file():
+        if path.name.endswith((".tar.gz", ".tgz")):
+            return _unpack(path, cache_dir)
+        return path
+    if path.is_dir():
+        for candidate in (path / layout.MODEL_BIN, path / layout.MODEL_ARCHIVE, path / "output" / layout.MODEL_ARCHIVE):
+            if candidate.is_file():
+                return resolve_model_dir(candidate, bucket=bucket, cache_dir=cache_dir)
+        raise InputNotFound(
+            f"{path} holds no {layout.MODEL_BIN} or {layout.MODEL_ARCHIVE}.",
+            hint="Point --model at a training job's output or a fastText .bin file.",
+        )
+    if bucket is not None and _is_job_name(str(ref)):
+        record_key = layout.job_record_key(str(ref))
+        archive_key = layout.model_archive_key(str(ref))
+        if bucket.exists(record_key):
+            record = bucket.read_json(record_key)
+            status = record.get("status")
+            if status != "Completed":
+                reason = record.get("failure_reason") or ""
+                raise JobFailed(f"Training job {ref!r} is {status}, so it has no model. {reason}".strip())
+        if bucket.exists(archive_key):
+            return _unpack(bucket.local_path(archive_key), cache_dir)
+    raise InputNotFound(
+        f"No model found at {ref!r} (not a file, a folder, or a training job in {bucket.uri if bucket else 'the bucket'}).",
+        hint="Train one with `sentiment train`, or list jobs with `sentiment jobs list`.",
+    )
+
+
+def _unpack(archive: Path, cache_dir: Path | None) -> Path:
+    digest = _sha256(archive)[:16]
+    target = (cache_dir or archive.parent / ".unpacked") / "models" / digest
+    if (target / layout.MODEL_BIN).is_file():
+        return target
+    try:
+        with atomic_directory(target) as tmp, tarfile.open(archive, "r:gz") as tar:
+            members = [m for m in tar.getmembers() if m.isfile() and not m.name.startswith(("/", ".."))]
+            tar.extractall(tmp, members=members, filter="data")
+            found = _find_bin(tmp)
+            if found is None:
+                raise ModelError(f"{archive} holds no {layout.MODEL_BIN}.", hint="SageMaker BlazingText archives have model.bin at their root.")
+            if found.parent != tmp:
+                for item in found.parent.iterdir():
+                    os.replace(item, tmp / item.name)
+    except (tarfile.TarError, OSError, EOFError) as err:
+        raise ModelError(f"{archive} is not a readable model.tar.gz: {err}.") from None
+    return target
+
+
+def _find_bin(root: Path) -> Path | None:
+    direct = root / layout.MODEL_BIN
+    if direct.is_file():
+        return direct
+    return next(iter(sorted(root.rglob(layout.MODEL_BIN))), None)
+
+
+def _load_fasttext(path: Path) -> Any:
+    import fasttext
+
+    with _quiet_stderr():
+        try:
+            ft = fasttext.load_model(str(path))
+        except (ValueError, RuntimeError, MemoryError) as err:
+            raise ModelError(f"{path} is not a fastText model file: {err}.") from None
+    if _args(ft).get("model") != "supervised":
+        raise ModelError(
+            f"{path} is a fastText word-vector model, not a text classifier.",
+            hint="Use a model trained in supervised mode.",
+        )
+    return ft
+
+
+def _args(ft: Any) -> dict[str, Any]:
+    a = ft.f.getArgs()
+    return {
+        "model": str(a.model).rsplit(".", 1)[-1],
+        "loss": str(a.loss).rsplit(".", 1)[-1],
+        "dim": a.dim,
+        "word_ngrams": a.wordNgrams,
+        "buckets": a.bucket,
+        "min_count": a.minCount,
+        "minn": a.minn,
+        "maxn": a.maxn,
+    }
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    # fastText's loader prints notices on the C-level stderr; keep servers' logs clean.
+    with contextlib.redirect_stderr(io.StringIO()):
+        yield
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r", " ").replace("\n", " ")
+
+
+def _is_job_name(ref: str) -> bool:
+    return bool(ref) and "/" not in ref and not ref.endswith((".bin", ".gz", ".tgz"))
+
+
+def _model_name(ref: str | Path) -> str:
+    text = str(ref).rstrip("/")
+    return Path(text).name.removesuffix(".tar.gz").removesuffix(".bin") or text
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
