@@ -69,3 +69,51 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     model = fasttext.train_supervised(str(train), epoch=5, dim=10, wordNgrams=2, minCount=2, seed=1, thread=1, verbose=0)
     model.save_model(str(folder / "model.bin"))
     yield folder
+
+
+def chromium_path() -> str:
+    """Debian's Chromium (installed by `make test` via scripts/ensure-chromium.sh)."""
+    import os
+    import shutil
+
+    # The test suite is allowed to read this one variable to find a non-standard browser.
+    found = os.environ.get("SENTIMENT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found:
+        raise pytest.UsageError("Chromium not found; run `make test` (it installs it) or set SENTIMENT_CHROMIUM.")
+    return found
+
+
+# Flags that keep headless Chromium off this machine's closed network and quiet as root.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """A real headless Chromium driven by Playwright (one per test session)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser: object) -> Iterator[object]:
+    """A fresh browser page; closed after the test."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    pg = context.new_page()
+    yield pg
+    context.close()
+
+
+SCREENSHOTS = REPO / "tests" / "out" / "screenshots"
