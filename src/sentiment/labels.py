@@ -81,3 +81,19 @@ def with_prefix(name: str) -> str:
 def strip_prefix(label: str) -> str:
     """`__label__positive` -> `positive` (labels without the prefix are returned as they are)."""
     return label.removeprefix(LABEL_PREFIX)
+
+
+def detect_layout(raw_labels: list[str]) -> Layout:
+    """The layout whose label column fits these raw labels (from a file's first rows).
+
+    Any 3, 4 or 5 means star ratings (full); only 1s and 2s mean polarity.
+    """
+    seen = {label.strip() for label in raw_labels}
+    if seen & {"3", "4", "5"}:
+        return Layout.FULL
+    if seen & {"1", "2"}:
+        return Layout.POLARITY
+    raise UsageError(
+        f"Cannot tell the layout from the labels {sorted(seen)[:5]}.",
+        hint="Pass --layout full or --layout polarity.",
+    )

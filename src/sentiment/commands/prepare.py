@@ -1,0 +1,108 @@
+"""`sentiment prepare`: Amazon review CSVs -> BlazingText train/validation/test files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from sentiment.labels import Layout, Policy, parse_policy
+from sentiment.reviews import RowOptions
+from sentiment.text import Cleaning
+
+
+@click.command()
+@click.option(
+    "--input",
+    "inputs",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path),
+    help="CSV file, folder with train.csv/test.csv, or dataset .tgz (repeat to merge).",
+)
+@click.option("--output", required=True, type=click.Path(path_type=Path), help="Output folder.")
+@click.option(
+    "--policy",
+    default=Policy.BINARY.value,
+    type=click.Choice([p.value for p in Policy]),
+    help="Label policy (default binary).",
+)
+@click.option(
+    "--layout",
+    "layout_name",
+    type=click.Choice([x.value for x in Layout]),
+    help="Input layout (default: detected from the labels).",
+)
+@click.option("--master", help="Spark master URL (default local[*]; env SENTIMENT_SPARK_MASTER).")
+@click.option("--seed", default=1, show_default=True, help="Seed of the validation split.")
+@click.option(
+    "--validation-fraction",
+    default=0.1,
+    show_default=True,
+    help="Share of train carved out as validation.",
+)
+@click.option("--min-tokens", default=1, show_default=True, help="Drop texts with fewer tokens.")
+@click.option("--no-title", is_flag=True, help="Leave the review title out of the text.")
+@click.option("--no-dedupe", is_flag=True, help="Keep exact duplicate texts.")
+@click.option("--keep-case", is_flag=True, help="Do not lower-case.")
+@click.option("--keep-numbers", is_flag=True, help="Do not replace numbers with _num_.")
+@click.option("--keep-urls", is_flag=True, help="Do not replace URLs with _url_.")
+@click.pass_context
+def command(
+    ctx: click.Context,
+    inputs: tuple[Path, ...],
+    output: Path,
+    policy: str,
+    layout_name: str | None,
+    master: str | None,
+    seed: int,
+    validation_fraction: float,
+    min_tokens: int,
+    no_title: bool,
+    no_dedupe: bool,
+    keep_case: bool,
+    keep_numbers: bool,
+    keep_urls: bool,
+) -> None:
+    """Clean and label reviews with Spark into train.txt, validation.txt, test.txt + manifest.json.
+
+    Example: sentiment prepare --input ../shared/data/amazon_review_full --output bucket/prepared
+    """
+    from rich.console import Console
+
+    from sentiment.errors import UsageError
+    from sentiment.prepare import prepare, resolve_inputs
+    from sentiment.prepare.job import start_spark
+
+    if not 0 <= validation_fraction < 1:
+        raise UsageError("--validation-fraction must be at least 0 and below 1.")
+    settings = ctx.obj.settings.replace(spark_master=master)
+    console = Console(stderr=True)
+    sources = resolve_inputs(list(inputs), layout_name, settings.cache_dir)
+    options = RowOptions(
+        cleaning=Cleaning(lowercase=not keep_case, numbers=not keep_numbers, urls=not keep_urls),
+        include_title=not no_title,
+        min_tokens=min_tokens,
+        dedupe=not no_dedupe,
+    )
+    with console.status("starting Spark"):
+        spark = start_spark(settings)
+    try:
+        with console.status("preparing") as status:
+            manifest = prepare(
+                sources,
+                output,
+                spark=spark,
+                policy=parse_policy(policy),
+                options=options,
+                seed=seed,
+                validation_fraction=validation_fraction,
+                progress=lambda msg: (status.update(msg), console.log(msg)),
+            )
+    finally:
+        spark.stop()
+    click.echo(
+        f"Wrote {manifest['rows_written']:,} of {manifest['rows_read']:,} rows to {output} "
+        f"({manifest['elapsed_seconds']:.1f}s); dropped {manifest['dropped']}, "
+        f"rejected {manifest['rejected']}."
+    )
