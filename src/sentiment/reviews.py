@@ -123,8 +123,7 @@ def source_split_of(path: Path) -> str:
 def read_lines(path: Path) -> Iterator[str]:
     """Physical lines of a CSV as text; undecodable bytes become U+FFFD (then rejected)."""
     with open(path, encoding="utf-8", errors="replace", newline="") as fh:
-        for line in fh:
-            yield line
+        yield from fh
 
 
 def clean_file(

@@ -157,7 +157,7 @@ def prepare(
     *,
     spark: Any,
     policy: Policy = Policy.BINARY,
-    options: RowOptions = RowOptions(),
+    options: RowOptions | None = None,
     seed: int = 1,
     validation_fraction: float = 0.1,
     progress: Callable[[str], None] | None = None,
@@ -167,6 +167,7 @@ def prepare(
     from pyspark.sql import functions as F
 
     started = time.monotonic()
+    options = options or RowOptions()
     say = progress or (lambda _msg: None)
     schema = "split string, label string, text string, reason string, raw string, input string"
     lines = spark.read.text([str(s.path.resolve()) for s in sources]).select(
