@@ -125,7 +125,8 @@ def _clean_batches(
             values = batch.column(0).to_pylist()
             files = batch.column(1).to_pylist()
             out: dict[str, list[Any]] = {k: [] for k in COLUMNS}
-            for line, file in zip(values, files, strict=True):
+            for data, file in zip(values, files, strict=True):
+                line = data.decode("utf-8", errors="replace")
                 source = by_path[_local(file)]
                 fields, reason = parse_line(line)
                 label, text = None, ""
@@ -171,7 +172,9 @@ def prepare(
     say = progress or (lambda _msg: None)
     schema = "split string, label string, text string, reason string, raw string, input string"
     lines = spark.read.text([str(s.path.resolve()) for s in sources]).select(
-        F.col("value"), F.input_file_name().alias("file")
+        # As bytes: undecodable input must reach parse_line (as U+FFFD) rather than crash Arrow.
+        F.col("value").cast("binary"),
+        F.input_file_name().alias("file"),
     )
     cleaned = lines.mapInArrow(
         _clean_batches(sources, policy, options, seed, validation_fraction), schema

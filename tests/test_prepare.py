@@ -1,0 +1,231 @@
+"""The prepare stage on a real Spark session (one per test session) and the shared data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import FULL, POLARITY, REPO
+from sentiment import layout
+from sentiment.config import Settings
+from sentiment.errors import DataError, InputNotFound
+from sentiment.labels import Layout, Policy
+from sentiment.prepare import prepare, resolve_inputs
+from sentiment.prepare.job import start_spark
+from sentiment.reviews import RowOptions, clean_file
+
+pytestmark = pytest.mark.spark
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    session = start_spark(Settings().replace(spark_driver_memory="1g"), master="local[2]")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def merged(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """Both shared datasets (full + polarity layouts, all splits) under the binary policy."""
+    out = tmp_path_factory.mktemp("merged") / "prepared"
+    sources = resolve_inputs([FULL, POLARITY], None, out.parent / "cache")
+    return out, prepare(sources, out, spark=spark, policy=Policy.BINARY)
+
+
+def _lines(folder: Path) -> dict[str, list[str]]:
+    return {s: (folder / n).read_text().splitlines() for s, n in layout.PREPARED_SPLITS.items()}
+
+
+def test_spark_and_python_paths_agree_on_every_shared_row(
+    merged: tuple[Path, dict[str, Any]],
+) -> None:
+    out, manifest = merged
+    python: dict[str, set[str]] = {}
+    read = 0
+    for source in resolve_inputs([FULL, POLARITY], None, out.parent / "cache"):
+        for _raw, label, text, reason in clean_file(source.path, source.layout, Policy.BINARY):
+            read += 1
+            if reason is None:
+                python.setdefault(text, set()).add(f"__label__{label} {text}")
+    spark_lines = [line for lines in _lines(out).values() for line in lines]
+    assert manifest["rows_read"] == read
+    assert {line.split(" ", 1)[1] if " " in line else "" for line in spark_lines} == set(python)
+    for line in spark_lines:
+        text = line.split(" ", 1)[1]
+        assert line in python[text]
+    assert manifest["rows_written"] == len(spark_lines) == len(python)
+
+
+def test_manifest_accounts_for_every_row(merged: tuple[Path, dict[str, Any]]) -> None:
+    out, manifest = merged
+    on_disk = json.loads((out / layout.MANIFEST).read_text())
+    assert on_disk == manifest
+    written = sum(sum(c.values()) for c in manifest["counts"].values())
+    assert manifest["rows_read"] == written + sum(manifest["dropped"].values()) + sum(
+        manifest["rejected"].values()
+    )
+    # Full's 3-star rows are dropped by the binary policy; both layouts are present.
+    assert manifest["dropped"]["dropped_by_policy"] == 1063 + sum(
+        1 for r in open(FULL / "test.csv") if r.startswith('"3"')
+    )
+    assert {i["layout"] for i in manifest["inputs"]} == {"full", "polarity"}
+    assert all(len(i["sha256"]) == 64 and i["size"] > 0 for i in manifest["inputs"])
+    assert manifest["labels"] == ["negative", "positive"]
+    assert manifest["cleaning"]["include_title"] is True
+    for key in ("policy", "seed", "validation_fraction", "elapsed_seconds", "version"):
+        assert key in manifest
+
+
+def test_splits_share_no_text_and_lines_are_well_formed(
+    merged: tuple[Path, dict[str, Any]],
+) -> None:
+    out, manifest = merged
+    lines = _lines(out)
+    texts = {s: {line.split(" ", 1)[1] for line in ls} for s, ls in lines.items()}
+    assert not texts["train"] & texts["validation"]
+    assert not texts["train"] & texts["test"]
+    assert not texts["validation"] & texts["test"]
+    assert 0.05 < len(lines["validation"]) / (len(lines["train"]) + len(lines["validation"])) < 0.15
+    for split_lines in lines.values():
+        for line in split_lines:
+            label, _, text = line.partition(" ")
+            assert label in ("__label__negative", "__label__positive")
+            assert text and "  " not in text and "\t" not in text and "__label__" not in text
+
+
+def test_split_is_deterministic_by_seed(spark: Any, tmp_path: Path) -> None:
+    sources = resolve_inputs([FULL / "test.csv"], None, tmp_path)
+    sources = [type(s)(s.path, s.layout, "train") for s in sources]
+    runs = []
+    for name, seed in (("a", 7), ("b", 7), ("c", 8)):
+        prepare(sources, tmp_path / name, spark=spark, seed=seed, validation_fraction=0.2)
+        runs.append({s: sorted(ls) for s, ls in _lines(tmp_path / name).items()})
+    assert runs[0] == runs[1]
+    assert runs[0]["validation"] != runs[2]["validation"]
+
+
+BROKEN = (
+    '"5","Great","Loved it"\n'
+    '"1","Bad","Broke in a day"\n'
+    '"4","only two columns"\n'
+    '"9","Odd","label nine"\n'
+    '"2","Meh","bad \xff\xfe bytes"\n'
+    '"3","Fine","middling"\n'
+    '"1","Open","never closed\n'
+    '"5","Best","works, ""really"" well"\n'
+)
+
+
+def test_broken_file_rows_are_counted_and_kept(spark: Any, tmp_path: Path) -> None:
+    data = tmp_path / "train.csv"
+    data.write_bytes(BROKEN.encode("latin-1"))
+    out = tmp_path / "out"
+    manifest = prepare(
+        resolve_inputs([data], "full", tmp_path), out, spark=spark, validation_fraction=0
+    )
+    assert manifest["rows_read"] == 8
+    assert manifest["rejected"] == {
+        "wrong_column_count": 1,
+        "label_outside_layout": 1,
+        "undecodable_bytes": 1,
+        "unterminated_quote": 1,
+    }
+    assert manifest["dropped"] == {"dropped_by_policy": 1}
+    assert manifest["counts"]["train"] == {"negative": 1, "positive": 2}
+    assert '__label__positive best works , " really " well' in _lines(out)["train"]
+    rejects = [
+        json.loads(line)
+        for part in (out / layout.REJECTS_DIR).glob("part-*")
+        for line in part.read_text().splitlines()
+    ]
+    assert sorted(r["reason"] for r in rejects) == sorted(manifest["rejected"])
+    assert any("never closed" in r["raw"] for r in rejects)
+
+
+def test_failed_run_keeps_the_older_good_output(spark: Any, tmp_path: Path) -> None:
+    good = tmp_path / "train.csv"
+    good.write_text('"5","Great","Loved it"\n"1","Bad","Broke"\n')
+    out = tmp_path / "out"
+    prepare(resolve_inputs([good], None, tmp_path), out, spark=spark, validation_fraction=0)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    bad = tmp_path / "bad" / "train.csv"
+    bad.parent.mkdir()
+    bad.write_text('"3","Fine","middling"\n"7","x","y"\n')
+    with pytest.raises(DataError, match="No rows left"):
+        prepare(resolve_inputs([bad], "full", tmp_path), out, spark=spark)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_layout_detection_and_explicit_option(tmp_path: Path) -> None:
+    assert {s.layout for s in resolve_inputs([FULL], None, tmp_path)} == {Layout.FULL}
+    assert {s.layout for s in resolve_inputs([POLARITY], None, tmp_path)} == {Layout.POLARITY}
+    assert {s.layout for s in resolve_inputs([POLARITY], "full", tmp_path)} == {Layout.FULL}
+    assert [s.split for s in resolve_inputs([FULL], None, tmp_path)] == ["train", "test"]
+    empty = tmp_path / "x.csv"
+    empty.write_text('"a","b","c"\n')
+    with pytest.raises(DataError, match="--layout"):
+        resolve_inputs([empty], None, tmp_path)
+    with pytest.raises(InputNotFound):
+        resolve_inputs([tmp_path / "missing"], None, tmp_path)
+
+
+def test_row_options_round_trip() -> None:
+    options = RowOptions(include_title=False, min_tokens=3)
+    assert RowOptions.from_dict(options.to_dict()) == options
+
+
+def test_tgz_input(spark: Any, tmp_path: Path) -> None:
+    pytest.importorskip("sentiment.datasets", reason="sentiment.datasets is not written yet")
+    import tarfile
+
+    archive = tmp_path / "amazon_review_polarity_csv.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(POLARITY / "test.csv", arcname="amazon_review_polarity_csv/test.csv")
+        tar.add(POLARITY / "test.csv", arcname="amazon_review_polarity_csv/train.csv")
+    sources = resolve_inputs([archive], None, tmp_path / "cache")
+    manifest = prepare(sources, tmp_path / "out", spark=spark)
+    assert manifest["rows_read"] == 2 * sum(1 for _ in open(POLARITY / "test.csv"))
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sentiment", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+
+
+def test_cli_missing_input_is_a_clear_error(tmp_path: Path) -> None:
+    result = _cli("prepare", "--input", str(tmp_path / "nope.csv"), "--output", str(tmp_path / "o"))
+    assert result.returncode == 3
+    assert "Error: Input" in result.stderr and "does not exist" in result.stderr
+
+
+def test_cli_prepares_a_file(tmp_path: Path) -> None:
+    data = tmp_path / "train.csv"
+    data.write_text("".join(open(FULL / "test.csv").readlines()[:300]))
+    out = tmp_path / "out"
+    result = _cli(
+        "prepare",
+        "--input",
+        str(data),
+        "--output",
+        str(out),
+        "--policy",
+        "stars",
+        "--master",
+        "local[1]",
+    )
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((out / layout.MANIFEST).read_text())
+    assert manifest["policy"] == "stars" and manifest["rows_read"] == 300
+    assert (out / layout.TRAIN_FILE).read_text().startswith("__label__")
