@@ -71,9 +71,10 @@ def test_manifest_accounts_for_every_row(merged: tuple[Path, dict[str, Any]]) ->
         manifest["rejected"].values()
     )
     # Full's 3-star rows are dropped by the binary policy; both layouts are present.
-    assert manifest["dropped"]["dropped_by_policy"] == 1063 + sum(
-        1 for r in open(FULL / "test.csv") if r.startswith('"3"')
-    )
+    threes = (FULL / "test.csv").read_text().count('\n"3",') + (
+        FULL / "test.csv"
+    ).read_text().startswith('"3"')
+    assert manifest["dropped"]["dropped_by_policy"] == 1063 + threes
     assert {i["layout"] for i in manifest["inputs"]} == {"full", "polarity"}
     assert all(len(i["sha256"]) == 64 and i["size"] > 0 for i in manifest["inputs"])
     assert manifest["labels"] == ["negative", "positive"]
@@ -85,7 +86,7 @@ def test_manifest_accounts_for_every_row(merged: tuple[Path, dict[str, Any]]) ->
 def test_splits_share_no_text_and_lines_are_well_formed(
     merged: tuple[Path, dict[str, Any]],
 ) -> None:
-    out, manifest = merged
+    out, _ = merged
     lines = _lines(out)
     texts = {s: {line.split(" ", 1)[1] for line in ls} for s, ls in lines.items()}
     assert not texts["train"] & texts["validation"]
@@ -191,7 +192,7 @@ def test_tgz_input(spark: Any, tmp_path: Path) -> None:
         tar.add(POLARITY / "test.csv", arcname="amazon_review_polarity_csv/train.csv")
     sources = resolve_inputs([archive], None, tmp_path / "cache")
     manifest = prepare(sources, tmp_path / "out", spark=spark)
-    assert manifest["rows_read"] == 2 * sum(1 for _ in open(POLARITY / "test.csv"))
+    assert manifest["rows_read"] == 2 * (POLARITY / "test.csv").read_text().count("\n")
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -212,7 +213,7 @@ def test_cli_missing_input_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_cli_prepares_a_file(tmp_path: Path) -> None:
     data = tmp_path / "train.csv"
-    data.write_text("".join(open(FULL / "test.csv").readlines()[:300]))
+    data.write_text("".join((FULL / "test.csv").read_text().splitlines(keepends=True)[:300]))
     out = tmp_path / "out"
     result = _cli(
         "prepare",

@@ -29,7 +29,11 @@ def test_normalize_rules(raw: str, expected: str) -> None:
 
 @pytest.mark.parametrize("raw", ["__label__positive great", "x __label__neg", "a ___label__b"])
 def test_user_text_never_makes_a_label_token(raw: str) -> None:
-    for cleaning in (DEFAULT_CLEANING, Cleaning(split_punctuation=False), Cleaning(lowercase=False)):
+    for cleaning in (
+        DEFAULT_CLEANING,
+        Cleaning(split_punctuation=False),
+        Cleaning(lowercase=False),
+    ):
         tokens = normalize(raw, cleaning).split(" ")
         assert not any(t.startswith("__label__") for t in tokens)
 
@@ -45,7 +49,10 @@ def test_rules_switch_off() -> None:
         "Visit HTTP : / / A . com 12 . 5 Now !"
     )
     assert normalize(raw, Cleaning(split_punctuation=False)) == "visit _url_ _num_ now!"
-    assert normalize("&amp;\\n", Cleaning(unescape_html=False, literal_newlines=False)) == "& amp ; \\ n"
+    assert (
+        normalize("&amp;\\n", Cleaning(unescape_html=False, literal_newlines=False))
+        == "& amp ; \\ n"
+    )
 
 
 def test_cleaning_round_trips_and_rejects_unknown() -> None:

@@ -104,6 +104,8 @@ def start_spark(settings: Settings, master: str | None = None, ui: bool = False)
         .config("spark.ui.enabled", str(ui).lower())
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "8")
+        # Small input splits, so even one CSV keeps every core busy in the Python stage.
+        .config("spark.sql.files.maxPartitionBytes", "16m")
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", "5000")
         .config("spark.python.worker.reuse", "true")
         .getOrCreate()
@@ -120,6 +122,7 @@ def _clean_batches(
     def run(batches: Iterator[Any]) -> Iterator[Any]:
         import pyarrow as pa
 
+        resolved: dict[str, Source] = {}  # input_file_name() URI -> source, resolved once
         arrow_schema = pa.schema([(name, pa.string()) for name in COLUMNS])
         for batch in batches:
             values = batch.column(0).to_pylist()
@@ -127,7 +130,7 @@ def _clean_batches(
             out: dict[str, list[Any]] = {k: [] for k in COLUMNS}
             for data, file in zip(values, files, strict=True):
                 line = data.decode("utf-8", errors="replace")
-                source = by_path[_local(file)]
+                source = resolved.get(file) or resolved.setdefault(file, by_path[_local(file)])
                 fields, reason = parse_line(line)
                 label, text = None, ""
                 if fields is not None:
