@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -97,7 +98,7 @@ def command(
                 options=options,
                 seed=seed,
                 validation_fraction=validation_fraction,
-                progress=lambda msg: (status.update(msg), console.log(msg)),
+                progress=lambda msg: _report(status, console, msg),
             )
     finally:
         spark.stop()
@@ -106,3 +107,8 @@ def command(
         f"({manifest['elapsed_seconds']:.1f}s); dropped {manifest['dropped']}, "
         f"rejected {manifest['rejected']}."
     )
+
+
+def _report(status: Any, console: Any, message: str) -> None:
+    status.update(message)
+    console.log(message)

@@ -134,7 +134,9 @@ def _clean_batches(
                 fields, reason = parse_line(line)
                 label, text = None, ""
                 if fields is not None:
-                    label, text, reason = clean_row(source.layout, *fields, policy, options)
+                    label, text, reason = clean_row(
+                        source.layout, fields[0], fields[1], fields[2], policy, options
+                    )
                 split = (
                     split_of(source.split, text, seed, fraction) if reason is None else source.split
                 )
