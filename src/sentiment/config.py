@@ -32,6 +32,9 @@ class Settings:
     bucket: str = "bucket"
     # Downloads (public datasets) and unpacked models are cached here.
     cache_dir: Path = field(default_factory=_default_cache)
+    # Base URL the public datasets are downloaded from (default: fast.ai's bucket); a mirror or
+    # a local server can stand in for it.
+    dataset_mirror: str = ""
     # Spark master for `prepare`: local mode on all cores unless told otherwise.
     spark_master: str = "local[*]"
     # Spark driver memory; local mode runs everything in the driver.
