@@ -19,7 +19,7 @@ from sentiment.text import Cleaning
     multiple=True,
     required=True,
     type=click.Path(path_type=Path),
-    help="CSV file, folder with train.csv/test.csv, or dataset .tgz (repeat to merge).",
+    help="CSV file, folder with train.csv/test.csv, dataset .tgz or dataset name (repeat to merge).",
 )
 @click.option("--output", required=True, type=click.Path(path_type=Path), help="Output folder.")
 @click.option(
@@ -79,7 +79,9 @@ def command(
         raise UsageError("--validation-fraction must be at least 0 and below 1.")
     settings = ctx.obj.settings.replace(spark_master=master)
     console = Console(stderr=True)
-    sources = resolve_inputs(list(inputs), layout_name, settings.cache_dir)
+    sources = resolve_inputs(
+        list(inputs), layout_name, settings.cache_dir, mirror=settings.dataset_mirror or None
+    )
     options = RowOptions(
         cleaning=Cleaning(lowercase=not keep_case, numbers=not keep_numbers, urls=not keep_urls),
         include_title=not no_title,

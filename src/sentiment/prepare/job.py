@@ -20,6 +20,7 @@ from typing import Any
 
 from sentiment import __version__, layout
 from sentiment.config import Settings
+from sentiment.datasets import DATASETS, extract_dataset, resolve_dataset
 from sentiment.errors import DataError, InputNotFound
 from sentiment.labels import Layout, Policy, detect_layout
 from sentiment.reviews import (
@@ -47,11 +48,16 @@ class Source:
     split: str
 
 
-def resolve_inputs(inputs: list[Path], layout_name: str | None, cache_dir: Path) -> list[Source]:
-    """The CSV files behind --input values (file, folder with train/test.csv, or .tgz)."""
+def resolve_inputs(
+    inputs: list[Path], layout_name: str | None, cache_dir: Path, *, mirror: str | None = None
+) -> list[Source]:
+    """The CSV files behind --input values (file, folder with train/test.csv, .tgz, or dataset name)."""
     sources: list[Source] = []
     for given in inputs:
         path = Path(given)
+        if not path.exists() and str(given) in DATASETS:
+            # A dataset name: fetched into the cache once (verified), then read from there.
+            path = resolve_dataset(str(given), cache_dir, download=True, mirror=mirror)
         if not path.exists():
             raise InputNotFound(
                 f"Input {str(path)!r} does not exist.",
@@ -59,8 +65,6 @@ def resolve_inputs(inputs: list[Path], layout_name: str | None, cache_dir: Path)
                 "(sentiment datasets download fetches it).",
             )
         if path.is_file() and path.name.endswith((".tgz", ".tar.gz")):
-            from sentiment.datasets import extract_dataset
-
             path = extract_dataset(path, cache_dir)
         if path.is_dir():
             files = [path / n for n in ("train.csv", "test.csv") if (path / n).is_file()]
