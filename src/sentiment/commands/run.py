@@ -1,0 +1,158 @@
+"""`sentiment run`: the whole pipeline, prepare → train → evaluate → up, in one command.
+
+Everything lands under one output folder, which is also the run's bucket:
+
+    OUT/prepared/            train.txt, validation.txt, test.txt, manifest.json, rejects/
+    OUT/JOB/job.json         the training job's record (per-epoch metrics)
+    OUT/JOB/output/model.tar.gz
+    OUT/JOB/evaluation/      report.html, report.json and plots for the prepared test split
+    OUT/JOB/evaluation-NAME/ one more report per --eval file
+
+so `sentiment --bucket OUT jobs list` and `sentiment --bucket OUT serve --model JOB` find them.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from sentiment import layout
+from sentiment.labels import Policy, parse_policy
+
+
+@click.command()
+@click.option(
+    "--input",
+    "inputs",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Reviews: CSV, folder with train.csv/test.csv, .tgz or dataset name (repeat to merge).",
+)
+@click.option(
+    "--output",
+    default="work",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Folder for everything the run makes.",
+)
+@click.option(
+    "--policy",
+    default=Policy.BINARY.value,
+    type=click.Choice([p.value for p in Policy]),
+    help="Label policy.",
+)
+@click.option(
+    "--hp",
+    "hp",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Hyperparameter over the pipeline's defaults (repeatable).",
+)
+@click.option("--job-name", help="Training job name (default blazingtext-<time>).")
+@click.option(
+    "--eval",
+    "evals",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Also evaluate on this test file (prepared or raw CSV); repeatable.",
+)
+@click.option("--master", help="Spark master for prepare (default local[*]).")
+@click.option(
+    "--serve/--no-serve",
+    default=True,
+    help="End by starting the endpoint and the API (default) or stop after the report.",
+)
+@click.pass_context
+def command(
+    ctx: click.Context,
+    inputs: tuple[Path, ...],
+    output: Path,
+    policy: str,
+    hp: tuple[str, ...],
+    job_name: str | None,
+    evals: tuple[Path, ...],
+    master: str | None,
+    serve: bool,
+) -> None:
+    """Run the whole pipeline: prepare, train, evaluate, then serve the API and web page.
+
+    Example: sentiment run --input ../shared/data/amazon_review_full --output work
+    """
+    from sentiment.evaluate import evaluate_model
+    from sentiment.hyperparams import PIPELINE_DEFAULTS, parse_cli_pairs
+    from sentiment.jobs import default_job_name, run_training
+    from sentiment.prepare import prepare, resolve_inputs
+    from sentiment.prepare.job import start_spark
+    from sentiment.storage import open_bucket
+
+    settings = ctx.obj.settings.replace(bucket=str(output), spark_master=master)
+    console = Console(stderr=True)
+    started = time.monotonic()
+    hyperparameters = {**PIPELINE_DEFAULTS, **parse_cli_pairs(hp)}
+    name = job_name or default_job_name()
+
+    console.rule("[bold]1/4 prepare")
+    sources = resolve_inputs(
+        list(inputs), None, settings.cache_dir, mirror=settings.dataset_mirror or None
+    )
+    prepared = output / "prepared"
+    with console.status("starting Spark"):
+        spark = start_spark(settings)
+    try:
+        with console.status("preparing") as status:
+            manifest = prepare(
+                sources,
+                prepared,
+                spark=spark,
+                policy=parse_policy(policy),
+                progress=lambda message: status.update(f"preparing: {message}"),
+            )
+    finally:
+        spark.stop()
+    console.print(
+        f"prepared {manifest['rows_written']:,} of {manifest['rows_read']:,} rows into {prepared} "
+        f"(dropped {sum(manifest['dropped'].values()):,}, rejected {sum(manifest['rejected'].values()):,})"
+    )
+
+    console.rule("[bold]2/4 train")
+    bucket = open_bucket(output)
+    record = run_training(
+        train=prepared / layout.TRAIN_FILE,
+        validation=prepared / layout.VALIDATION_FILE,
+        bucket=bucket,
+        job_name=name,
+        hyperparameters=hyperparameters,
+        settings=settings,
+        console=console,
+    )
+    console.print(f"trained {name}: {bucket.local_path(layout.model_archive_key(name))}")
+
+    console.rule("[bold]3/4 evaluate")
+    reports = [(prepared / layout.TEST_FILE, output / name / "evaluation")]
+    reports += [(path, output / name / f"evaluation-{_stem(path)}") for path in evals]
+    for test, folder in reports:
+        report = evaluate_model(
+            name, test, folder, bucket=bucket, settings=settings, console=console
+        )
+        console.print(
+            f"accuracy {report['metrics']['accuracy']:.4f} on {test}: report at {folder / 'report.html'}"
+        )
+
+    minutes = (time.monotonic() - started) / 60
+    best = record.get("final_metrics", {}).get("validation_accuracy")
+    console.print(f"pipeline done in {minutes:.1f} min; validation accuracy {best}")
+    if not serve:
+        return
+    console.rule("[bold]4/4 serve")
+    from sentiment.api.up import run_stack
+
+    run_stack(name, settings=settings, console=console)
+
+
+def _stem(path: Path) -> str:
+    parent = path.parent.name
+    return f"{parent}-{path.stem}" if parent else path.stem
