@@ -1,0 +1,381 @@
+"""fastText's dictionary and line encoding, over whole files at once.
+
+A training file is read as bytes and scanned by a numba kernel into tokens (fastText's
+whitespace rules, an end-of-sentence token `</s>` at each newline). Each token gets two hashes:
+fastText's 32-bit FNV-1a (bytes sign-extended before the xor, as fastText's `int8_t` cast does),
+which feeds the word n-gram buckets, and a 64-bit FNV-1a that identifies the word (so the
+vocabulary is built with numpy instead of a Python dict per token).
+
+Encoding a line follows fastText's `Dictionary::getLine` for supervised mode: known words
+give their id, labels their label index, unknown words nothing; every word token (known or
+not, `</s>` included) contributes its 32-bit hash to the n-gram list, and n-gram ids are
+`nwords + (h % buckets)` with `h = h * 116049371 + hash` in 64-bit unsigned arithmetic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numba
+import numpy as np
+
+from sentiment.errors import DataError
+
+LABEL_PREFIX = b"__label__"
+EOS = b"</s>"
+WORD, LABEL = 0, 1
+_WHITESPACE = (
+    32,
+    10,
+    13,
+    9,
+    11,
+    12,
+    0,
+)  # ' ' '\n' '\r' '\t' '\v' '\f' '\0', as fastText's readWord
+
+
+@numba.njit(cache=True)
+def _is_space(c: int) -> bool:
+    return c == 32 or c == 10 or c == 13 or c == 9 or c == 11 or c == 12 or c == 0
+
+
+@numba.njit(cache=True)
+def _hash32(buf: np.ndarray, start: int, end: int) -> np.int32:
+    h = np.uint32(2166136261)
+    for i in range(start, end):
+        b = np.int32(np.int8(buf[i]))  # sign-extend, as fastText's uint32_t(int8_t(c))
+        h = np.uint32(h ^ np.uint32(b & 0xFFFFFFFF))
+        h = np.uint32(h * np.uint32(16777619))
+    return np.int32(h)
+
+
+@numba.njit(cache=True)
+def _hash64(buf: np.ndarray, start: int, end: int) -> np.uint64:
+    h = np.uint64(14695981039346656037)
+    for i in range(start, end):
+        h = np.uint64(h ^ np.uint64(buf[i]))
+        h = np.uint64(h * np.uint64(1099511628211))
+    return h
+
+
+@numba.njit(cache=True)
+def _count_tokens(buf: np.ndarray) -> tuple[int, int]:
+    tokens = 0
+    lines = 0
+    inside = False
+    for i in range(buf.shape[0]):
+        c = buf[i]
+        if _is_space(c):
+            if inside:
+                tokens += 1
+                inside = False
+            if c == 10:
+                tokens += 1  # </s>
+                lines += 1
+        else:
+            inside = True
+    if inside:
+        tokens += 1
+        lines += 1  # last line without a newline
+    return tokens, lines
+
+
+@numba.njit(cache=True)
+def _scan(buf: np.ndarray, ntok: int, eos32: np.int32, eos64: np.uint64) -> tuple[np.ndarray, ...]:
+    """Tokens of `buf`: start offset (-1 for </s>), length, hash32, hash64, line number."""
+    starts = np.empty(ntok, np.int64)
+    lengths = np.empty(ntok, np.int32)
+    h32 = np.empty(ntok, np.int32)
+    h64 = np.empty(ntok, np.uint64)
+    line_of = np.empty(ntok, np.int64)
+    k = 0
+    line = 0
+    begin = -1
+    n = buf.shape[0]
+    for i in range(n + 1):
+        c = buf[i] if i < n else 10
+        if i < n and not _is_space(c):
+            if begin < 0:
+                begin = i
+            continue
+        if begin >= 0:
+            starts[k] = begin
+            lengths[k] = i - begin
+            h32[k] = _hash32(buf, begin, i)
+            h64[k] = _hash64(buf, begin, i)
+            line_of[k] = line
+            k += 1
+            begin = -1
+            if i == n:  # a last line without a newline gets no </s>, as in fastText's reader
+                line += 1
+                break
+        if i < n and c == 10:
+            starts[k] = -1
+            lengths[k] = 0
+            h32[k] = eos32
+            h64[k] = eos64
+            line_of[k] = line
+            k += 1
+            line += 1
+    return starts[:k], lengths[:k], h32[:k], h64[:k], line_of[:k]
+
+
+def _hash_bytes32(word: bytes) -> int:
+    h = 2166136261
+    for b in word:
+        h ^= (b - 256 if b > 127 else b) & 0xFFFFFFFF
+        h = (h * 16777619) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= (1 << 31) else h
+
+
+def _hash_bytes64(word: bytes) -> int:
+    h = 14695981039346656037
+    for b in word:
+        h ^= b
+        h = (h * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+EOS32 = np.int32(_hash_bytes32(EOS))
+EOS64 = np.uint64(_hash_bytes64(EOS))
+
+
+@dataclass
+class Tokens:
+    """A scanned file: per-token hashes and line numbers, plus the bytes to read words from."""
+
+    buf: np.ndarray
+    starts: np.ndarray
+    lengths: np.ndarray
+    h32: np.ndarray
+    h64: np.ndarray
+    line_of: np.ndarray
+    nlines: int
+
+    def word(self, index: int) -> bytes:
+        start = int(self.starts[index])
+        if start < 0:
+            return EOS
+        return self.buf[start : start + int(self.lengths[index])].tobytes()
+
+
+def scan_file(path: Path) -> Tokens:
+    """Read and tokenize a training/validation file."""
+    try:
+        buf = np.fromfile(path, dtype=np.uint8)
+    except OSError as err:
+        raise DataError(f"Cannot read {path}: {err}.") from None
+    ntok, nlines = _count_tokens(buf)
+    starts, lengths, h32, h64, line_of = _scan(buf, ntok, EOS32, EOS64)
+    return Tokens(buf, starts, lengths, h32, h64, line_of, nlines)
+
+
+@dataclass
+class Dictionary:
+    """fastText's dictionary: words (count >= min_count) then labels, each by count descending."""
+
+    words: list[bytes]  # words first, then labels, in id order
+    counts: np.ndarray  # int64, same order
+    nwords: int
+    nlabels: int
+    ntokens: int
+    keys: np.ndarray  # sorted uint64 word keys (hash64) ...
+    key_ids: np.ndarray  # ... and the dictionary id (or -1) of each
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(w.decode("utf-8", "replace") for w in self.words[self.nwords :])
+
+    def types(self) -> np.ndarray:
+        out = np.zeros(len(self.words), np.int8)
+        out[self.nwords :] = LABEL
+        return out
+
+
+def build_dictionary(tokens: Tokens, min_count: int, *, min_count_label: int = 1) -> Dictionary:
+    """Count the words of a scanned file and keep those fastText would keep."""
+    if tokens.h64.size == 0:
+        raise DataError(
+            "The training file is empty.",
+            hint="Run `sentiment prepare` first, or check the --train path.",
+        )
+    keys, first, inverse, counts = np.unique(
+        tokens.h64, return_index=True, return_inverse=True, return_counts=True
+    )
+    del inverse
+    is_label = np.zeros(keys.size, np.bool_)
+    texts: list[bytes] = []
+    for u, index in enumerate(first):
+        word = tokens.word(int(index))
+        texts.append(word)
+        is_label[u] = word.startswith(LABEL_PREFIX)
+    keep_word = (~is_label) & (counts >= min_count)
+    keep_label = is_label & (counts >= min_count_label)
+    if not keep_label.any():
+        raise DataError(
+            "The training file has no labels (`__label__name` tokens).",
+            hint="Give a file in BlazingText's format, as `sentiment prepare` writes it.",
+        )
+    # fastText sorts words before labels, each by count, most frequent first; equal counts keep
+    # the order of first appearance.
+    order_words = np.flatnonzero(keep_word)
+    order_words = order_words[np.lexsort((first[order_words], -counts[order_words]))]
+    order_labels = np.flatnonzero(keep_label)
+    order_labels = order_labels[np.lexsort((first[order_labels], -counts[order_labels]))]
+    order = np.concatenate([order_words, order_labels])
+    key_ids = np.full(keys.size, -1, np.int32)
+    key_ids[order] = np.arange(order.size, dtype=np.int32)
+    return Dictionary(
+        words=[texts[u] for u in order],
+        counts=counts[order].astype(np.int64),
+        nwords=int(order_words.size),
+        nlabels=int(order_labels.size),
+        ntokens=int(tokens.h64.size),
+        keys=keys,
+        key_ids=key_ids,
+    )
+
+
+def dictionary_from_entries(
+    words: list[bytes], counts: np.ndarray, types: np.ndarray, ntokens: int
+) -> Dictionary:
+    """A dictionary read back from a fastText .bin (words then labels)."""
+    hashes = np.array([_hash_bytes64(w) for w in words], dtype=np.uint64)
+    order = np.argsort(hashes)
+    nwords = int((types == WORD).sum())
+    return Dictionary(
+        words=list(words),
+        counts=np.asarray(counts, np.int64),
+        nwords=nwords,
+        nlabels=len(words) - nwords,
+        ntokens=ntokens,
+        keys=hashes[order],
+        key_ids=order.astype(np.int32),
+    )
+
+
+@dataclass
+class Encoded:
+    """Lines as model input: ids per line (words + n-grams), labels per line, tokens per line."""
+
+    line_ptr: np.ndarray  # int64, nlines + 1
+    ids: np.ndarray  # int32
+    label_ptr: np.ndarray  # int64, nlines + 1
+    labels: np.ndarray  # int32 (label index, 0..nlabels-1)
+    ntok: np.ndarray  # int32 tokens read per line (for the learning-rate schedule)
+
+    @property
+    def nlines(self) -> int:
+        return int(self.line_ptr.size - 1)
+
+    @property
+    def ntokens(self) -> int:
+        return int(self.ntok.sum())
+
+
+@numba.njit(cache=True)
+def _encode(
+    tok_id: np.ndarray,
+    tok_label: np.ndarray,
+    h32: np.ndarray,
+    line_of: np.ndarray,
+    nlines: int,
+    nwords: int,
+    word_ngrams: int,
+    buckets: int,
+) -> tuple[np.ndarray, ...]:
+    n = tok_id.shape[0]
+    # Upper bounds: every token an id plus (word_ngrams - 1) n-grams.
+    cap = n * max(1, word_ngrams)
+    ids = np.empty(cap, np.int32)
+    labels = np.empty(n, np.int32)
+    line_ptr = np.zeros(nlines + 1, np.int64)
+    label_ptr = np.zeros(nlines + 1, np.int64)
+    ntok = np.zeros(nlines, np.int32)
+    hashes = np.empty(n, np.int32)
+    k = 0
+    m = 0
+    i = 0
+    line = 0
+    while i < n and line < nlines:
+        j = i
+        while j < n and line_of[j] == line:
+            j += 1
+        nh = 0
+        for t in range(i, j):
+            if tok_label[t]:
+                if tok_id[t] >= 0:
+                    labels[m] = tok_id[t] - nwords
+                    m += 1
+            else:
+                if tok_id[t] >= 0:
+                    ids[k] = tok_id[t]
+                    k += 1
+                hashes[nh] = h32[t]
+                nh += 1
+        if buckets > 0:
+            for a in range(nh):
+                h = np.uint64(np.int64(hashes[a]))
+                for b in range(a + 1, min(nh, a + word_ngrams)):
+                    h = np.uint64(h * np.uint64(116049371) + np.uint64(np.int64(hashes[b])))
+                    ids[k] = nwords + np.int32(h % np.uint64(buckets))
+                    k += 1
+        ntok[line] = j - i
+        line += 1
+        line_ptr[line] = k
+        label_ptr[line] = m
+        i = j
+    for rest in range(line + 1, nlines + 1):  # trailing lines without tokens
+        line_ptr[rest] = k
+        label_ptr[rest] = m
+    return line_ptr, ids[:k].copy(), label_ptr, labels[:m].copy(), ntok
+
+
+def encode(tokens: Tokens, dictionary: Dictionary, word_ngrams: int, buckets: int) -> Encoded:
+    """Model input for every line of a scanned file, with this dictionary."""
+    pos = np.searchsorted(dictionary.keys, tokens.h64)
+    pos = np.minimum(pos, dictionary.keys.size - 1)
+    found = dictionary.keys[pos] == tokens.h64
+    tok_id = np.where(found, dictionary.key_ids[pos], -1).astype(np.int32)
+    # A token's type comes from the dictionary when known, else from its prefix.
+    tok_label = np.zeros(tok_id.size, np.bool_)
+    known = tok_id >= 0
+    tok_label[known] = tok_id[known] >= dictionary.nwords
+    unknown = np.flatnonzero(~known)
+    if unknown.size:
+        prefix = np.frombuffer(LABEL_PREFIX, np.uint8)
+        starts = tokens.starts[unknown]
+        ok = (starts >= 0) & (tokens.lengths[unknown] >= prefix.size)
+        cand = unknown[ok]
+        if cand.size:
+            offsets = tokens.starts[cand][:, None] + np.arange(prefix.size)[None, :]
+            tok_label[cand] = (tokens.buf[offsets] == prefix).all(axis=1)
+    line_ptr, ids, label_ptr, labels, ntok = _encode(
+        tok_id,
+        tok_label,
+        tokens.h32,
+        tokens.line_of,
+        tokens.nlines,
+        dictionary.nwords,
+        word_ngrams,
+        buckets,
+    )
+    return Encoded(line_ptr, ids, label_ptr, labels, ntok)
+
+
+def encode_texts(
+    texts: list[str], dictionary: Dictionary, word_ngrams: int, buckets: int
+) -> Encoded:
+    """Model input for texts given in memory, each ending with `</s>` as fastText's predict adds."""
+    data = "".join(t.replace("\n", " ") + "\n" for t in texts).encode()
+    buf = np.frombuffer(data, np.uint8).copy()
+    ntok, _ = _count_tokens(buf)
+    starts, lengths, h32, h64, line_of = _scan(buf, ntok, EOS32, EOS64)
+    return encode(
+        Tokens(buf, starts, lengths, h32, h64, line_of, len(texts)),
+        dictionary,
+        word_ngrams,
+        buckets,
+    )

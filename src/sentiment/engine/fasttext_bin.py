@@ -1,0 +1,170 @@
+"""fastText's binary model format (`.bin`, version 12), written and read by us.
+
+The layout (fastText's `FastText::saveModel`): magic 793712314 and version 12 (int32); the
+arguments (int32 dim, ws, epoch, minCount, neg, wordNgrams, loss, model, bucket, minn, maxn,
+lrUpdateRate, then a float64 t); the dictionary (int32 size, nwords, nlabels, int64 ntokens,
+int64 pruneidx_size = -1, then per entry the word's bytes with a NUL, int64 count, int8 type);
+a quantization flag (0); the input matrix (int64 rows, int64 cols, float32 data); a
+quantization flag (0); the output matrix. Little-endian, as fastText writes on x86/ARM.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from sentiment.errors import ModelError
+from sentiment.storage import atomic_path
+
+MAGIC = 793712314
+VERSION = 12
+LOSS = {"hs": 1, "ns": 2, "softmax": 3, "ova": 4}
+MODEL_SUPERVISED = 3
+
+
+@dataclass
+class BinModel:
+    """What a fastText supervised `.bin` holds."""
+
+    dim: int
+    epoch: int
+    min_count: int
+    word_ngrams: int
+    loss: str
+    buckets: int
+    lr_update_rate: int
+    words: list[bytes]
+    counts: np.ndarray
+    types: np.ndarray
+    ntokens: int
+    wi: np.ndarray
+    wo: np.ndarray
+    minn: int = 0
+    maxn: int = 0
+
+    @property
+    def nwords(self) -> int:
+        return int((self.types == 0).sum())
+
+
+def write_bin(path: Path, model: BinModel) -> None:
+    """Write `model` as a fastText .bin, atomically."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as out:
+        out.write(struct.pack("<ii", MAGIC, VERSION))
+        out.write(
+            struct.pack(
+                "<12id",
+                model.dim,
+                5,  # ws (unused in supervised mode)
+                model.epoch,
+                model.min_count,
+                5,  # neg (unused with softmax)
+                model.word_ngrams,
+                LOSS[model.loss],
+                MODEL_SUPERVISED,
+                model.buckets,
+                model.minn,
+                model.maxn,
+                model.lr_update_rate,
+                1e-4,  # t (sampling threshold, unused in supervised mode)
+            )
+        )
+        nwords = model.nwords
+        out.write(
+            struct.pack(
+                "<iiiqq", len(model.words), nwords, len(model.words) - nwords, model.ntokens, -1
+            )
+        )
+        for word, count, kind in zip(model.words, model.counts, model.types, strict=True):
+            out.write(word + b"\0")
+            out.write(struct.pack("<qb", int(count), int(kind)))
+        out.write(b"\0")
+        _write_matrix(out, model.wi)
+        out.write(b"\0")
+        _write_matrix(out, model.wo)
+
+
+def _write_matrix(out: BinaryIO, matrix: np.ndarray) -> None:
+    rows, cols = matrix.shape
+    out.write(struct.pack("<qq", rows, cols))
+    out.write(np.ascontiguousarray(matrix, dtype="<f4").tobytes())
+
+
+def read_bin(path: Path) -> BinModel:
+    """Read a fastText supervised .bin (ours or one trained by fastText or SageMaker BlazingText)."""
+    try:
+        with open(path, "rb") as fh:
+            return _read(fh, path)
+    except (struct.error, ValueError, EOFError) as err:
+        raise ModelError(f"{path} is not a readable fastText model: {err}.") from None
+
+
+def _read(fh: BinaryIO, path: Path) -> BinModel:
+    magic, version = struct.unpack("<ii", fh.read(8))
+    if magic != MAGIC or version > VERSION:
+        raise ModelError(f"{path} is not a fastText model file (magic {magic}, version {version}).")
+    args = struct.unpack("<12id", fh.read(56))
+    (
+        dim,
+        _ws,
+        epoch,
+        min_count,
+        _neg,
+        word_ngrams,
+        loss,
+        model,
+        buckets,
+        minn,
+        maxn,
+        lr_update_rate,
+        _t,
+    ) = args
+    if model != MODEL_SUPERVISED:
+        raise ModelError(f"{path} is a word-vector model, not a text classifier.")
+    size, _nwords, _nlabels, ntokens, prune = struct.unpack("<iiiqq", fh.read(28))
+    words, counts, types = [], [], []
+    for _ in range(size):
+        word = bytearray()
+        while (c := fh.read(1)) not in (b"\0", b""):
+            word += c
+        count, kind = struct.unpack("<qb", fh.read(9))
+        words.append(bytes(word))
+        counts.append(count)
+        types.append(kind)
+    if prune > 0:
+        fh.read(prune * 8)
+    if fh.read(1) != b"\0":
+        raise ModelError(f"{path} is a quantized model (.ftz); give the full .bin.")
+    wi = _read_matrix(fh)
+    fh.read(1)
+    wo = _read_matrix(fh)
+    names = {v: k for k, v in LOSS.items()}
+    return BinModel(
+        dim=dim,
+        epoch=epoch,
+        min_count=min_count,
+        word_ngrams=word_ngrams,
+        loss=names.get(loss, "softmax"),
+        buckets=buckets,
+        lr_update_rate=lr_update_rate,
+        words=words,
+        counts=np.array(counts, np.int64),
+        types=np.array(types, np.int8),
+        ntokens=ntokens,
+        wi=wi,
+        wo=wo,
+        minn=minn,
+        maxn=maxn,
+    )
+
+
+def _read_matrix(fh: BinaryIO) -> np.ndarray:
+    rows, cols = struct.unpack("<qq", fh.read(16))
+    data = np.frombuffer(fh.read(rows * cols * 4), dtype="<f4")
+    if data.size != rows * cols:
+        raise EOFError("the file ends inside a matrix")
+    return data.reshape(rows, cols).astype(np.float32)
