@@ -19,6 +19,7 @@ from typing import Any
 from sentiment.errors import ConfigError
 
 ENV_PREFIX = "SENTIMENT_"
+SAGEMAKER_PORT = "SAGEMAKER_BIND_TO_PORT"
 
 
 def _default_cache() -> Path:
@@ -53,8 +54,26 @@ class Settings:
     api_keys: tuple[str, ...] = ()
     # Origins allowed by CORS on the API (comma-separated; "*" for any).
     cors_origins: tuple[str, ...] = ()
+    # Model the endpoint serves (job name, model.tar.gz, folder or .bin); empty = SageMaker's
+    # container layout, /opt/ml/model.
+    model: str = ""
+    # Where SageMaker puts the model inside a container.
+    sagemaker_model_dir: Path = Path("/opt/ml/model")
+    # Worker processes of the endpoint (each loads the model once).
+    serve_workers: int = 1
+    # Take instances as pre-tokenized text, as BlazingText does, instead of normalizing them.
+    serve_raw: bool = False
     # Token that protects the endpoint's admin routes (model update); empty = admin disabled.
     admin_token: str = ""
+    # Most texts one POST /sentiment may carry, and most UTF-8 bytes per text (AWS Comprehend's
+    # BatchDetectSentiment limits).
+    api_max_texts: int = 25
+    api_max_text_bytes: int = 5000
+    # Below this confidence the API answers "neutral" (0 = always the model's top label).
+    neutral_threshold: float = 0.0
+    # Seconds the API waits for the endpoint, and retries on connection errors / 503.
+    endpoint_timeout: float = 10.0
+    endpoint_retries: int = 2
     # Logging level for servers and jobs.
     log_level: str = "info"
 
@@ -78,6 +97,9 @@ class Settings:
             elif ENV_PREFIX + f.name.upper() in env:
                 raw = env[ENV_PREFIX + f.name.upper()]
                 values[f.name] = _coerce(f.name, raw, hints[f.name], source="environment")
+        # SageMaker tells a container which port to bind with its own variable.
+        if "serve_port" not in given and SAGEMAKER_PORT in env:
+            values["serve_port"] = _coerce("serve_port", env[SAGEMAKER_PORT], int, source="sagemaker")
         return cls(**values)
 
     def replace(self, **changes: Any) -> Settings:
@@ -90,7 +112,9 @@ class Settings:
 
 
 def _coerce(name: str, value: Any, hint: Any, *, source: str) -> Any:
-    where = f"SENTIMENT_{name.upper()}" if source == "environment" else f"--{name.replace('_', '-')}"
+    where = {"environment": f"SENTIMENT_{name.upper()}", "sagemaker": SAGEMAKER_PORT}.get(
+        source, f"--{name.replace('_', '-')}"
+    )
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         hint = next(a for a in typing.get_args(hint) if a is not type(None))
@@ -112,6 +136,11 @@ def _coerce(name: str, value: Any, hint: Any, *, source: str) -> Any:
             return int(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{where} must be a whole number, got {value!r}.") from None
+    if hint is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where} must be a number, got {value!r}.") from None
     if hint is Path:
         return Path(value).expanduser()
     return str(value)
