@@ -1,0 +1,46 @@
+"""`sentiment serve`: the SageMaker-compatible model endpoint."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.option(
+    "--model",
+    help="Job name, model.tar.gz, folder or fastText .bin (default: /opt/ml/model, as in SageMaker).",
+)
+@click.option("--host", help="Address to bind (default 127.0.0.1; env SENTIMENT_HOST).")
+@click.option(
+    "--port",
+    type=int,
+    help="Port (default 8080; env SENTIMENT_SERVE_PORT or SAGEMAKER_BIND_TO_PORT).",
+)
+@click.option(
+    "--workers", type=int, help="Worker processes, each with the model loaded (default 1)."
+)
+@click.option(
+    "--raw",
+    is_flag=True,
+    default=None,
+    help="Take instances as pre-tokenized text, as BlazingText does.",
+)
+@click.pass_context
+def command(
+    ctx: click.Context,
+    model: str | None,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    raw: bool | None,
+) -> None:
+    """Serve a model: GET /ping, POST /invocations (application/json, application/jsonlines), /metrics.
+
+    Example: sentiment serve --model work/blazingtext-2026-11-24-10-00-00/output/model.tar.gz --port 8080
+    """
+    from sentiment.serve import run_server
+
+    settings = ctx.obj.settings.replace(
+        model=model, host=host, serve_port=port, serve_workers=workers, serve_raw=raw
+    )
+    run_server(settings)

@@ -1,0 +1,207 @@
+"""The SageMaker-compatible model endpoint: `GET /ping`, `POST /invocations`, and extras.
+
+The contract is SageMaker BlazingText's for supervised models:
+
+- `application/json`: `{"instances": ["text", ...], "configuration": {"k": 2}}` →
+  `[{"label": ["__label__positive", ...], "prob": [0.97, ...]}, ...]`, one object per instance;
+- `application/jsonlines`: one `{"source": "text", "k": 3}` per line → one
+  `{"label": [...], "prob": [...]}` per line.
+
+HTTP is a thin skin: decode (codecs.py), predict with the one inference path
+(`sentiment.model.Model.predict`, which normalizes raw text as prepare did), encode. Every
+failure a client can cause is a `SentimentError` with its status and a JSON body; anything else
+is a bug and the only way to a 500.
+
+Extras: `GET /metrics` (Prometheus), `POST /admin/model` (swap the model without downtime,
+protected by a bearer token), `GET /` (what is loaded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from sentiment.config import Settings
+from sentiment.errors import Forbidden, SentimentError, Unauthorized, Unavailable, UsageError
+from sentiment.model import Model, load_model
+from sentiment.serve import codecs
+from sentiment.serve.metrics import Metrics
+
+log = logging.getLogger("sentiment.serve")
+
+# Batches this large are predicted in a worker thread so the event loop keeps answering.
+THREAD_BATCH = 64
+
+
+@dataclass
+class ModelSlot:
+    """The model being served. Swapping replaces the reference in one step; a request keeps
+    the model it started with, so requests in flight finish on the old one."""
+
+    model: Model | None = None
+    ref: str = ""
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class Endpoint:
+    def __init__(self, settings: Settings, model: Model | None, *, raw: bool | None = None) -> None:
+        self.settings = settings
+        self.slot = ModelSlot(model, settings.model)
+        self.raw = settings.serve_raw if raw is None else raw
+        self.metrics = Metrics()
+        if model is not None:
+            self.metrics.model_loaded(model)
+
+    async def ping(self, request: Request) -> Response:
+        if self.slot.model is None:
+            raise Unavailable("The model is not loaded yet.", hint="Retry in a moment.")
+        return Response(status_code=200)
+
+    async def invocations(self, request: Request) -> Response:
+        model = self.slot.model
+        if model is None:
+            raise Unavailable("The model is not loaded yet.", hint="Retry in a moment.")
+        kind = codecs.content_type(request.headers.get("content-type"))
+        body = await codecs.read_body(request, codecs.MAX_BODY_BYTES)
+        batch = codecs.decode(kind, body)
+        self.metrics.instances.observe(len(batch.texts))
+        if len(batch.texts) >= THREAD_BATCH:
+            predictions = await run_in_threadpool(_predict, model, batch, self.raw)
+        else:
+            predictions = _predict(model, batch, self.raw)
+        return Response(codecs.encode(kind, predictions), media_type=kind)
+
+    async def describe(self, request: Request) -> Response:
+        model = self.slot.model
+        return JSONResponse(
+            {"model": model.describe() if model else None, "ref": self.slot.ref, "raw": self.raw}
+        )
+
+    async def swap(self, request: Request) -> Response:
+        """POST /admin/model {"model": REF}: load REF off the event loop, then swap it in."""
+        self._authorize(request)
+        try:
+            data = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            raise UsageError(
+                'The body must be JSON: {"model": "<job name, model.tar.gz or .bin>"}.'
+            ) from None
+        ref = data.get("model") if isinstance(data, dict) else None
+        if not isinstance(ref, str) or not ref:
+            raise UsageError("Field 'model' must be a non-empty string naming a model.")
+        async with self.slot.lock:
+            from sentiment.storage import open_bucket
+
+            new = await run_in_threadpool(
+                load_model,
+                ref,
+                bucket=open_bucket(self.settings.bucket),
+                cache_dir=self.settings.cache_dir,
+            )
+            old = self.slot.model
+            self.slot.model, self.slot.ref = new, ref
+            self.metrics.model_loaded(new, old)
+        log.info(
+            "model swapped: %s -> %s (labels %s)",
+            old.name if old else None,
+            new.name,
+            ", ".join(new.classes),
+        )
+        return JSONResponse({"model": new.describe(), "previous": old.describe() if old else None})
+
+    async def metrics_route(self, request: Request) -> Response:
+        body, media_type = self.metrics.render()
+        return Response(body, media_type=media_type)
+
+    def _authorize(self, request: Request) -> None:
+        token = self.settings.admin_token
+        if not token:
+            raise Forbidden(
+                "Admin routes are disabled.",
+                hint="Start the endpoint with SENTIMENT_ADMIN_TOKEN set.",
+            )
+        given = request.headers.get("authorization", "")
+        if not given.startswith("Bearer "):
+            raise Unauthorized("Missing admin token.", hint="Send 'Authorization: Bearer <token>'.")
+        if given.removeprefix("Bearer ") != token:
+            raise Forbidden("Wrong admin token.")
+
+
+def _predict(model: Model, batch: codecs.Batch, raw: bool) -> list[Any]:
+    if batch.same_k:
+        return model.predict(batch.texts, k=min(batch.ks[0], len(model.labels)), raw=raw)
+    return [
+        model.predict([t], k=min(k, len(model.labels)), raw=raw)[0]
+        for t, k in zip(batch.texts, batch.ks, strict=True)
+    ]
+
+
+def create_app(
+    settings: Settings, model: Model | None = None, *, raw: bool | None = None
+) -> Starlette:
+    """The endpoint app for a loaded model (None: loaded at startup from settings.model)."""
+    endpoint = Endpoint(settings, model, raw=raw)
+
+    async def on_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, SentimentError)
+        return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 500)
+        return JSONResponse(
+            {"error": "http_error", "message": str(getattr(exc, "detail", exc))}, status_code=status
+        )
+
+    routes = [
+        Route("/ping", endpoint.ping, methods=["GET"]),
+        Route("/invocations", endpoint.invocations, methods=["POST"]),
+        Route("/metrics", endpoint.metrics_route, methods=["GET"]),
+        Route("/admin/model", endpoint.swap, methods=["POST"]),
+        Route("/", endpoint.describe, methods=["GET"]),
+    ]
+    from starlette.exceptions import HTTPException
+
+    app = Starlette(
+        routes=routes,
+        exception_handlers={SentimentError: on_error, HTTPException: on_http_error},
+        lifespan=_lifespan(endpoint) if model is None else None,
+    )
+    app.state.endpoint = endpoint
+    return endpoint.metrics.wrap(app)  # type: ignore[return-value]
+
+
+def _lifespan(endpoint: Endpoint) -> Any:
+    import contextlib
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> Any:
+        from sentiment.serve.server import resolve_model_ref
+        from sentiment.storage import open_bucket
+
+        settings = endpoint.settings
+        ref = resolve_model_ref(settings)
+        started = time.perf_counter()
+        model = await run_in_threadpool(
+            load_model, ref, bucket=open_bucket(settings.bucket), cache_dir=settings.cache_dir
+        )
+        endpoint.slot.model, endpoint.slot.ref = model, str(ref)
+        endpoint.metrics.model_loaded(model)
+        log.info(
+            "loaded model %s (labels: %s) in %.2fs",
+            model.name,
+            ", ".join(model.classes),
+            time.perf_counter() - started,
+        )
+        yield
+
+    return lifespan

@@ -1,0 +1,132 @@
+"""Request decoding and response encoding for `/invocations` (SageMaker BlazingText's formats)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.requests import ClientDisconnect, Request
+
+from sentiment.errors import PayloadTooLarge, UnsupportedMediaType, UsageError
+from sentiment.model import Prediction
+
+JSON = "application/json"
+JSONLINES = "application/jsonlines"
+ACCEPTED = (JSON, JSONLINES)
+# SageMaker's limit on an invocation payload.
+MAX_BODY_BYTES = 6 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Batch:
+    texts: list[str]
+    ks: list[int]
+
+    @property
+    def same_k(self) -> bool:
+        return len(set(self.ks)) <= 1
+
+
+def content_type(header: str | None) -> str:
+    kind = (header or "").split(";", 1)[0].strip().lower()
+    if kind in ("application/x-jsonlines", "application/jsonl"):
+        kind = JSONLINES
+    if kind not in ACCEPTED:
+        raise UnsupportedMediaType(
+            f"Content-Type {header or '(none)'!r} is not supported.",
+            hint=f'Send {JSON} ({{"instances": [...]}}) or {JSONLINES} (one {{"source": ...}} per line).',
+        )
+    return kind
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(
+            f"The body has {int(declared):,} bytes; the limit is {limit:,}.",
+            hint="Send fewer instances per request.",
+        )
+    chunks = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(
+                    f"The body exceeds {limit:,} bytes.", hint="Send fewer instances per request."
+                )
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise UsageError("The client disconnected before sending the whole body.") from None
+    return b"".join(chunks)
+
+
+def decode(kind: str, body: bytes) -> Batch:
+    if kind == JSON:
+        return _decode_json(body)
+    return _decode_jsonlines(body)
+
+
+def _decode_json(body: bytes) -> Batch:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as err:
+        raise UsageError(f"The body is not valid JSON: {err}.", field="body") from None
+    if not isinstance(data, dict):
+        raise UsageError(
+            'The body must be a JSON object: {"instances": ["text", ...]}.', field="body"
+        )
+    instances = data.get("instances")
+    if instances is None:
+        raise UsageError(
+            'Field "instances" is missing: send {"instances": ["text", ...]}.', field="instances"
+        )
+    if not isinstance(instances, list):
+        raise UsageError('Field "instances" must be a list of strings.', field="instances")
+    for i, item in enumerate(instances):
+        if not isinstance(item, str):
+            raise UsageError(
+                f"instances[{i}] must be a string, got {type(item).__name__}.",
+                field=f"instances[{i}]",
+            )
+    configuration = data.get("configuration") or {}
+    if not isinstance(configuration, dict):
+        raise UsageError(
+            'Field "configuration" must be an object like {"k": 2}.', field="configuration"
+        )
+    k = _k(configuration.get("k", 1), "configuration.k")
+    return Batch(list(instances), [k] * len(instances))
+
+
+def _decode_jsonlines(body: bytes) -> Batch:
+    texts: list[str] = []
+    ks: list[int] = []
+    for n, line in enumerate(body.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = orjson.loads(line)
+        except orjson.JSONDecodeError as err:
+            raise UsageError(f"Line {n} is not valid JSON: {err}.", field=f"line {n}") from None
+        if not isinstance(item, dict) or not isinstance(item.get("source"), str):
+            raise UsageError(
+                f'Line {n} must be an object with a string "source".', field=f"line {n}.source"
+            )
+        texts.append(item["source"])
+        ks.append(_k(item.get("k", 1), f"line {n}.k"))
+    return Batch(texts, ks)
+
+
+def _k(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UsageError(f"{name} must be a whole number of at least 1, got {value!r}.", field=name)
+    return value
+
+
+def encode(kind: str, predictions: Sequence[Prediction]) -> bytes:
+    if kind == JSON:
+        return orjson.dumps([p.to_sagemaker() for p in predictions])
+    return b"".join(orjson.dumps(p.to_sagemaker()) + b"\n" for p in predictions)
