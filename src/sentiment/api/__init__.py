@@ -1,0 +1,1 @@
+"""The public sentiment API and web page (`sentiment api`, `sentiment up`)."""

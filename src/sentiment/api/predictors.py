@@ -1,0 +1,199 @@
+"""Where the API gets probabilities from: a SageMaker-compatible endpoint, or a model in-process.
+
+Both answer the same question: for each text, the probability of every label the model knows.
+The endpoint is asked with `k` = `MAX_LABELS` so the answer holds every label (fastText returns
+at most as many labels as it has), which works with SageMaker's own BlazingText endpoints too:
+only `/invocations` and `/ping` are used.
+
+The endpoint client pools connections (one `httpx.AsyncClient`), bounds every call by a
+timeout, and retries connection errors and 503s a bounded number of times with exponential
+backoff. What it cannot fix becomes an error with the right status for the API to answer:
+503 when the endpoint cannot be reached, 502 when it answers with an error, 504 when it is
+too slow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+import orjson
+
+from sentiment.errors import Unavailable, UpstreamError, UpstreamTimeout
+from sentiment.labels import strip_prefix
+
+MAX_LABELS = 100
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Label name (no `__label__` prefix) -> probability, most likely first."""
+
+    probs: dict[str, float]
+
+
+class Predictor(Protocol):
+    source: str
+
+    async def scores(self, texts: list[str]) -> list[Scores]: ...
+    async def health(self) -> dict[str, Any]: ...
+    async def labels(self) -> list[str]: ...
+    def describe(self) -> dict[str, Any]: ...
+    async def close(self) -> None: ...
+
+
+def _to_scores(labels: list[str], probs: list[float]) -> Scores:
+    pairs = sorted(
+        (
+            (strip_prefix(lbl), min(max(float(p), 0.0), 1.0))
+            for lbl, p in zip(labels, probs, strict=False)
+        ),
+        key=lambda x: -x[1],
+    )
+    return Scores(dict(pairs))
+
+
+class EndpointPredictor:
+    source = "endpoint"
+
+    def __init__(
+        self, url: str, *, timeout: float = 10.0, retries: int = 2, backoff: float = 0.05
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.client = httpx.AsyncClient(
+            base_url=self.url,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0)),
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+        )
+        self._labels: list[str] = []
+
+    async def scores(self, texts: list[str]) -> list[Scores]:
+        if not texts:
+            return []
+        body = orjson.dumps({"instances": texts, "configuration": {"k": MAX_LABELS}})
+        response = await self._post(body)
+        try:
+            data = orjson.loads(response.content)
+            out = [_to_scores(item["label"], item["prob"]) for item in data]
+        except (orjson.JSONDecodeError, KeyError, TypeError) as err:
+            raise UpstreamError(
+                f"The model endpoint answered something that is not a SageMaker prediction ({err})."
+            ) from None
+        if len(out) != len(texts):
+            raise UpstreamError(
+                f"The model endpoint answered {len(out)} predictions for {len(texts)} texts."
+            )
+        for s in out:
+            for name in s.probs:
+                if name not in self._labels:
+                    self._labels.append(name)
+        return out
+
+    async def _post(self, body: bytes) -> httpx.Response:
+        attempt = 0
+        while True:
+            try:
+                response = await self.client.post(
+                    "/invocations",
+                    content=body,
+                    headers={"content-type": "application/json", "accept": "application/json"},
+                )
+            except httpx.TimeoutException:
+                raise UpstreamTimeout(
+                    f"The model endpoint at {self.url} did not answer within {self.timeout:g}s.",
+                    hint="Try again later; if it persists, check the endpoint's load.",
+                ) from None
+            except httpx.TransportError as err:
+                if attempt < self.retries:
+                    attempt += 1
+                    await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
+                    continue
+                raise Unavailable(
+                    f"The model endpoint at {self.url} cannot be reached ({type(err).__name__}).",
+                    hint="Start it (`sentiment serve`) or check --endpoint-url.",
+                ) from None
+            if response.status_code == 503 and attempt < self.retries:
+                attempt += 1
+                await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
+                continue
+            if response.status_code == 503:
+                raise Unavailable(
+                    f"The model endpoint at {self.url} is not ready (503).",
+                    hint="Try again in a moment.",
+                )
+            if response.status_code != 200:
+                raise UpstreamError(
+                    f"The model endpoint at {self.url} answered HTTP {response.status_code}: {response.text[:200]}"
+                )
+            return response
+
+    async def labels(self) -> list[str]:
+        if not self._labels:
+            try:
+                await self.scores(["hello"])
+            except (Unavailable, UpstreamError, UpstreamTimeout):
+                return []
+        return list(self._labels)
+
+    async def health(self) -> dict[str, Any]:
+        started = time.perf_counter()
+        try:
+            response = await self.client.get("/ping", timeout=min(self.timeout, 2.0))
+            ok = response.status_code == 200
+            detail = None if ok else f"HTTP {response.status_code}"
+        except httpx.HTTPError as err:
+            ok, detail = False, type(err).__name__
+        return {
+            "url": self.url,
+            "ok": ok,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+            "detail": detail,
+        }
+
+    def describe(self) -> dict[str, Any]:
+        return {"source": self.source, "endpoint": self.url}
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+class LocalPredictor:
+    """A model loaded in this process (`sentiment api --model`)."""
+
+    source = "in-process"
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    async def scores(self, texts: list[str]) -> list[Scores]:
+        if not texts:
+            return []
+        if len(texts) > 8:
+            from starlette.concurrency import run_in_threadpool
+
+            probs = await run_in_threadpool(self.model.predict_proba, texts)
+        else:
+            probs = self.model.predict_proba(texts)
+        classes = list(self.model.classes)
+        return [
+            Scores(dict(sorted(zip(classes, map(float, row), strict=True), key=lambda x: -x[1])))
+            for row in probs
+        ]
+
+    async def labels(self) -> list[str]:
+        return list(self.model.classes)
+
+    async def health(self) -> dict[str, Any]:
+        return {"url": None, "ok": True, "latency_ms": 0.0, "detail": "model loaded in-process"}
+
+    def describe(self) -> dict[str, Any]:
+        return {"source": self.source, "name": self.model.name, "sha256": self.model.sha256}
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,53 @@
+"""Running the API with uvicorn (the endpoint client or an in-process model behind it)."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from sentiment.api.app import create_app
+from sentiment.api.predictors import EndpointPredictor, LocalPredictor, Predictor
+from sentiment.config import Settings
+
+log = logging.getLogger("sentiment.api")
+
+
+def make_predictor(settings: Settings, model_ref: str | None) -> Predictor:
+    if model_ref:
+        from sentiment.model import load_model
+        from sentiment.storage import open_bucket
+
+        model = load_model(
+            model_ref, bucket=open_bucket(settings.bucket), cache_dir=settings.cache_dir
+        )
+        log.info("in-process model %s (labels: %s)", model.name, ", ".join(model.classes))
+        return LocalPredictor(model)
+    return EndpointPredictor(
+        settings.endpoint_url, timeout=settings.endpoint_timeout, retries=settings.endpoint_retries
+    )
+
+
+def run_api(settings: Settings, model_ref: str | None = None) -> None:
+    """Serve the API and web page until SIGTERM/Ctrl-C (graceful)."""
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    predictor = make_predictor(settings, model_ref)
+    where = f"model {model_ref} in-process" if model_ref else f"endpoint {settings.endpoint_url}"
+    log.info(
+        "sentiment API on http://%s:%d (web page at /, docs at /docs) using %s",
+        settings.host,
+        settings.api_port,
+        where,
+    )
+    uvicorn.run(
+        create_app(settings, predictor),
+        host=settings.host,
+        port=settings.api_port,
+        log_level=settings.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+        http="httptools",
+        loop="uvloop",
+    )

@@ -1,0 +1,134 @@
+"""`sentiment up`: the endpoint and the API together, until Ctrl-C or SIGTERM.
+
+Both run as child processes (`sentiment serve`, `sentiment api`), so each keeps its own
+graceful shutdown and a crash of one is seen and reported. We wait until the endpoint answers
+`/ping` and the API `/healthz`, print the URLs, and on Ctrl-C/SIGTERM stop both (SIGTERM, then
+SIGKILL after a grace period) so no process is left behind.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from types import FrameType
+
+import httpx
+from rich.console import Console
+
+from sentiment.config import Settings
+from sentiment.errors import Unavailable
+
+
+def _command(settings: Settings, *args: str) -> list[str]:
+    return [
+        sys.executable, "-m", "sentiment",
+        "--bucket", settings.bucket, "--cache-dir", str(settings.cache_dir), "--log-level", settings.log_level,
+        *args,
+    ]  # fmt: skip
+
+
+def start_stack(
+    model_ref: str, settings: Settings
+) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]:
+    host = settings.host
+    serve = subprocess.Popen(
+        _command(
+            settings,
+            "serve",
+            "--model",
+            model_ref,
+            "--host",
+            host,
+            "--port",
+            str(settings.serve_port),
+        )
+    )
+    api = subprocess.Popen(
+        _command(
+            settings,
+            "api",
+            "--endpoint-url",
+            f"http://{host}:{settings.serve_port}",
+            "--host",
+            host,
+            "--port",
+            str(settings.api_port),
+        )
+    )
+    return serve, api
+
+
+def wait_healthy(
+    settings: Settings, procs: tuple[subprocess.Popen[bytes], ...], timeout: float = 120.0
+) -> None:
+    urls = [
+        f"http://{settings.host}:{settings.serve_port}/ping",
+        f"http://{settings.host}:{settings.api_port}/healthz",
+    ]
+    deadline = time.monotonic() + timeout
+    pending = list(urls)
+    while pending:
+        for proc in procs:
+            if proc.poll() is not None:
+                name = "the endpoint (sentiment serve)" if proc is procs[0] else "the API (sentiment api)"
+                raise Unavailable(
+                    f"{name} exited with code {proc.returncode} while starting.",
+                    hint="See its log above (a port in use? a bad model?).",
+                )
+        url = pending[0]
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                pending.pop(0)
+                continue
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise Unavailable(f"{url} did not become healthy within {timeout:.0f}s.")
+        time.sleep(0.2)
+
+
+def stop(procs: tuple[subprocess.Popen[bytes], ...], grace: float = 15.0) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def run_stack(model_ref: str, *, settings: Settings, console: Console | None = None) -> None:
+    """Start endpoint + API, wait until healthy, print URLs, run until Ctrl-C/SIGTERM, stop both."""
+    console = console or Console(stderr=True)
+    procs = start_stack(model_ref, settings)
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        wait_healthy(settings, procs)
+        api = f"http://{settings.host}:{settings.api_port}"
+        console.print(
+            f"[bold green]Up.[/] Web page: {api}/  API: POST {api}/sentiment  docs: {api}/docs"
+        )
+        console.print(
+            f"Model endpoint (SageMaker-compatible): http://{settings.host}:{settings.serve_port}/invocations"
+        )
+        console.print("Press Ctrl-C to stop.")
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+        dead = next(p for p in procs if p.poll() is not None)
+        raise Unavailable(
+            f"A server exited unexpectedly (code {dead.returncode}); stopping the other."
+        )
+    except KeyboardInterrupt:
+        console.print("Stopping…")
+    finally:
+        stop(procs)
+        signal.signal(signal.SIGTERM, previous)

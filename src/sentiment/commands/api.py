@@ -1,0 +1,56 @@
+"""`sentiment api`: the public sentiment API and web page."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.option(
+    "--endpoint-url",
+    help="SageMaker-compatible endpoint to call (default http://127.0.0.1:8080; env SENTIMENT_ENDPOINT_URL).",
+)
+@click.option("--model", help="Predict in-process with this model instead of calling an endpoint.")
+@click.option("--host", help="Address to bind (default 127.0.0.1).")
+@click.option("--port", type=int, help="Port (default 8000; env SENTIMENT_API_PORT).")
+@click.option(
+    "--threshold", type=float, help="Answer 'neutral' below this confidence (default off)."
+)
+@click.option(
+    "--api-key",
+    "api_keys",
+    multiple=True,
+    help="Require x-api-key to be one of these (repeatable; env SENTIMENT_API_KEYS).",
+)
+@click.option(
+    "--cors-origin",
+    "cors",
+    multiple=True,
+    help="Allow browser calls from this origin (repeatable; '*' for any).",
+)
+@click.pass_context
+def command(
+    ctx: click.Context,
+    endpoint_url: str | None,
+    model: str | None,
+    host: str | None,
+    port: int | None,
+    threshold: float | None,
+    api_keys: tuple[str, ...],
+    cors: tuple[str, ...],
+) -> None:
+    """Serve POST /sentiment, the web page at / and docs at /docs, in front of a model endpoint.
+
+    Example: sentiment api --endpoint-url http://127.0.0.1:8080 --port 8000
+    """
+    from sentiment.api.server import run_api
+
+    settings = ctx.obj.settings.replace(
+        endpoint_url=endpoint_url,
+        host=host,
+        api_port=port,
+        neutral_threshold=threshold,
+        api_keys=api_keys or None,
+        cors_origins=cors or None,
+    )
+    run_api(settings, model)
