@@ -1,0 +1,352 @@
+"""`evaluate_model`: predict a test set with the served inference path and write the report.
+
+The report folder (written atomically) holds `report.json` (everything), `report.html` (one
+self-contained page, plots embedded), the plots as PNGs, and the command prints a summary.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from sentiment import __version__, layout
+from sentiment.errors import DataError, InputNotFound
+from sentiment.evaluate import metrics as m
+from sentiment.labels import LABEL_PREFIX, POLICY_CLASSES, Policy, detect_layout, strip_prefix
+from sentiment.model import Model, load_model
+from sentiment.reviews import RowOptions, clean_row, parse_line, read_lines
+from sentiment.storage import LocalBucket, atomic_directory
+from sentiment.text import compose
+
+
+@dataclass
+class TestSet:
+    """Texts with their true labels; `raw` says whether texts still need normalizing."""
+
+    texts: list[str]
+    labels: list[str]
+    raw: bool
+    source: str
+    skipped: dict[str, int]
+
+
+def read_test(path: Path, model: Model) -> TestSet:
+    """A prepared file (`__label__x text`) or a raw reviews CSV (cleaned as prepare does)."""
+    if not path.is_file():
+        raise InputNotFound(
+            f"No test file at {path}.", hint="Give a prepared test.txt or a reviews CSV."
+        )
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        first = next((line for line in fh if line.strip()), "")
+    if not first:
+        raise DataError(
+            f"The test file {path} is empty.",
+            hint="Give a prepared test.txt or a reviews CSV with rows.",
+        )
+    if first.startswith(LABEL_PREFIX):
+        return _read_prepared(path)
+    return _read_csv(path, model)
+
+
+def _read_prepared(path: Path) -> TestSet:
+    texts, labels = [], []
+    skipped = {"no_label": 0}
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            tokens = line.split()
+            names = [t for t in tokens if t.startswith(LABEL_PREFIX)]
+            if not names:
+                skipped["no_label"] += bool(line.strip())
+                continue
+            labels.append(strip_prefix(names[0]))
+            texts.append(" ".join(t for t in tokens if not t.startswith(LABEL_PREFIX)))
+    return TestSet(texts, labels, raw=False, source="prepared", skipped=skipped)
+
+
+def _read_csv(path: Path, model: Model) -> TestSet:
+    rows = []
+    skipped: dict[str, int] = {}
+    for line in read_lines(path):
+        fields, reason = parse_line(line)
+        if fields is None:
+            skipped[reason or "bad_row"] = skipped.get(reason or "bad_row", 0) + 1
+            continue
+        rows.append(fields)
+    if not rows:
+        raise DataError(
+            f"{path} has no readable review rows.",
+            hint="Expected the Amazon reviews CSV layout: label,title,text.",
+        )
+    found_layout = detect_layout([r[0] for r in rows[:2000]])
+    policy = _policy_for(model)
+    options = _row_options(model)
+    texts, labels = [], []
+    for raw_label, title, body in rows:
+        label, _text, reason = clean_row(found_layout, raw_label, title, body, policy, options)
+        if reason is not None or label is None:
+            key = reason or "dropped"
+            skipped[key] = skipped.get(key, 0) + 1
+            continue
+        labels.append(label)
+        texts.append(compose(title, body, options.include_title))
+    return TestSet(
+        texts,
+        labels,
+        raw=True,
+        source=f"csv ({found_layout.value} layout, {policy.value} policy)",
+        skipped=skipped,
+    )
+
+
+def _policy_for(model: Model) -> Policy:
+    if model.preprocessing.policy:
+        return Policy(model.preprocessing.policy)
+    classes = set(model.classes)
+    for policy, names in POLICY_CLASSES.items():
+        if classes == set(names):
+            return policy
+    raise DataError(
+        f"Cannot tell which label policy the model's labels {sorted(classes)} come from, so a raw CSV cannot be labelled.",
+        hint="Evaluate on a prepared test.txt instead.",
+    )
+
+
+def _row_options(model: Model) -> RowOptions:
+    return RowOptions(cleaning=model.preprocessing.cleaning)
+
+
+def check_labels(test: TestSet, model: Model) -> None:
+    found = set(test.labels)
+    if not found:
+        raise DataError(
+            "The test file has no labelled rows.", hint="Give a prepared test.txt or a reviews CSV."
+        )
+    unknown = found - set(model.classes)
+    if not unknown:
+        return
+    fits = [p.value for p, names in POLICY_CLASSES.items() if found <= set(names)]
+    if not fits and any(found & set(names) for names in POLICY_CLASSES.values()):
+        raise DataError(
+            f"The test file mixes label sets: {sorted(found)} fit no single policy.",
+            hint="Prepare the test data with one --policy (binary, ternary or stars).",
+        )
+    raise DataError(
+        f"The test file has labels the model does not know: {sorted(unknown)} (model labels: {list(model.classes)}).",
+        hint="Prepare the test set with the policy the model was trained with.",
+    )
+
+
+def score(model: Model, test: TestSet) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(true label index, probabilities in `labels` order, labels) through Model.predict_proba."""
+    labels = list(model.classes)
+    index = {name: i for i, name in enumerate(labels)}
+    y_true = np.array([index[name] for name in test.labels], dtype=np.int64)
+    probs = np.zeros((len(test.texts), len(labels)))
+    for start in range(0, len(test.texts), 4096):
+        chunk = test.texts[start : start + 4096]
+        # Prepared text is what the model reads already; raw text is normalized on the way in.
+        probs[start : start + len(chunk)] = model.predict_proba(chunk, raw=not test.raw)
+    return y_true, probs, labels
+
+
+def compute(model: Model, test: TestSet) -> dict[str, Any]:
+    y_true, probs, labels = score(model, test)
+    report = m.classification(y_true, probs, labels)
+    report["calibration"] = m.calibration(y_true, probs)
+    report["coverage"] = m.coverage(y_true, probs)
+    report["confident_errors"] = m.confident_errors(y_true, probs, test.texts, labels)
+    if len(labels) == 2:
+        positive = labels.index("positive") if "positive" in labels else 1
+        binary = (y_true == positive).astype(np.int64)
+        s = probs[:, positive]
+        report["binary"] = {
+            "positive_label": labels[positive],
+            "roc_auc": m.roc_auc(binary, s),
+            "pr_auc": m.average_precision(binary, s),
+        }
+        fpr, tpr = m.roc_curve(binary, s)
+        recall, precision = m.pr_curve(binary, s)
+        report["_curves"] = {"fpr": fpr, "tpr": tpr, "recall": recall, "precision": precision}
+    return report
+
+
+def find_job_record(ref: str | Path, bucket: LocalBucket | None) -> dict[str, Any] | None:
+    """The training job behind a model reference, when there is one (for the learning curve)."""
+    path = Path(ref)
+    candidates = []
+    if bucket is not None and "/" not in str(ref) and not path.exists():
+        candidates.append(bucket.local_path(layout.job_record_key(str(ref))))
+    if path.name == layout.MODEL_ARCHIVE:
+        candidates.append(path.parent.parent / layout.JOB_RECORD)
+    if path.is_dir():
+        candidates += [path / layout.JOB_RECORD, path.parent / layout.JOB_RECORD]
+    for candidate in candidates:
+        if candidate.is_file():
+            try:
+                record: dict[str, Any] = json.loads(candidate.read_text())
+                return record
+            except ValueError:
+                return None
+    return None
+
+
+def evaluate_model(
+    model_ref: str | Path,
+    test_path: Path,
+    output: Path,
+    *,
+    baseline: str | Path | None = None,
+    bucket: LocalBucket | None = None,
+    settings: Any = None,
+    console: Console | None = None,
+) -> dict[str, Any]:
+    """Evaluate a model on a test file; write the report folder; return report.json's content."""
+    console = console or Console(stderr=True)
+    cache = settings.cache_dir if settings is not None else None
+    started = time.perf_counter()
+    model = load_model(model_ref, bucket=bucket, cache_dir=cache)
+    test = read_test(test_path, model)
+    check_labels(test, model)
+    with console.status(f"predicting {len(test.texts):,} texts with {model.name}"):
+        result = compute(model, test)
+    curves = result.pop("_curves", None)
+    job = find_job_record(model_ref, bucket)
+    report: dict[str, Any] = {
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "version": __version__,
+        "model": model.describe() | {"ref": str(model_ref)},
+        "test": {
+            "path": str(test_path),
+            "source": test.source,
+            "examples": len(test.texts),
+            "skipped": test.skipped,
+        },
+        "metrics": result,
+        "learning_curve": job.get("epochs") if job else None,
+        "job": {
+            k: job.get(k)
+            for k in (
+                "name",
+                "status",
+                "hyperparameters",
+                "best_epoch",
+                "stopped_early",
+                "final_metrics",
+            )
+        }
+        if job
+        else None,
+    }
+    base_result = None
+    if baseline is not None:
+        base_model = load_model(baseline, bucket=bucket, cache_dir=cache)
+        base_test = read_test(test_path, base_model)
+        check_labels(base_test, base_model)
+        base_result = compute(base_model, base_test)
+        base_result.pop("_curves", None)
+        report["baseline"] = {
+            "model": base_model.describe() | {"ref": str(baseline)},
+            "metrics": base_result,
+        }
+        report["differences"] = _differences(result, base_result)
+    report["seconds"] = round(time.perf_counter() - started, 3)
+    from sentiment.evaluate import html_report, plots
+
+    with atomic_directory(output) as tmp:
+        images = plots.write_all(tmp, result, curves, report["learning_curve"])
+        (tmp / "report.json").write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
+        (tmp / "report.html").write_text(
+            html_report.render(report, {name: _data_uri(tmp / name) for name in images})
+        )
+    print_summary(console, report)
+    return report
+
+
+def _differences(ours: dict[str, Any], base: dict[str, Any]) -> dict[str, float | None]:
+    def diff(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None else a - b
+
+    out = {
+        "accuracy": diff(ours["accuracy"], base["accuracy"]),
+        "macro_f1": diff(ours["macro"]["f1"], base["macro"]["f1"]),
+        "log_loss": diff(ours["log_loss"], base["log_loss"]),
+        "ece": diff(ours["calibration"]["ece"], base["calibration"]["ece"]),
+    }
+    if "binary" in ours and "binary" in base:
+        out["roc_auc"] = diff(ours["binary"]["roc_auc"], base["binary"]["roc_auc"])
+        out["pr_auc"] = diff(ours["binary"]["pr_auc"], base["binary"]["pr_auc"])
+    return out
+
+
+def print_summary(console: Console, report: dict[str, Any]) -> None:
+    metrics = report["metrics"]
+    base = report.get("baseline", {}).get("metrics")
+    table = Table(
+        title=f"{report['model']['name']} on {report['test']['path']} ({report['test']['examples']:,} examples)"
+    )
+    table.add_column("metric")
+    table.add_column("model", justify="right")
+    if base:
+        table.add_column("baseline", justify="right")
+        table.add_column("difference", justify="right")
+
+    def row(name: str, ours: float | None, theirs: float | None = None) -> None:
+        cells = [name, _fmt(ours)]
+        if base:
+            cells += [
+                _fmt(theirs),
+                _fmt(None if ours is None or theirs is None else ours - theirs, signed=True),
+            ]
+        table.add_row(*cells)
+
+    row("accuracy", metrics["accuracy"], base and base["accuracy"])
+    row("macro F1", metrics["macro"]["f1"], base and base["macro"]["f1"])
+    row("weighted F1", metrics["weighted"]["f1"], base and base["weighted"]["f1"])
+    row("log loss", metrics["log_loss"], base and base["log_loss"])
+    row(
+        "calibration error (ECE)",
+        metrics["calibration"]["ece"],
+        base and base["calibration"]["ece"],
+    )
+    if "binary" in metrics:
+        row("ROC-AUC", metrics["binary"]["roc_auc"], base and base.get("binary", {}).get("roc_auc"))
+        row("PR-AUC", metrics["binary"]["pr_auc"], base and base.get("binary", {}).get("pr_auc"))
+    for name, values in metrics["per_label"].items():
+        row(
+            f"F1 {name} (n={values['support']:,})",
+            values["f1"],
+            base and base["per_label"].get(name, {}).get("f1"),
+        )
+    console.print(table)
+
+
+def _fmt(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.4f}" if signed else f"{value:.4f}"
+
+
+def _data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.integer | np.floating):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def escape(text: Any) -> str:
+    return html.escape(str(text))
