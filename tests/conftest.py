@@ -66,7 +66,9 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         lines.append(f"{with_prefix(name)} {normalize(compose(title, body))}")
     train = folder / "train.txt"
     train.write_text("\n".join(lines) + "\n")
-    model = fasttext.train_supervised(str(train), epoch=5, dim=10, wordNgrams=2, minCount=2, seed=1, thread=1, verbose=0)
+    model = fasttext.train_supervised(
+        str(train), epoch=5, dim=10, wordNgrams=2, minCount=2, seed=1, thread=1, verbose=0
+    )
     model.save_model(str(folder / "model.bin"))
     yield folder
 
@@ -77,9 +79,15 @@ def chromium_path() -> str:
     import shutil
 
     # The test suite is allowed to read this one variable to find a non-standard browser.
-    found = os.environ.get("SENTIMENT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    found = (
+        os.environ.get("SENTIMENT_CHROMIUM")
+        or shutil.which("chromium")
+        or shutil.which("chromium-browser")
+    )
     if not found:
-        raise pytest.UsageError("Chromium not found; run `make test` (it installs it) or set SENTIMENT_CHROMIUM.")
+        raise pytest.UsageError(
+            "Chromium not found; run `make test` (it installs it) or set SENTIMENT_CHROMIUM."
+        )
     return found
 
 
@@ -102,7 +110,9 @@ def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        instance = pw.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
+        instance = pw.chromium.launch(
+            executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
+        )
         yield instance
         instance.close()
 

@@ -139,7 +139,9 @@ def test_broken_file_rows_are_counted_and_kept(spark: Any, tmp_path: Path) -> No
     }
     assert manifest["dropped"] == {"dropped_by_policy": 1}
     assert manifest["counts"]["train"] == {"negative": 1, "positive": 2}
-    assert '__label__positive best works , " really " well' in _lines(out)["train"]
+    assert (
+        '__label__positive best best best works , " really " well' in _lines(out)["train"]
+    )  # title x3
     rejects = [
         json.loads(line)
         for part in (out / layout.REJECTS_DIR).glob("part-*")

@@ -74,7 +74,9 @@ def _exists(module: str) -> bool:
 @click.option("--cache-dir", help="Download/model cache (env SENTIMENT_CACHE_DIR).")
 @click.option("--log-level", help="debug, info, warning or error (env SENTIMENT_LOG_LEVEL).")
 @click.pass_context
-def cli(ctx: click.Context, bucket: str | None, cache_dir: str | None, log_level: str | None) -> None:
+def cli(
+    ctx: click.Context, bucket: str | None, cache_dir: str | None, log_level: str | None
+) -> None:
     """Sentiment analysis you can host yourself: prepare, train, evaluate, serve, api.
 
     Example: sentiment run --input ../shared/data/amazon_review_full

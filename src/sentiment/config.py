@@ -99,7 +99,9 @@ class Settings:
                 values[f.name] = _coerce(f.name, raw, hints[f.name], source="environment")
         # SageMaker tells a container which port to bind with its own variable.
         if "serve_port" not in given and SAGEMAKER_PORT in env:
-            values["serve_port"] = _coerce("serve_port", env[SAGEMAKER_PORT], int, source="sagemaker")
+            values["serve_port"] = _coerce(
+                "serve_port", env[SAGEMAKER_PORT], int, source="sagemaker"
+            )
         return cls(**values)
 
     def replace(self, **changes: Any) -> Settings:

@@ -34,15 +34,33 @@ LAYOUT_VALUES: dict[Layout, tuple[str, ...]] = {
 # (layout, raw label) -> class name under each policy; None = dropped by the policy.
 POLICY_TABLE: dict[Policy, dict[Layout, dict[str, str | None]]] = {
     Policy.BINARY: {
-        Layout.FULL: {"1": "negative", "2": "negative", "3": None, "4": "positive", "5": "positive"},
+        Layout.FULL: {
+            "1": "negative",
+            "2": "negative",
+            "3": None,
+            "4": "positive",
+            "5": "positive",
+        },
         Layout.POLARITY: {"1": "negative", "2": "positive"},
     },
     Policy.TERNARY: {
-        Layout.FULL: {"1": "negative", "2": "negative", "3": "neutral", "4": "positive", "5": "positive"},
+        Layout.FULL: {
+            "1": "negative",
+            "2": "negative",
+            "3": "neutral",
+            "4": "positive",
+            "5": "positive",
+        },
         Layout.POLARITY: {"1": "negative", "2": "positive"},
     },
     Policy.STARS: {
-        Layout.FULL: {"1": "1_star", "2": "2_stars", "3": "3_stars", "4": "4_stars", "5": "5_stars"},
+        Layout.FULL: {
+            "1": "1_star",
+            "2": "2_stars",
+            "3": "3_stars",
+            "4": "4_stars",
+            "5": "5_stars",
+        },
         # Polarity rows carry no star rating, so the stars policy cannot place them.
         Layout.POLARITY: {"1": None, "2": None},
     },

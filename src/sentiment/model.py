@@ -47,13 +47,21 @@ class Preprocessing:
     cleaning: Cleaning = DEFAULT_CLEANING
     policy: str | None = None
     source: str = "default"  # "sidecar" when read from preprocessing.json
+    # How review rows became training text (include_title, title_weight, ...), for evaluating
+    # on raw review CSVs the way prepare made the test split.
+    rows: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"cleaning": self.cleaning.to_dict(), "policy": self.policy}
+        return {"cleaning": self.cleaning.to_dict(), "policy": self.policy, "rows": self.rows}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Preprocessing:
-        return cls(Cleaning.from_dict(data.get("cleaning", {})), data.get("policy"), "sidecar")
+        return cls(
+            Cleaning.from_dict(data.get("cleaning", {})),
+            data.get("policy"),
+            "sidecar",
+            dict(data.get("rows") or {}),
+        )
 
 
 @dataclass
@@ -111,11 +119,15 @@ class Model:
         }
 
 
-def load_model(ref: str | Path, *, bucket: LocalBucket | None = None, cache_dir: Path | None = None) -> Model:
+def load_model(
+    ref: str | Path, *, bucket: LocalBucket | None = None, cache_dir: Path | None = None
+) -> Model:
     """Load the model that `ref` names: a `.bin`, a `model.tar.gz`, a folder, or a job name."""
     model_dir = resolve_model_dir(ref, bucket=bucket, cache_dir=cache_dir)
     name = _model_name(ref)
-    return load_model_bin(model_dir / layout.MODEL_BIN if model_dir.is_dir() else model_dir, name=name)
+    return load_model_bin(
+        model_dir / layout.MODEL_BIN if model_dir.is_dir() else model_dir, name=name
+    )
 
 
 def load_model_bin(path: Path, *, name: str | None = None) -> Model:
@@ -143,7 +155,9 @@ def load_model_bin(path: Path, *, name: str | None = None) -> Model:
     )
 
 
-def resolve_model_dir(ref: str | Path, *, bucket: LocalBucket | None, cache_dir: Path | None) -> Path:
+def resolve_model_dir(
+    ref: str | Path, *, bucket: LocalBucket | None, cache_dir: Path | None
+) -> Path:
     """A folder holding model.bin (or the .bin itself) for any accepted model reference."""
     path = Path(ref).expanduser()
     if path.is_file():
@@ -151,7 +165,11 @@ def resolve_model_dir(ref: str | Path, *, bucket: LocalBucket | None, cache_dir:
             return _unpack(path, cache_dir)
         return path
     if path.is_dir():
-        for candidate in (path / layout.MODEL_BIN, path / layout.MODEL_ARCHIVE, path / "output" / layout.MODEL_ARCHIVE):
+        for candidate in (
+            path / layout.MODEL_BIN,
+            path / layout.MODEL_ARCHIVE,
+            path / "output" / layout.MODEL_ARCHIVE,
+        ):
             if candidate.is_file():
                 return resolve_model_dir(candidate, bucket=bucket, cache_dir=cache_dir)
         raise InputNotFound(
@@ -166,7 +184,9 @@ def resolve_model_dir(ref: str | Path, *, bucket: LocalBucket | None, cache_dir:
             status = record.get("status")
             if status != "Completed":
                 reason = record.get("failure_reason") or ""
-                raise JobFailed(f"Training job {ref!r} is {status}, so it has no model. {reason}".strip())
+                raise JobFailed(
+                    f"Training job {ref!r} is {status}, so it has no model. {reason}".strip()
+                )
         if bucket.exists(archive_key):
             return _unpack(bucket.local_path(archive_key), cache_dir)
     raise InputNotFound(
@@ -182,11 +202,16 @@ def _unpack(archive: Path, cache_dir: Path | None) -> Path:
         return target
     try:
         with atomic_directory(target) as tmp, tarfile.open(archive, "r:gz") as tar:
-            members = [m for m in tar.getmembers() if m.isfile() and not m.name.startswith(("/", ".."))]
+            members = [
+                m for m in tar.getmembers() if m.isfile() and not m.name.startswith(("/", ".."))
+            ]
             tar.extractall(tmp, members=members, filter="data")
             found = _find_bin(tmp)
             if found is None:
-                raise ModelError(f"{archive} holds no {layout.MODEL_BIN}.", hint="SageMaker BlazingText archives have model.bin at their root.")
+                raise ModelError(
+                    f"{archive} holds no {layout.MODEL_BIN}.",
+                    hint="SageMaker BlazingText archives have model.bin at their root.",
+                )
             if found.parent != tmp:
                 for item in found.parent.iterdir():
                     os.replace(item, tmp / item.name)

@@ -37,6 +37,8 @@ class RowOptions:
 
     cleaning: Cleaning = field(default_factory=lambda: DEFAULT_CLEANING)
     include_title: bool = True
+    # Training text repeats the title this many times (1 = title once, as the seed exercise did).
+    title_weight: int = 3
     min_tokens: int = 1
     dedupe: bool = True
 
@@ -45,6 +47,7 @@ class RowOptions:
         return {
             **self.cleaning.to_dict(),
             "include_title": self.include_title,
+            "title_weight": self.title_weight,
             "min_tokens": self.min_tokens,
             "dedupe": self.dedupe,
         }
@@ -52,7 +55,11 @@ class RowOptions:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RowOptions:
         rest = dict(data)
-        row = {k: rest.pop(k) for k in ("include_title", "min_tokens", "dedupe") if k in rest}
+        row = {
+            k: rest.pop(k)
+            for k in ("include_title", "title_weight", "min_tokens", "dedupe")
+            if k in rest
+        }
         return cls(cleaning=Cleaning.from_dict(rest), **row)
 
 
@@ -91,7 +98,9 @@ def clean_row(
     label = POLICY_TABLE[policy][layout][raw_label]
     if label is None:
         return None, "", DROP_POLICY
-    text = normalize(compose(title, body, options.include_title), options.cleaning)
+    text = normalize(
+        compose(title, body, options.include_title, options.title_weight), options.cleaning
+    )
     if text.count(" ") + 1 < options.min_tokens or not text:
         return label, text, DROP_SHORT
     return label, text, None

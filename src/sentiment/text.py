@@ -94,9 +94,16 @@ def normalize_many(texts: Iterable[str], cleaning: Cleaning = DEFAULT_CLEANING) 
     return [normalize(t, cleaning) for t in texts]
 
 
-def compose(title: str | None, body: str | None, include_title: bool = True) -> str:
-    """The text of a review: title and body joined (the title often carries the verdict)."""
-    parts = [title or "", body or ""] if include_title else [body or ""]
+def compose(
+    title: str | None, body: str | None, include_title: bool = True, title_weight: int = 1
+) -> str:
+    """The text of a review: title and body joined (the title often carries the verdict).
+
+    `title_weight` > 1 repeats the title, so its words weigh more in the bag of words: a
+    review's title is its summary ("Great value", "Don't buy"), and weighting it 3x was
+    measured to gain ~1 point of accuracy on the shared samples (see the README).
+    """
+    parts = [title or ""] * max(1, title_weight) + [body or ""] if include_title else [body or ""]
     return " ".join(p for p in parts if p)
 
 

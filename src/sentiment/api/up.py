@@ -72,7 +72,11 @@ def wait_healthy(
     while pending:
         for proc in procs:
             if proc.poll() is not None:
-                name = "the endpoint (sentiment serve)" if proc is procs[0] else "the API (sentiment api)"
+                name = (
+                    "the endpoint (sentiment serve)"
+                    if proc is procs[0]
+                    else "the API (sentiment api)"
+                )
                 raise Unavailable(
                     f"{name} exited with code {proc.returncode} while starting.",
                     hint="See its log above (a port in use? a bad model?).",

@@ -44,6 +44,13 @@ from sentiment.text import Cleaning
 )
 @click.option("--min-tokens", default=1, show_default=True, help="Drop texts with fewer tokens.")
 @click.option("--no-title", is_flag=True, help="Leave the review title out of the text.")
+@click.option(
+    "--title-weight",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1, 10),
+    help="Repeat the title this many times in training text (1 = once, as the seed exercise).",
+)
 @click.option("--no-dedupe", is_flag=True, help="Keep exact duplicate texts.")
 @click.option("--keep-case", is_flag=True, help="Do not lower-case.")
 @click.option("--keep-numbers", is_flag=True, help="Do not replace numbers with _num_.")
@@ -60,6 +67,7 @@ def command(
     validation_fraction: float,
     min_tokens: int,
     no_title: bool,
+    title_weight: int,
     no_dedupe: bool,
     keep_case: bool,
     keep_numbers: bool,
@@ -85,6 +93,7 @@ def command(
     options = RowOptions(
         cleaning=Cleaning(lowercase=not keep_case, numbers=not keep_numbers, urls=not keep_urls),
         include_title=not no_title,
+        title_weight=title_weight,
         min_tokens=min_tokens,
         dedupe=not no_dedupe,
     )

@@ -84,7 +84,7 @@ def command(
     """
     from sentiment.evaluate import evaluate_model
     from sentiment.hyperparams import PIPELINE_DEFAULTS, parse_cli_pairs
-    from sentiment.jobs import default_job_name, run_training
+    from sentiment.jobs import run_training, unique_job_name
     from sentiment.prepare import prepare, resolve_inputs
     from sentiment.prepare.job import start_spark
     from sentiment.storage import open_bucket
@@ -93,7 +93,6 @@ def command(
     console = Console(stderr=True)
     started = time.monotonic()
     hyperparameters = {**PIPELINE_DEFAULTS, **parse_cli_pairs(hp)}
-    name = job_name or default_job_name()
 
     console.rule("[bold]1/4 prepare")
     sources = resolve_inputs(
@@ -120,6 +119,7 @@ def command(
 
     console.rule("[bold]2/4 train")
     bucket = open_bucket(output)
+    name = unique_job_name(bucket, job_name)
     record = run_training(
         train=prepared / layout.TRAIN_FILE,
         validation=prepared / layout.VALIDATION_FILE,

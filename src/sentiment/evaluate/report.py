@@ -98,7 +98,7 @@ def _read_csv(path: Path, model: Model) -> TestSet:
             skipped[key] = skipped.get(key, 0) + 1
             continue
         labels.append(label)
-        texts.append(compose(title, body, options.include_title))
+        texts.append(compose(title, body, options.include_title, options.title_weight))
     return TestSet(
         texts,
         labels,
@@ -122,7 +122,12 @@ def _policy_for(model: Model) -> Policy:
 
 
 def _row_options(model: Model) -> RowOptions:
-    return RowOptions(cleaning=model.preprocessing.cleaning)
+    rows = model.preprocessing.rows
+    return RowOptions(
+        cleaning=model.preprocessing.cleaning,
+        include_title=bool(rows.get("include_title", True)),
+        title_weight=int(rows.get("title_weight", 1)),
+    )
 
 
 def check_labels(test: TestSet, model: Model) -> None:
