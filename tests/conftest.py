@@ -60,14 +60,14 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
     folder = tmp_path_factory.mktemp("tiny-model")
     lines = []
-    for label, title, body in read_reviews(POLARITY / "train.csv", limit=6000):
+    for label, title, body in read_reviews(POLARITY / "train.csv"):
         name = map_label(Layout.POLARITY, label, Policy.BINARY)
         assert name is not None
         lines.append(f"{with_prefix(name)} {normalize(compose(title, body))}")
     train = folder / "train.txt"
     train.write_text("\n".join(lines) + "\n")
     model = fasttext.train_supervised(
-        str(train), epoch=5, dim=10, wordNgrams=2, minCount=2, seed=1, thread=1, verbose=0
+        str(train), epoch=10, lr=0.1, dim=10, wordNgrams=2, minCount=2, seed=1, thread=1, verbose=0
     )
     model.save_model(str(folder / "model.bin"))
     yield folder
@@ -127,3 +127,80 @@ def page(browser: object) -> Iterator[object]:
 
 
 SCREENSHOTS = REPO / "tests" / "out" / "screenshots"
+
+
+class Process:
+    """A `sentiment` command running as a real child process, with its output captured to a file."""
+
+    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+        import os
+        import subprocess
+        import sys
+
+        self.log = log
+        self.handle = open(log, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sentiment", *args],
+            stdout=self.handle,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env={**os.environ, **(env or {})},
+        )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for(self, url: str, timeout: float = 60.0) -> None:
+        """Until `url` answers 200 (fails with the process's output if it dies or times out)."""
+        import time
+
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"process exited with {self.proc.returncode}:\n{self.output()}"
+                )
+            try:
+                if httpx.get(url, timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"{url} not healthy after {timeout}s:\n{self.output()}")
+
+    def stop(self, timeout: float = 20.0) -> int:
+        import signal
+        import subprocess
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.handle.close()
+        return int(self.proc.returncode)
+
+
+def start_endpoint(
+    model: Path | str, log: Path, *extra: str, env: dict[str, str] | None = None
+) -> tuple[Process, str]:
+    """`sentiment serve` for `model` on a free port; returns the process and its base URL."""
+    port = free_port()
+    process = Process(["serve", "--model", str(model), "--port", str(port), *extra], log, env)
+    url = f"http://127.0.0.1:{port}"
+    process.wait_for(f"{url}/ping")
+    return process, url
+
+
+@pytest.fixture(scope="session")
+def endpoint(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `sentiment serve` process with the tiny model, shared by the session."""
+    process, url = start_endpoint(
+        tiny_model_dir / "model.bin", tmp_path_factory.mktemp("endpoint") / "serve.log"
+    )
+    yield url
+    process.stop()

@@ -138,6 +138,8 @@ class Endpoint:
 
 
 def _predict(model: Model, batch: codecs.Batch, raw: bool) -> list[Any]:
+    if not batch.texts:
+        return []
     if batch.same_k:
         return model.predict(batch.texts, k=min(batch.ks[0], len(model.labels)), raw=raw)
     return [
@@ -162,6 +164,12 @@ def create_app(
             {"error": "http_error", "message": str(getattr(exc, "detail", exc))}, status_code=status
         )
 
+    async def on_bug(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s", request.url.path)
+        return JSONResponse(
+            {"error": "internal", "message": "Internal error; it has been logged."}, status_code=500
+        )
+
     routes = [
         Route("/ping", endpoint.ping, methods=["GET"]),
         Route("/invocations", endpoint.invocations, methods=["POST"]),
@@ -173,7 +181,11 @@ def create_app(
 
     app = Starlette(
         routes=routes,
-        exception_handlers={SentimentError: on_error, HTTPException: on_http_error},
+        exception_handlers={
+            SentimentError: on_error,
+            HTTPException: on_http_error,
+            Exception: on_bug,
+        },
         lifespan=_lifespan(endpoint) if model is None else None,
     )
     app.state.endpoint = endpoint
