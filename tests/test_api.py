@@ -1,0 +1,300 @@
+"""The public API: against a real `sentiment serve` process, and with the model in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from conftest import Process, free_port
+from sentiment.api.app import create_app
+from sentiment.api.predictors import EndpointPredictor, LocalPredictor
+from sentiment.config import Settings
+from sentiment.model import load_model
+
+
+def _settings(**changes: Any) -> Settings:
+    return Settings.load({}, environ={}).replace(**changes)
+
+
+def _client(app: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
+
+
+def _run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+async def _post(
+    app: Any, body: Any, headers: dict[str, str] | None = None, raw: bytes | None = None
+) -> httpx.Response:
+    async with _client(app) as client:
+        if raw is not None:
+            return await client.post(
+                "/sentiment",
+                content=raw,
+                headers={"content-type": "application/json", **(headers or {})},
+            )
+        return await client.post("/sentiment", json=body, headers=headers or {})
+
+
+@pytest.fixture
+def endpoint_app(endpoint: str) -> Any:
+    return create_app(_settings(endpoint_url=endpoint), EndpointPredictor(endpoint, timeout=5))
+
+
+@pytest.fixture(scope="module")
+def local_app(tiny_model_dir: Path) -> Any:
+    return create_app(_settings(), LocalPredictor(load_model(tiny_model_dir / "model.bin")))
+
+
+def test_single_text_through_the_endpoint(endpoint_app: Any) -> None:
+    response = _run(_post(endpoint_app, {"text": "I love this product, works great :)"}))
+    assert response.status_code == 200
+    body = response.json()
+    (result,) = body["results"]
+    assert result["index"] == 0 and result["text"] == "I love this product, works great :)"
+    assert result["sentiment"] == "positive"
+    assert set(result["scores"]) == {"positive", "negative"}
+    assert result["confidence"] == max(result["scores"].values())
+    assert abs(sum(result["scores"].values()) - 1) < 1e-3
+    assert body["errors"] == []
+    assert (
+        body["model"]["labels"] == ["negative", "positive"]
+        and body["model"]["source"] == "endpoint"
+    )
+    assert body["model"]["neutral_threshold"] is None
+
+
+def test_endpoint_and_in_process_agree(endpoint_app: Any, local_app: Any) -> None:
+    texts = ["Broke after two days, waste of money", "Five stars, would buy again", "it is a phone"]
+    via_endpoint = _run(_post(endpoint_app, {"texts": texts})).json()["results"]
+    in_process = _run(_post(local_app, {"texts": texts})).json()["results"]
+    assert [r["sentiment"] for r in via_endpoint] == [r["sentiment"] for r in in_process]
+    for a, b in zip(via_endpoint, in_process, strict=True):
+        assert a["scores"] == pytest.approx(b["scores"], abs=1e-5)
+    assert via_endpoint[0]["sentiment"] == "negative" and via_endpoint[1]["sentiment"] == "positive"
+
+
+def test_per_item_errors_beside_successes(endpoint_app: Any) -> None:
+    texts = ["great", "", "x" * 5001, "   ", "terrible", "é" * 2501]
+    body = _run(_post(endpoint_app, {"texts": texts})).json()
+    assert [r["index"] for r in body["results"]] == [0, 4]
+    assert [(e["index"], e["code"]) for e in body["errors"]] == [
+        (1, "empty_text"),
+        (2, "text_too_large"),
+        (3, "empty_text"),
+        (5, "text_too_large"),  # 2,501 characters but 5,002 UTF-8 bytes
+    ]
+    assert "5,001 UTF-8 bytes; the limit is 5,000" in body["errors"][1]["message"]
+
+
+def test_batch_limit_and_configurable_limits(endpoint: str) -> None:
+    app = create_app(_settings(endpoint_url=endpoint), EndpointPredictor(endpoint))
+    too_many = _run(_post(app, {"texts": ["ok"] * 26}))
+    assert too_many.status_code == 400
+    assert too_many.json()["message"].startswith("Too many texts: 26; at most 25 per request.")
+    small = create_app(
+        _settings(api_max_texts=2, api_max_text_bytes=3), EndpointPredictor(endpoint)
+    )
+    assert _run(_post(small, {"texts": ["a", "b", "c"]})).status_code == 400
+    assert _run(_post(small, {"texts": ["abcd"]})).json()["errors"][0]["code"] == "text_too_large"
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b"{not json", "body"),
+        (b"[]", "body"),
+        (b'"text"', "body"),
+        (b"{}", "text"),
+        (b'{"text": 5}', "text"),
+        (b'{"texts": "one"}', "texts"),
+        (b'{"texts": ["ok", 3]}', "texts[1]"),
+        (b'{"texts": []}', "texts"),
+        (b'{"text": "a", "texts": ["b"]}', "texts"),
+        (b'{"txt": "a"}', "txt"),
+        (b'{"text": null}', "text"),
+    ],
+)
+def test_malformed_bodies_are_400_naming_the_field(local_app: Any, raw: bytes, field: str) -> None:
+    response = _run(_post(local_app, None, raw=raw))
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["error"] == "bad_request" and body["field"] == field and body["message"]
+
+
+def test_neutral_threshold(tiny_model_dir: Path) -> None:
+    model = load_model(tiny_model_dir / "model.bin")
+    app = create_app(_settings(neutral_threshold=1.01), LocalPredictor(model))
+    body = _run(_post(app, {"text": "great"})).json()
+    assert body["results"][0]["sentiment"] == "neutral"
+    assert body["results"][0]["scores"]["positive"] > 0.5  # the model's own scores stay
+    assert body["model"]["neutral_threshold"] == 1.01 and "neutral" in body["model"]["neutral_note"]
+
+
+def test_api_keys(local_app: Any, tiny_model_dir: Path) -> None:
+    app = create_app(
+        _settings(api_keys=("k1", "k2")), LocalPredictor(load_model(tiny_model_dir / "model.bin"))
+    )
+    missing = _run(_post(app, {"text": "ok"}))
+    assert missing.status_code == 401 and missing.json()["error"] == "unauthorized"
+    wrong = _run(_post(app, {"text": "ok"}, headers={"x-api-key": "nope"}))
+    assert wrong.status_code == 403 and wrong.json()["error"] == "forbidden"
+    assert _run(_post(app, {"text": "ok"}, headers={"x-api-key": "k2"})).status_code == 200
+    assert _run(_post(local_app, {"text": "ok"})).status_code == 200  # no keys configured: open
+
+
+def test_cors_request_ids_openapi_and_docs(tiny_model_dir: Path) -> None:
+    app = create_app(
+        _settings(cors_origins=("https://reviews.example",)),
+        LocalPredictor(load_model(tiny_model_dir / "model.bin")),
+    )
+
+    async def go() -> None:
+        async with _client(app) as client:
+            pre = await client.options(
+                "/sentiment",
+                headers={
+                    "origin": "https://reviews.example",
+                    "access-control-request-method": "POST",
+                    "access-control-request-headers": "content-type",
+                },
+            )
+            assert pre.status_code == 200
+            assert pre.headers["access-control-allow-origin"] == "https://reviews.example"
+            other = await client.options(
+                "/sentiment",
+                headers={"origin": "https://evil.example", "access-control-request-method": "POST"},
+            )
+            assert "access-control-allow-origin" not in other.headers
+            given = await client.post(
+                "/sentiment", json={"text": "ok"}, headers={"x-request-id": "abc-123"}
+            )
+            assert given.headers["x-request-id"] == "abc-123"
+            made = await client.post("/sentiment", json={"text": "ok"})
+            assert len(made.headers["x-request-id"]) == 32
+            error = await client.post("/sentiment", json={})
+            assert error.status_code == 400 and error.headers["x-request-id"]
+            spec = (await client.get("/openapi.json")).json()
+            assert (
+                "/sentiment" in spec["paths"]
+                and "SentimentRequest" in spec["components"]["schemas"]
+            )
+            docs = await client.get("/docs")
+            assert docs.status_code == 200 and "cdn" not in docs.text.lower()
+            for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+                assert (await client.get(f"/static-offline-docs/{asset}")).status_code == 200
+            page = await client.get("/")
+            assert (
+                page.status_code == 200
+                and "<textarea" in page.text
+                and "http" not in page.text.split("<footer>")[0].lower().replace("http-equiv", "")
+            )
+
+    _run(go())
+
+
+def test_endpoint_killed_then_back(tiny_model_dir: Path, tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    model = str(tiny_model_dir / "model.bin")
+    processes = [Process(["serve", "--model", model, "--port", str(port)], tmp_path / "a.log")]
+    processes[0].wait_for(f"{url}/ping")
+    app = create_app(_settings(), EndpointPredictor(url, timeout=2, retries=1, backoff=0.01))
+
+    async def scenario() -> None:
+        async with _client(app) as client:
+
+            async def check(expect: int) -> tuple[dict[str, Any], httpx.Response]:
+                response = await client.post("/sentiment", json={"text": "great"})
+                assert response.status_code == expect, response.text
+                return response.json(), await client.get("/healthz")
+
+            _, health = await check(200)
+            assert health.status_code == 200 and health.json()["endpoint"]["ok"] is True
+            processes[0].stop()  # the endpoint goes away mid-test
+            body, health = await check(503)
+            assert "cannot be reached" in body["message"] and "sentiment serve" in body["message"]
+            assert health.status_code == 503 and health.json()["endpoint"]["ok"] is False
+            assert health.json()["api"] == "ok"
+            processes.append(
+                Process(["serve", "--model", model, "--port", str(port)], tmp_path / "b.log")
+            )
+            await asyncio.to_thread(processes[1].wait_for, f"{url}/ping")
+            body, _ = await check(200)  # and the API recovers by itself
+            assert body["results"][0]["sentiment"] == "positive"
+
+    try:
+        _run(scenario())
+    finally:
+        for process in processes:
+            process.stop()
+
+
+class _Slow:
+    """A stand-in for a slow outside SageMaker endpoint (fake: a real one cannot be made slow on demand)."""
+
+    def __init__(self, delay: float, status: int = 200) -> None:
+        self.delay = delay
+        self.status = status
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await asyncio.sleep(self.delay)
+        body = b'[{"label": ["__label__positive"], "prob": [0.9]}]'
+        await send(
+            {
+                "type": "http.response.start",
+                "status": self.status,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+@pytest.fixture
+def slow_endpoint() -> Iterator[tuple[str, _Slow]]:
+    app = _Slow(delay=3.0)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}", app
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_slow_endpoint_is_a_504_not_a_hang(slow_endpoint: tuple[str, _Slow]) -> None:
+    url, fake = slow_endpoint
+
+    async def scenario() -> None:
+        app = create_app(_settings(), EndpointPredictor(url, timeout=0.5, retries=2, backoff=0.01))
+        async with _client(app) as client:
+            started = time.monotonic()
+            response = await client.post("/sentiment", json={"text": "hello"})
+            assert time.monotonic() - started < 2.5
+            assert (
+                response.status_code == 504
+                and "did not answer within 0.5s" in response.json()["message"]
+            )
+            fake.delay, fake.status = 0.0, 500
+            broken = await client.post("/sentiment", json={"text": "hello"})
+            assert broken.status_code == 502 and "answered HTTP 500" in broken.json()["message"]
+            fake.status = 503
+            unready = await client.post("/sentiment", json={"text": "hello"})
+            assert unready.status_code == 503 and "not ready" in unready.json()["message"]
+
+    _run(scenario())

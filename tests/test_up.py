@@ -1,0 +1,86 @@
+"""`sentiment up`: endpoint and API together, healthy, stopped cleanly."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+from conftest import Process, free_port
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def _alive(pid: int) -> bool:
+    return (
+        Path(f"/proc/{pid}").exists()
+        and "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+    )
+
+
+def test_up_serves_both_and_stops_both(tiny_model_dir: Path, tmp_path: Path) -> None:
+    serve_port, api_port = free_port(), free_port()
+    process = Process(
+        [
+            "up",
+            "--model",
+            str(tiny_model_dir / "model.bin"),
+            "--serve-port",
+            str(serve_port),
+            "--api-port",
+            str(api_port),
+        ],
+        tmp_path / "up.log",
+    )
+    try:
+        process.wait_for(f"http://127.0.0.1:{api_port}/healthz", timeout=90)
+        deadline = time.monotonic() + 10
+        while "Up." not in process.output() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        log = process.output()
+        assert (
+            f"http://127.0.0.1:{api_port}/" in log
+            and f"http://127.0.0.1:{serve_port}/invocations" in log
+        )
+        answer = httpx.post(
+            f"http://127.0.0.1:{api_port}/sentiment", json={"text": "Love it, five stars"}
+        )
+        assert answer.status_code == 200 and answer.json()["results"][0]["sentiment"] == "positive"
+        assert httpx.get(f"http://127.0.0.1:{api_port}/healthz").json()["endpoint"]["ok"] is True
+        children = _children(process.proc.pid)
+        assert len(children) == 2
+        process.proc.send_signal(signal.SIGTERM)
+        code = process.proc.wait(timeout=30)
+    finally:
+        process.stop()
+    assert code == 0, process.output()
+    assert not any(_alive(pid) for pid in children), "a server outlived `sentiment up`"
+    assert "Stopping" in process.output()
+
+
+def test_up_with_a_bad_model_fails_clearly(tmp_path: Path) -> None:
+    process = Process(
+        [
+            "up",
+            "--model",
+            str(tmp_path / "missing.bin"),
+            "--serve-port",
+            str(free_port()),
+            "--api-port",
+            str(free_port()),
+        ],
+        tmp_path / "bad.log",
+    )
+    code = process.proc.wait(timeout=60)
+    process.stop()
+    assert code == 6
+    assert (
+        "Error: the endpoint (sentiment serve) exited with code 3 while starting"
+        in process.output()
+    )
