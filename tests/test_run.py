@@ -1,0 +1,56 @@
+"""`sentiment run`: the whole pipeline end to end on a slice of the shared data (serving is
+covered by test_up; here the run stops after the report)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import FULL, POLARITY, REPO
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """A small full-layout and polarity-layout dataset, each with train.csv and test.csv."""
+    root = tmp_path_factory.mktemp("inputs")
+    folders = []
+    for source, rows in ((FULL, 4000), (POLARITY, 4000)):
+        folder = root / source.name
+        folder.mkdir()
+        for name, n in (("train.csv", rows), ("test.csv", rows // 4)):
+            lines = (source / name).read_text(encoding="utf-8").splitlines(keepends=True)[:n]
+            (folder / name).write_text("".join(lines), encoding="utf-8")
+        folders.append(folder)
+    return folders
+
+
+def test_run_prepares_trains_and_reports(inputs: list[Path], tmp_path: Path) -> None:
+    out = tmp_path / "work"
+    result = subprocess.run(
+        [sys.executable, "-m", "sentiment", "run", *[a for f in inputs for a in ("--input", str(f))],
+         "--eval", str(inputs[1] / "test.csv"), "--output", str(out), "--no-serve", "--job-name", "pipeline"],
+        capture_output=True, text=True, cwd=REPO, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = json.loads((out / "prepared" / "manifest.json").read_text())
+    assert manifest["policy"] == "binary" and manifest["cleaning"]["title_weight"] == 3
+    record = json.loads((out / "pipeline" / "job.json").read_text())
+    assert record["status"] == "Completed"
+    assert (
+        record["hyperparameters"]["early_stopping"] == "True"
+        and record["hyperparameters"]["vector_dim"] == "10"
+    )
+    assert (out / "pipeline" / "output" / "model.tar.gz").is_file()
+    for folder in ("evaluation", "evaluation-amazon_review_polarity-test"):
+        report = json.loads((out / "pipeline" / folder / "report.json").read_text())
+        assert report["metrics"]["accuracy"] > 0.75
+        assert (
+            report["learning_curve"]
+            and (out / "pipeline" / folder / "learning_curve.png").is_file()
+        )
+        assert (out / "pipeline" / folder / "report.html").is_file()
+    assert "report at" in result.stderr and "pipeline done" in result.stderr
