@@ -67,7 +67,7 @@ def test_seed_values_are_one_flag_away_and_pipeline_defaults_are_valid() -> None
         ("learning_rate", "-1", "learning_rate must be a positive float"),
         ("min_count", "-2", "min_count must be a non-negative integer"),
         ("early_stopping", "maybe", "early_stopping must be True or False"),
-        ("mode", "skipgram", "mode must be supervised"),
+        ("mode", "skipgram", "Use mode=supervised"),
         ("buckets", "0", "buckets must be a positive integer"),
     ],
 )
@@ -82,10 +82,11 @@ def test_unknown_names_list_the_valid_ones() -> None:
     text = str(err.value)
     assert "Unknown hyperparameter 'epoch'" in text
     assert (
-        "Valid names: mode, epochs, learning_rate, min_count, vector_dim, word_ngrams, buckets"
+        "BlazingText (supervised) names: mode, epochs, learning_rate, min_count, vector_dim, word_ngrams, buckets"
         in text
     )
-    assert "extras: threads, seed" in text
+    assert "extras of this trainer: threads, seed, loss" in text
+    assert "Did you mean 'epochs'?" in text
 
 
 def test_cli_pairs_and_hyperparameters_json(tmp_path: Path) -> None:

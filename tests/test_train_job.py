@@ -64,7 +64,7 @@ def test_train_writes_a_sagemaker_layout_and_a_record(prepared: Path, tmp_path: 
         bucket=bucket,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("job-a Completed:")
+    assert result.stdout.startswith("job-a Completed validation accuracy 0.")
     # BlazingText's metric lines, as SageMaker metric definitions scrape them.
     assert re.search(r"^#train_accuracy: \d\.\d{4}$", result.stderr, re.M)
     assert re.search(r"^#validation_accuracy: \d\.\d{4}$", result.stderr, re.M)
@@ -82,7 +82,7 @@ def test_train_writes_a_sagemaker_layout_and_a_record(prepared: Path, tmp_path: 
         record["hyperparameters"]["epochs"] == "3"
         and record["hyperparameters"]["learning_rate"] == "0.05"
     )
-    assert record["extras"] == {"threads": 0, "seed": 0}
+    assert record["extras"] == {"threads": 0, "seed": 0, "loss": "softmax"}
     assert [e["epoch"] for e in record["epochs"]] == [1, 2, 3]
     assert all(e["validation_accuracy"] and e["words_per_sec"] > 0 for e in record["epochs"])
     assert record["inputs"]["train"]["sha256"] and record["inputs"]["validation"]["bytes"] > 0
@@ -105,8 +105,11 @@ def test_train_writes_a_sagemaker_layout_and_a_record(prepared: Path, tmp_path: 
     # jobs list / describe
     listed = _cli("jobs", "list", bucket=bucket)
     assert listed.returncode == 0 and "job-a" in listed.stdout and "Completed" in listed.stdout
-    described = _cli("jobs", "describe", "job-a", bucket=bucket)
+    described = _cli("jobs", "describe", "job-a", "--json", bucket=bucket)
     assert json.loads(described.stdout)["name"] == "job-a"
+    pretty = _cli("jobs", "describe", "job-a", bucket=bucket)
+    assert pretty.returncode == 0 and "hyperparameters: mode=supervised epochs=3" in pretty.stdout
+    assert "best epoch" in pretty.stdout and "model: job-a/output/model.tar.gz" in pretty.stdout
     assert _cli("jobs", "describe", "nope", bucket=bucket).returncode == 3
     # Names are unique.
     again = _cli("train", "--input", str(prepared), "--job-name", "job-a", bucket=bucket)
@@ -175,10 +178,11 @@ def test_input_errors(prepared: Path, tmp_path: Path) -> None:
     assert (
         unknown.returncode == 2
         and "Unknown hyperparameter 'epoch'" in unknown.stderr
-        and "Valid names" in unknown.stderr
+        and "Did you mean 'epochs'?" in unknown.stderr
+        and "extras of this trainer: threads, seed, loss" in unknown.stderr
     )
     missing = _cli("train", "--train", str(tmp_path / "none.txt"), bucket=bucket)
-    assert missing.returncode == 3 and "No training file" in missing.stderr
+    assert missing.returncode == 3 and "No train file at" in missing.stderr
     empty = tmp_path / "empty.txt"
     empty.write_text("")
     failed = _cli("train", "--train", str(empty), "--job-name", "empty-job", bucket=bucket)

@@ -1,12 +1,16 @@
-"""`sentiment jobs`: training jobs recorded in the bucket."""
+"""`sentiment jobs`: the training jobs recorded in the bucket (list, describe)."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+_BUCKET_HELP = "Bucket to read (default: the --bucket setting)."
 
 
 @click.group()
@@ -18,54 +22,139 @@ def command() -> None:
 
 
 @command.command("list")
+@click.option("--bucket", "bucket_uri", metavar="BUCKET", help=_BUCKET_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print the records as a JSON array.")
 @click.pass_context
-def list_(ctx: click.Context) -> None:
-    """Jobs, newest first, with status, duration and best validation accuracy.
+def list_(ctx: click.Context, bucket_uri: str | None, as_json: bool) -> None:
+    """Jobs, newest first: status, created, duration, epochs, best validation accuracy.
 
     Example: sentiment jobs list
     """
-    from sentiment.jobs import list_jobs
+    from sentiment.jobs import best_validation_accuracy, list_jobs
     from sentiment.storage import open_bucket
 
-    bucket = open_bucket(ctx.obj.settings.bucket)
+    bucket = open_bucket(bucket_uri or ctx.obj.settings.bucket)
+    records = list_jobs(bucket)
+    if as_json:
+        click.echo(json.dumps(records, indent=2))
+        return
+    if not records:
+        click.echo(f"No training jobs in {bucket.uri}. Train one with `sentiment train`.")
+        return
     table = Table(title=f"Training jobs in {bucket.uri}")
-    for column in (
-        "name",
-        "status",
-        "created",
-        "seconds",
-        "epochs",
-        "validation accuracy",
-        "reason",
-    ):
-        table.add_column(column)
-    for record in list_jobs(bucket):
-        accuracies = [
-            e["validation_accuracy"]
-            for e in record.get("epochs", [])
-            if e.get("validation_accuracy") is not None
-        ]
+    for column in ("name", "status", "created", "duration", "epochs", "best validation", "reason"):
+        table.add_column(column, overflow="fold")
+    for record in records:
+        best = best_validation_accuracy(record)
         table.add_row(
-            record.get("name", "?"),
-            record.get("status", "?"),
-            record.get("created", ""),
-            f"{record.get('seconds') or 0:.1f}",
-            str(len(record.get("epochs", []))),
-            f"{max(accuracies):.4f}" if accuracies else "-",
-            (record.get("failure_reason") or "")[:60],
+            str(record.get("name", "?")),
+            _status(record.get("status")),
+            str(record.get("created") or ""),
+            _duration(record.get("seconds")),
+            str(len(record.get("epochs") or [])),
+            f"{best:.4f}" if best is not None else "-",
+            Text(str(record.get("failure_reason") or "")),
         )
-    Console().print(table)
+    Console(soft_wrap=False).print(table)
 
 
 @command.command()
 @click.argument("name")
+@click.option("--bucket", "bucket_uri", metavar="BUCKET", help=_BUCKET_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print the whole record as JSON.")
 @click.pass_context
-def describe(ctx: click.Context, name: str) -> None:
-    """The whole record of one job, as JSON.
+def describe(ctx: click.Context, name: str, bucket_uri: str | None, as_json: bool) -> None:
+    """One job: status, hyperparameters, inputs, per-epoch metrics and the model.
 
-    Example: sentiment jobs describe blazingtext-2026-11-24-10-00-00
+    Example: sentiment jobs describe blazingtext-2026-11-24-10-00-00 --json
     """
     from sentiment.jobs import read_job
     from sentiment.storage import open_bucket
 
-    click.echo(json.dumps(read_job(open_bucket(ctx.obj.settings.bucket), name), indent=2))
+    record = read_job(open_bucket(bucket_uri or ctx.obj.settings.bucket), name)
+    if as_json:
+        click.echo(json.dumps(record, indent=2))
+        return
+    _pretty(record)
+
+
+def _pretty(record: dict[str, Any]) -> None:
+    console = Console()
+    console.print(f"[bold]{record.get('name')}[/bold]  {_status(record.get('status'))}")
+    if record.get("failure_reason"):
+        console.print(f"reason: {record['failure_reason']}", markup=False)
+    console.print(
+        f"created {record.get('created')}  ended {record.get('ended') or '-'}  "
+        f"duration {_duration(record.get('seconds'))}"
+    )
+    hp = " ".join(f"{k}={v}" for k, v in (record.get("hyperparameters") or {}).items())
+    extras = " ".join(f"{k}={v}" for k, v in (record.get("extras") or {}).items())
+    console.print(f"hyperparameters: {hp}", markup=False)
+    console.print(f"extras: {extras or '-'}", markup=False)
+    for channel, info in (record.get("inputs") or {}).items():
+        console.print(
+            f"{channel}: {info.get('path')} ({info.get('bytes')} bytes, "
+            f"sha256 {str(info.get('sha256'))[:16]}…)",
+            markup=False,
+        )
+    dictionary = record.get("dictionary")
+    if dictionary:
+        console.print(
+            f"dictionary: {dictionary.get('nwords')} words, {dictionary.get('ntokens')} tokens, "
+            f"labels {' '.join(dictionary.get('labels') or [])}",
+            markup=False,
+        )
+    epochs = record.get("epochs") or []
+    if epochs:
+        table = Table(title="epochs")
+        for column in ("epoch", "train acc", "validation acc", "loss", "words/s", "seconds", "lr"):
+            table.add_column(column, justify="right")
+        best = record.get("best_epoch")
+        for e in epochs:
+            mark = " *" if e.get("epoch") == best else ""
+            table.add_row(
+                f"{e.get('epoch')}{mark}",
+                _num(e.get("train_accuracy")),
+                _num(e.get("validation_accuracy")),
+                _num(e.get("loss")),
+                f"{e.get('words_per_sec') or 0:,}",
+                _num(e.get("seconds"), 2),
+                _num(e.get("lr"), 6),
+            )
+        console.print(table)
+        console.print(
+            f"best epoch {best or '-'}; model from epoch {record.get('model_epoch') or '-'}"
+            f"{'; stopped early' if record.get('stopped_early') else ''}"
+        )
+    final = record.get("final_metrics") or {}
+    console.print(
+        f"final: train accuracy {_num(final.get('train_accuracy'))}, "
+        f"validation accuracy {_num(final.get('validation_accuracy'))}"
+    )
+    model = record.get("model")
+    if model:
+        console.print(
+            f"model: {model.get('key')} ({model.get('bytes')} bytes, "
+            f"sha256 {str(model.get('sha256'))[:16]}…)",
+            markup=False,
+        )
+
+
+def _status(status: Any) -> str:
+    colour = {"Completed": "green", "InProgress": "yellow", "Failed": "red", "Stopped": "magenta"}
+    text = str(status or "?")
+    return f"[{colour[text]}]{text}[/]" if text in colour else text
+
+
+def _duration(seconds: Any) -> str:
+    if not isinstance(seconds, (int, float)):
+        return "-"
+    minutes, secs = divmod(float(seconds), 60)
+    hours, minutes = divmod(int(minutes), 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {secs:04.1f}s" if minutes else f"{secs:.1f}s"
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, (int, float)) else "-"
