@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FULL, POLARITY, REPO
+from typing import Any
+
+from conftest import FULL, POLARITY, REPO, SCREENSHOTS
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +30,11 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return folders
 
 
-def test_run_prepares_trains_and_reports(inputs: list[Path], tmp_path: Path) -> None:
+def test_run_prepares_trains_and_reports(inputs: list[Path], tmp_path: Path, page: Any) -> None:
     out = tmp_path / "work"
     result = subprocess.run(
         [sys.executable, "-m", "sentiment", "run", *[a for f in inputs for a in ("--input", str(f))],
-         "--eval", str(inputs[1] / "test.csv"), "--output", str(out), "--no-serve", "--job-name", "pipeline"],
+         "--eval", str(POLARITY / "test.csv"), "--output", str(out), "--no-serve", "--job-name", "pipeline"],
         capture_output=True, text=True, cwd=REPO, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -54,3 +56,27 @@ def test_run_prepares_trains_and_reports(inputs: list[Path], tmp_path: Path) -> 
         )
         assert (out / "pipeline" / folder / "report.html").is_file()
     assert "report at" in result.stderr and "pipeline done" in result.stderr
+    # The report on the whole shared polarity test opens in a real browser with every plot.
+    report_dir = out / "pipeline" / "evaluation-amazon_review_polarity-test"
+    report = json.loads((report_dir / "report.json").read_text())
+    assert report["test"]["examples"] == sum(
+        1 for _ in (POLARITY / "test.csv").open(encoding="utf-8")
+    )
+    page.goto((report_dir / "report.html").as_uri())
+    plots = page.locator("img[data-plot]")
+    names = sorted(plots.nth(i).get_attribute("data-plot") for i in range(plots.count()))
+    assert names == sorted(
+        [
+            "confusion_matrix.png",
+            "reliability.png",
+            "coverage.png",
+            "roc.png",
+            "pr.png",
+            "learning_curve.png",
+        ]
+    )
+    widths = plots.evaluate_all("imgs => imgs.map(i => i.complete && i.naturalWidth)")
+    assert all(w and w > 100 for w in widths), widths
+    assert f"{report['metrics']['accuracy']:.4f}" in page.content()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "evaluation-report.png"), full_page=True)

@@ -92,7 +92,7 @@ def render(report: dict[str, Any], images: dict[str, str]) -> str:
         job = report["job"]
         parts.append(
             f"<h2>Training job</h2><p>{escape(job['name'])}: {escape(job['status'])}, best epoch {_f(job.get('best_epoch'))}, "
-            f"stopped early: {_f(job.get('stopped_early'))}. Hyperparameters: <code>{escape(str(job.get('hyperparameters')))}</code></p>"
+            f"stopped early: {_f(job.get('stopped_early'))}. Hyperparameters: <code>{escape(' '.join(f'{k}={v}' for k, v in (job.get('hyperparameters') or {}).items()))}</code></p>"
         )
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -38,6 +38,9 @@ class TestSet:
     raw: bool
     source: str
     skipped: dict[str, int]
+    # What a person reads in the error analysis (the review as written: title, then text);
+    # None when it is the text itself.
+    shown: list[str] | None = None
 
 
 def read_test(path: Path, model: Model) -> TestSet:
@@ -90,7 +93,7 @@ def _read_csv(path: Path, model: Model) -> TestSet:
     found_layout = detect_layout([r[0] for r in rows[:2000]])
     policy = _policy_for(model)
     options = _row_options(model)
-    texts, labels = [], []
+    texts, labels, shown = [], [], []
     for raw_label, title, body in rows:
         label, _text, reason = clean_row(found_layout, raw_label, title, body, policy, options)
         if reason is not None or label is None:
@@ -99,12 +102,15 @@ def _read_csv(path: Path, model: Model) -> TestSet:
             continue
         labels.append(label)
         texts.append(compose(title, body, options.include_title, options.title_weight))
+        readable = [part.replace("\\n", " ").strip() for part in (title, body)]
+        shown.append(" — ".join(part for part in readable if part))
     return TestSet(
         texts,
         labels,
         raw=True,
         source=f"csv ({found_layout.value} layout, {policy.value} policy)",
         skipped=skipped,
+        shown=shown,
     )
 
 
@@ -169,7 +175,7 @@ def compute(model: Model, test: TestSet) -> dict[str, Any]:
     report = m.classification(y_true, probs, labels)
     report["calibration"] = m.calibration(y_true, probs)
     report["coverage"] = m.coverage(y_true, probs)
-    report["confident_errors"] = m.confident_errors(y_true, probs, test.texts, labels)
+    report["confident_errors"] = m.confident_errors(y_true, probs, test.shown or test.texts, labels)
     if len(labels) == 2:
         positive = labels.index("positive") if "positive" in labels else 1
         binary = (y_true == positive).astype(np.int64)
