@@ -152,7 +152,7 @@ def test_evaluate_a_prepared_file_and_the_raw_csv_alike(
     shown = raw_report["metrics"]["confident_errors"]["positive"][0]
     index = shown["index"]
     assert shown == found["confident_errors"]["positive"][0] | {"text": shown["text"]}
-    label, title, body = [r for r in read_reviews(POLARITY / "test.csv")][index]
+    _label, title, body = read_reviews(POLARITY / "test.csv")[index]
     assert shown["text"] == f"{title.strip()} — {body.replace(chr(92) + 'n', ' ').strip()}"
 
 

@@ -7,10 +7,9 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
-
-from typing import Any
 
 from conftest import FULL, POLARITY, REPO, SCREENSHOTS
 
