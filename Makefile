@@ -26,6 +26,8 @@ $(BIN)/.installed: pyproject.toml
 	@PYTHON=$(PYTHON) bash scripts/prereqs.sh
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	@# fasttext-modern (an earlier dependency) shares the import name `fasttext`: keep one.
+	@$(BIN)/python -m pip uninstall --quiet --yes fasttext-modern 2>/dev/null || true
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 
