@@ -44,6 +44,7 @@ test: prereqs venv browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: prereqs venv
+	@bash scripts/ensure-wrk.sh
 	$(BIN)/python -m benchmarks
 
 check: venv

@@ -1,0 +1,174 @@
+"""Shared pieces of the HTTP benchmarks: a model to serve, processes on 127.0.0.1, wrk runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+OUT = ROOT / "benchmarks" / "out" / "http"
+
+
+def benchmark_model() -> Path:
+    """A real model: the seed's hyperparameters on the prepared polarity sample (our trainer)."""
+    from benchmarks.train import SEED_HP, prepared
+    from sentiment.engine import EngineParams, Trainer
+    from sentiment.labels import Layout, Policy
+
+    path = OUT / "model.bin"
+    if path.exists():
+        return path
+    OUT.mkdir(parents=True, exist_ok=True)
+    files = prepared("amazon_review_polarity", Layout.POLARITY, Policy.BINARY)
+    trainer = Trainer(
+        EngineParams(
+            dim=SEED_HP["vector_dim"], lr=SEED_HP["learning_rate"], epochs=SEED_HP["epochs"],
+            min_count=SEED_HP["min_count"], word_ngrams=SEED_HP["word_ngrams"],
+            buckets=SEED_HP["buckets"], seed=1,
+        )
+    )  # fmt: skip
+    trainer.build_vocab(files["train"])
+    for epoch in range(SEED_HP["epochs"]):
+        trainer.run_epoch(epoch)
+    trainer.save_bin(path)
+    return path
+
+
+def review_texts(limit: int = 1000) -> list[str]:
+    """Raw review texts (title and body, as users type them) from the shared polarity test."""
+    import csv
+
+    with open(SHARED / "amazon_review_polarity" / "test.csv", newline="", encoding="utf-8") as fh:
+        rows = [f"{r[1]}. {r[2]}".replace("\\n", " ") for r, _ in zip(csv.reader(fh), range(limit), strict=False)]
+    return rows
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def process(cmd: list[str], ready_url: str, env: dict[str, str] | None = None) -> Iterator[None]:
+    """A server process, up once `ready_url` answers 200; stopped with SIGTERM afterwards."""
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ | (env or {}), cwd=ROOT,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                log.seek(0)
+                raise SystemExit(f"{cmd} exited:\n{log.read().decode()[-3000:]}")
+            try:
+                if httpx.get(ready_url, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{cmd} did not come up at {ready_url}")
+            time.sleep(0.2)
+        yield
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+@dataclass
+class Load:
+    requests_per_sec: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    requests: int
+
+    def line(self) -> str:
+        return (
+            f"{self.requests_per_sec:9,.0f} req/s  p50 {self.p50_ms:6.2f} ms  "
+            f"p99 {self.p99_ms:6.2f} ms  ({self.requests:,} requests, {self.errors} errors)"
+        )
+
+
+_LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "{content_type}"
+{headers}
+local f = io.open("{body}", "rb")
+wrk.body = f:read("*a")
+f:close()
+"""
+
+
+def wrk(
+    url: str,
+    body: bytes,
+    *,
+    connections: int = 32,
+    seconds: int = 10,
+    content_type: str = "application/json",
+    headers: dict[str, str] | None = None,
+) -> Load:
+    """wrk (one thread: the machine has 2 cores and the server needs them) with a POST body."""
+    with tempfile.TemporaryDirectory() as tmp:
+        body_path = Path(tmp) / "body"
+        body_path.write_bytes(body)
+        script = Path(tmp) / "post.lua"
+        extra = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in (headers or {}).items())
+        script.write_text(_LUA.format(content_type=content_type, body=body_path, headers=extra))
+        done = subprocess.run(
+            ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+    return parse_wrk(done.stdout)
+
+
+def parse_wrk(out: str) -> Load:
+    def ms(value: str) -> float:
+        number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()  # type: ignore[union-attr]
+        return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M)
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if not (p50 and p99 and rps and total):
+        raise SystemExit(f"could not read wrk's output:\n{out}")
+    errors = int(non2xx.group(1)) if non2xx else 0
+    if socket_errors:
+        errors += sum(int(g) for g in socket_errors.groups())
+    return Load(float(rps.group(1)), ms(p50.group(1)), ms(p99.group(1)), errors, int(total.group(1)))
+
+
+def instances_body(texts: list[str]) -> bytes:
+    return json.dumps({"instances": texts}).encode()
+
+
+def python() -> str:
+    return sys.executable
