@@ -16,7 +16,9 @@ def main(argv: list[str]) -> int:
     stages = [a for a in argv if not a.startswith("-")] or list(STAGES)
     unknown = set(stages) - set(STAGES)
     if unknown:
-        print(f"Error: unknown benchmark(s) {', '.join(sorted(unknown))}; choose from {', '.join(STAGES)}.")
+        print(
+            f"Error: unknown benchmark(s) {', '.join(sorted(unknown))}; choose from {', '.join(STAGES)}."
+        )
         return 2
     failed = []
     for stage in stages:

@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,7 +53,10 @@ def review_texts(limit: int = 1000) -> list[str]:
     import csv
 
     with open(SHARED / "amazon_review_polarity" / "test.csv", newline="", encoding="utf-8") as fh:
-        rows = [f"{r[1]}. {r[2]}".replace("\\n", " ") for r, _ in zip(csv.reader(fh), range(limit), strict=False)]
+        rows = [
+            f"{r[1]}. {r[2]}".replace("\\n", " ")
+            for r, _ in zip(csv.reader(fh), range(limit), strict=False)
+        ]
     return rows
 
 
@@ -66,7 +69,7 @@ def free_port() -> int:
 @contextmanager
 def process(cmd: list[str], ready_url: str, env: dict[str, str] | None = None) -> Iterator[None]:
     """A server process, up once `ready_url` answers 200; stopped with SIGTERM afterwards."""
-    log = tempfile.TemporaryFile()
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in finally)
     proc = subprocess.Popen(
         cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ | (env or {}), cwd=ROOT,
         start_new_session=True,
@@ -87,10 +90,8 @@ def process(cmd: list[str], ready_url: str, env: dict[str, str] | None = None) -
             time.sleep(0.2)
         yield
     finally:
-        try:
+        with suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         try:
             proc.wait(20)
         except subprocess.TimeoutExpired:
@@ -157,13 +158,17 @@ def parse_wrk(out: str) -> Load:
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     total = re.search(r"(\d+) requests in", out)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    )
     if not (p50 and p99 and rps and total):
         raise SystemExit(f"could not read wrk's output:\n{out}")
     errors = int(non2xx.group(1)) if non2xx else 0
     if socket_errors:
         errors += sum(int(g) for g in socket_errors.groups())
-    return Load(float(rps.group(1)), ms(p50.group(1)), ms(p99.group(1)), errors, int(total.group(1)))
+    return Load(
+        float(rps.group(1)), ms(p50.group(1)), ms(p99.group(1)), errors, int(total.group(1))
+    )
 
 
 def instances_body(texts: list[str]) -> bytes:

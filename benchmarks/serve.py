@@ -111,7 +111,9 @@ def main() -> None:
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with process([*uvicorn, "echo_app:app", "--port", str(port), "--workers", str(workers)], f"{url}/"):
+    with process(
+        [*uvicorn, "echo_app:app", "--port", str(port), "--workers", str(workers)], f"{url}/"
+    ):
         results["echo"] = wrk(f"{url}/invocations", one, seconds=seconds)
     print(f"raw ASGI echo:        {results['echo'].line()}", flush=True)
 
@@ -120,7 +122,9 @@ def main() -> None:
     serve = [python(), "-m", "sentiment", "serve", "--model", model, "--port", str(port),
              "--workers", str(workers)]  # fmt: skip
     with process(serve, f"{url}/ping", env={"SENTIMENT_LOG_LEVEL": "warning"}):
-        check = httpx.post(f"{url}/invocations", content=one, headers={"content-type": "application/json"})
+        check = httpx.post(
+            f"{url}/invocations", content=one, headers={"content-type": "application/json"}
+        )
         assert check.status_code == 200 and json.loads(check.content)[0]["label"], check.text
         results["ours-1"] = wrk(f"{url}/invocations", one, seconds=seconds)
         print(f"endpoint, 1 text:     {results['ours-1'].line()}", flush=True)
@@ -138,9 +142,13 @@ def main() -> None:
 
     o1, o100, b1, echo = results["ours-1"], results["ours-100"], results["base-1"], results["echo"]
     print("\nratios (targets of issue 6):")
-    print(f"  1 text: endpoint / baseline req/s   = {o1.requests_per_sec / b1.requests_per_sec:5.2f}x (target >= 2x)")
+    print(
+        f"  1 text: endpoint / baseline req/s   = {o1.requests_per_sec / b1.requests_per_sec:5.2f}x (target >= 2x)"
+    )
     print(f"  1 text: endpoint p99                = {o1.p99_ms:5.2f} ms (target <= 10 ms)")
-    print(f"  1 text: endpoint / raw echo req/s   = {o1.requests_per_sec / echo.requests_per_sec:5.2f}x (target >= 0.5x)")
+    print(
+        f"  1 text: endpoint / raw echo req/s   = {o1.requests_per_sec / echo.requests_per_sec:5.2f}x (target >= 0.5x)"
+    )
     print(
         f"  100 texts: endpoint texts/s / in-process = "
         f"{100 * o100.requests_per_sec / texts_per_sec:5.2f}x (target >= 0.8x); "

@@ -157,7 +157,9 @@ def worker(args: argparse.Namespace) -> None:
     print(json.dumps(result))
 
 
-def run_worker(kind: str, train: Path, hp: dict[str, Any], threads: int, validation: Path | None = None) -> dict[str, Any]:
+def run_worker(
+    kind: str, train: Path, hp: dict[str, Any], threads: int, validation: Path | None = None
+) -> dict[str, Any]:
     cmd = [
         sys.executable, "-m", "benchmarks.train", "--worker", kind, "--train", str(train),
         "--hp", json.dumps(hp), "--threads", str(threads),

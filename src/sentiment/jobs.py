@@ -504,7 +504,9 @@ def _train(
             job.save()
             if early and stats.epoch >= min_epochs and since_best >= patience:
                 job.log("Reached patience. Terminating training.")
-                job.log(f"Stopped after epoch {stats.epoch}; best epoch {job.record['best_epoch']}.")
+                job.log(
+                    f"Stopped after epoch {stats.epoch}; best epoch {job.record['best_epoch']}."
+                )
                 job.record["stopped_early"] = True
                 break
     epochs_run = len(job.record["epochs"])
