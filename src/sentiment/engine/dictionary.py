@@ -201,10 +201,7 @@ def build_dictionary(tokens: Tokens, min_count: int, *, min_count_label: int = 1
             "The training file is empty.",
             hint="Run `sentiment prepare` first, or check the --train path.",
         )
-    keys, first, inverse, counts = np.unique(
-        tokens.h64, return_index=True, return_inverse=True, return_counts=True
-    )
-    del inverse
+    keys, first, counts = np.unique(tokens.h64, return_index=True, return_counts=True)
     is_label = np.zeros(keys.size, np.bool_)
     texts: list[bytes] = []
     for u, index in enumerate(first):

@@ -40,7 +40,7 @@ def _softmax(wo: np.ndarray, hidden: np.ndarray, out: np.ndarray) -> None:
             s += wo[i, d] * hidden[d]
         out[i] = s
         if s > top:
-            top = s
+            top = s  # type: ignore[assignment]
     z = np.float32(0.0)
     for i in range(nl):
         out[i] = np.exp(out[i] - top)

@@ -82,7 +82,7 @@ class Trainer:
 
     @property
     def threads(self) -> int:
-        limit = numba.config.NUMBA_NUM_THREADS
+        limit = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
         return max(1, min(self.params.threads or limit, limit))
 
     @property

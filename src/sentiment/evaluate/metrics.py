@@ -123,6 +123,8 @@ def calibration(y_true: np.ndarray, probs: np.ndarray, bins: int = 10) -> dict[s
     for b in range(bins):
         mask = index == b
         count = int(mask.sum())
+        acc: float | None
+        conf: float | None
         if count:
             acc = float(correct[mask].mean())
             conf = float(confidence[mask].mean())

@@ -189,7 +189,7 @@ def create_app(
         lifespan=_lifespan(endpoint) if model is None else None,
     )
     app.state.endpoint = endpoint
-    return endpoint.metrics.wrap(app)  # type: ignore[return-value]
+    return endpoint.metrics.wrap(app)
 
 
 def _lifespan(endpoint: Endpoint) -> Any:

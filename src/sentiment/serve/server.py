@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -58,7 +59,7 @@ def run_server(settings: Settings) -> None:
     log.info(
         "starting endpoint for model %s on http://%s:%d", ref, settings.host, settings.serve_port
     )
-    common = {
+    common: dict[str, Any] = {
         "host": settings.host,
         "port": settings.serve_port,
         "log_level": settings.log_level,
