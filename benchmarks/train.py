@@ -72,7 +72,7 @@ def replicated(source: Path, tokens: int) -> tuple[Path, int]:
     text = source.read_text(encoding="utf-8")
     per_copy = len(text.split()) - text.count("__label__") + text.count("\n")
     copies = max(1, -(-tokens // per_copy))
-    target = OUT / f"replica-{copies}x-{source.parent.name}.txt"
+    target = OUT / f"replica-{copies}x-{source.stem}.txt"
     if not target.exists():
         tmp = target.with_suffix(".tmp")
         with open(tmp, "w", encoding="utf-8") as fh:

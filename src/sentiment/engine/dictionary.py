@@ -14,6 +14,7 @@ not, `</s>` included) contributes its 32-bit hash to the n-gram list, and n-gram
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,15 +162,51 @@ class Tokens:
         return self.buf[start : start + int(self.lengths[index])].tobytes()
 
 
-def scan_file(path: Path) -> Tokens:
-    """Read and tokenize a training/validation file."""
+# Files are scanned in pieces of about this size (cut after a newline), so that the per-token
+# arrays of a scan (32 bytes a token) exist for one piece at a time, not for the whole corpus.
+CHUNK_BYTES = 8 << 20
+
+
+def read_bytes(path: Path) -> np.ndarray:
     try:
-        buf = np.fromfile(path, dtype=np.uint8)
+        return np.fromfile(path, dtype=np.uint8)
     except OSError as err:
         raise DataError(f"Cannot read {path}: {err}.") from None
+
+
+def scan(buf: np.ndarray) -> Tokens:
+    """Tokenize bytes that hold whole lines."""
     ntok, nlines = _count_tokens(buf)
     starts, lengths, h32, h64, line_of = _scan(buf, ntok, EOS32, EOS64)
     return Tokens(buf, starts, lengths, h32, h64, line_of, nlines)
+
+
+def scan_chunks(path: Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Tokens]:
+    """A training/validation file, read and tokenized one piece of whole lines at a time."""
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 (closed below; a generator)
+    except OSError as err:
+        raise DataError(f"Cannot read {path}: {err}.") from None
+    with fh:
+        carry = b""
+        while True:
+            block = fh.read(max(1, chunk_bytes))
+            if not block:
+                break
+            data = carry + block
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:  # no newline yet: a very long line, read on
+                carry = data
+                continue
+            carry = data[cut:]
+            yield scan(np.frombuffer(data[:cut], np.uint8))
+        if carry:
+            yield scan(np.frombuffer(carry, np.uint8))
+
+
+def scan_file(path: Path) -> Tokens:
+    """A whole file tokenized at once (small files; large ones go through scan_chunks)."""
+    return scan(read_bytes(path))
 
 
 @dataclass
@@ -194,20 +231,39 @@ class Dictionary:
         return out
 
 
-def build_dictionary(tokens: Tokens, min_count: int, *, min_count_label: int = 1) -> Dictionary:
-    """Count the words of a scanned file and keep those fastText would keep."""
-    if tokens.h64.size == 0:
+def build_dictionary(
+    tokens: Tokens | Iterable[Tokens], min_count: int, *, min_count_label: int = 1
+) -> Dictionary:
+    """Count the words of a scanned file (whole, or piece by piece) and keep those fastText would keep."""
+    pieces = [tokens] if isinstance(tokens, Tokens) else tokens
+    part_keys, part_counts, part_first = [], [], []
+    texts_by_key: dict[int, bytes] = {}
+    ntokens = 0
+    for piece in pieces:
+        keys, first, counts = np.unique(piece.h64, return_index=True, return_counts=True)
+        for key, index in zip(keys.tolist(), first.tolist(), strict=True):
+            if key not in texts_by_key:
+                texts_by_key[key] = piece.word(index)
+        part_keys.append(keys)
+        part_counts.append(counts)
+        part_first.append(first + ntokens)  # position of first appearance in the whole file
+        ntokens += int(piece.h64.size)
+    if ntokens == 0:
         raise DataError(
             "The training file is empty.",
             hint="Run `sentiment prepare` first, or check the --train path.",
         )
-    keys, first, counts = np.unique(tokens.h64, return_index=True, return_counts=True)
-    is_label = np.zeros(keys.size, np.bool_)
-    texts: list[bytes] = []
-    for u, index in enumerate(first):
-        word = tokens.word(int(index))
-        texts.append(word)
-        is_label[u] = word.startswith(LABEL_PREFIX)
+    if len(part_keys) == 1:
+        keys, counts, first = part_keys[0], part_counts[0], part_first[0]
+    else:
+        all_keys = np.concatenate(part_keys)
+        keys, inverse = np.unique(all_keys, return_inverse=True)
+        counts = np.zeros(keys.size, np.int64)
+        np.add.at(counts, inverse, np.concatenate(part_counts))
+        first = np.full(keys.size, np.iinfo(np.int64).max, np.int64)
+        np.minimum.at(first, inverse, np.concatenate(part_first))
+    texts = [texts_by_key[key] for key in keys.tolist()]
+    is_label = np.array([word.startswith(LABEL_PREFIX) for word in texts], np.bool_)
     keep_word = (~is_label) & (counts >= min_count)
     keep_label = is_label & (counts >= min_count_label)
     if not keep_label.any():
@@ -229,7 +285,7 @@ def build_dictionary(tokens: Tokens, min_count: int, *, min_count_label: int = 1
         counts=counts[order].astype(np.int64),
         nwords=int(order_words.size),
         nlabels=int(order_labels.size),
-        ntokens=int(tokens.h64.size),
+        ntokens=ntokens,
         keys=keys,
         key_ids=key_ids,
     )
@@ -359,6 +415,56 @@ def encode(tokens: Tokens, dictionary: Dictionary, word_ngrams: int, buckets: in
         word_ngrams,
         buckets,
     )
+    return Encoded(line_ptr, ids, label_ptr, labels, ntok)
+
+
+def encode_chunks(
+    pieces: Iterable[Tokens],
+    dictionary: Dictionary,
+    word_ngrams: int,
+    buckets: int,
+    *,
+    ntokens: int | None = None,
+) -> Encoded:
+    """`encode` piece by piece, joined: only the model input of the whole file stays in memory.
+
+    With `ntokens` (the file's token count, known from its dictionary pass) the ids go straight
+    into one array sized for the worst case; the pages never written are never resident, so
+    memory holds the ids once instead of the pieces plus their concatenation.
+    """
+    if ntokens is None:
+        parts = [encode(piece, dictionary, word_ngrams, buckets) for piece in pieces]
+        if len(parts) == 1:
+            return parts[0]
+        ids_list = [p.ids for p in parts]
+    else:
+        ids_all = np.empty(ntokens * max(1, word_ngrams), np.int32)
+        parts, filled = [], 0
+        for piece in pieces:
+            part = encode(piece, dictionary, word_ngrams, buckets)
+            ids_all[filled : filled + part.ids.size] = part.ids
+            filled += part.ids.size
+            part.ids = np.zeros(0, np.int32)  # (a view would keep the piece alive)
+            parts.append(part)
+    if not parts:
+        empty = np.zeros(1, np.int64)
+        return Encoded(
+            empty, np.zeros(0, np.int32), empty.copy(), np.zeros(0, np.int32), np.zeros(0, np.int32)
+        )
+    sizes = [p.line_ptr[-1] for p in parts]
+    id_offsets = np.cumsum([0, *sizes[:-1]])
+    label_offsets = np.cumsum([0] + [p.labels.size for p in parts[:-1]])
+    line_ptr = np.concatenate(
+        [np.zeros(1, np.int64)]
+        + [p.line_ptr[1:] + o for p, o in zip(parts, id_offsets, strict=True)]
+    )
+    label_ptr = np.concatenate(
+        [np.zeros(1, np.int64)]
+        + [p.label_ptr[1:] + o for p, o in zip(parts, label_offsets, strict=True)]
+    )
+    ids = np.concatenate(ids_list) if ntokens is None else ids_all[:filled]
+    labels = np.concatenate([p.labels for p in parts])
+    ntok = np.concatenate([p.ntok for p in parts])
     return Encoded(line_ptr, ids, label_ptr, labels, ntok)
 
 

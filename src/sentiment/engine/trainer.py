@@ -23,9 +23,9 @@ from sentiment.engine.dictionary import (
     Dictionary,
     Encoded,
     build_dictionary,
-    encode,
+    encode_chunks,
     encode_texts,
-    scan_file,
+    scan_chunks,
 )
 from sentiment.engine.fasttext_bin import BinModel, write_bin
 from sentiment.errors import DataError, UsageError
@@ -114,15 +114,25 @@ class Trainer:
 
     def build_vocab(self, train_path: Path) -> None:
         """Read the training file, build the dictionary, encode every line, initialize weights."""
-        tokens = scan_file(train_path)
-        self.dictionary = build_dictionary(tokens, self.params.min_count)
-        self.data = encode(tokens, self.dictionary, self.params.word_ngrams, self.buckets)
+        # Two passes over the file, each a piece at a time (the dictionary, then the encoding),
+        # so that memory holds the encoded corpus and one piece's scan, not the whole scan.
+        self.dictionary = build_dictionary(scan_chunks(train_path), self.params.min_count)
+        self.data = encode_chunks(
+            scan_chunks(train_path),
+            self.dictionary,
+            self.params.word_ngrams,
+            self.buckets,
+            ntokens=self.dictionary.ntokens,
+        )
         if self.data.labels.size == 0 or self.data.ids.size == 0:
             raise DataError(f"{train_path} has no line with both a label and words.")
         rng = np.random.default_rng(self.params.seed)
         dim = self.params.dim
         rows = self.dictionary.nwords + self.buckets
-        self.wi = rng.uniform(-1.0 / dim, 1.0 / dim, size=(rows, dim)).astype(np.float32)
+        # uniform(-1/dim, 1/dim) as fastText, drawn in float32 in place (no float64 copy).
+        self.wi = rng.random((rows, dim), dtype=np.float32)
+        self.wi *= np.float32(2.0 / dim)
+        self.wi -= np.float32(1.0 / dim)
         self.wo = np.zeros((self.dictionary.nlabels, dim), np.float32)
         self._train_sample = _sample(self.data, 200_000)
 
@@ -179,7 +189,7 @@ class Trainer:
 
     def tokenize_file(self, path: Path) -> Encoded:
         """A labelled file encoded with this dictionary (read once, evaluated many times)."""
-        return encode(scan_file(path), self._dict, self.params.word_ngrams, self.buckets)
+        return encode_chunks(scan_chunks(path), self._dict, self.params.word_ngrams, self.buckets)
 
     def accuracy(self, data: Encoded | Path) -> float:
         """Top-1 accuracy (fastText's precision@1) on a labelled file or encoded lines."""
