@@ -115,22 +115,18 @@ def test_reading_and_writing_fasttext_files_round_trips_bytes(
 
 
 def test_accuracy_is_close_to_fasttext(corpus: dict[str, Path], ours: Trainer) -> None:
-    ft = fasttext.train_supervised(
-        str(corpus["train"]),
-        dim=10,
-        lr=0.1,
-        epoch=5,
-        minCount=1,
-        wordNgrams=2,
-        bucket=200_000,
-        thread=1,
-        seed=1,
-        verbose=0,
-    )
-    theirs = ft.test(str(corpus["test"]))[1]
-    mine = ours.accuracy(corpus["test"])
-    assert mine > 0.75
-    assert abs(mine - theirs) < 0.015, (mine, theirs)
+    # On 9,000 lines one seed moves accuracy by a point or two: compare means over 3 seeds.
+    mine, theirs = [], []
+    for seed in (1, 2, 3):
+        ft = fasttext.train_supervised(
+            str(corpus["train"]), dim=10, lr=0.1, epoch=5, minCount=1, wordNgrams=2,
+            bucket=200_000, thread=1, seed=seed, verbose=0,
+        )  # fmt: skip
+        theirs.append(ft.test(str(corpus["test"]))[1])
+        trainer = ours if seed == 1 else _train(corpus["train"], seed=seed)
+        mine.append(trainer.accuracy(corpus["test"]))
+    assert min(mine) > 0.75
+    assert abs(np.mean(mine) - np.mean(theirs)) < 0.015, (mine, theirs)
 
 
 def test_snapshot_and_restore(corpus: dict[str, Path]) -> None:
