@@ -25,8 +25,7 @@ OUT = ROOT / "benchmarks" / "out" / "http"
 
 def benchmark_model() -> Path:
     """A real model: the seed's hyperparameters on the prepared polarity sample (our trainer)."""
-    from benchmarks.train import SEED_HP, prepared
-    from sentiment.engine import EngineParams, Trainer
+    from benchmarks.train import SEED_HP, prepared, train_ours
     from sentiment.labels import Layout, Policy
 
     path = OUT / "model.bin"
@@ -34,16 +33,7 @@ def benchmark_model() -> Path:
         return path
     OUT.mkdir(parents=True, exist_ok=True)
     files = prepared("amazon_review_polarity", Layout.POLARITY, Policy.BINARY)
-    trainer = Trainer(
-        EngineParams(
-            dim=SEED_HP["vector_dim"], lr=SEED_HP["learning_rate"], epochs=SEED_HP["epochs"],
-            min_count=SEED_HP["min_count"], word_ngrams=SEED_HP["word_ngrams"],
-            buckets=SEED_HP["buckets"], seed=1,
-        )
-    )  # fmt: skip
-    trainer.build_vocab(files["train"])
-    for epoch in range(SEED_HP["epochs"]):
-        trainer.run_epoch(epoch)
+    trainer, _ = train_ours(files["train"], SEED_HP, 0, 1)
     trainer.save_bin(path)
     return path
 

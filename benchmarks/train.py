@@ -82,6 +82,28 @@ def replicated(source: Path, tokens: int) -> tuple[Path, int]:
     return target, per_copy * copies
 
 
+def train_fasttext(train: Path, hp: dict[str, Any], threads: int, seed: int) -> Any:
+    """The fastText library with BlazingText's hyperparameter names mapped to its own."""
+    import fasttext
+
+    return fasttext.train_supervised(
+        str(train), epoch=hp["epochs"], lr=hp["learning_rate"], minCount=hp["min_count"],
+        dim=hp["vector_dim"], wordNgrams=hp["word_ngrams"], bucket=hp["buckets"], thread=threads,
+        seed=seed, verbose=0,
+    )  # fmt: skip
+
+
+def train_ours(train: Path, hp: dict[str, Any], threads: int, seed: int) -> tuple[Any, float]:
+    """Our trainer, every epoch run; returns it and the seconds spent inside the epochs."""
+    from sentiment.engine import Trainer
+    from sentiment.hyperparams import engine_params, resolve
+
+    trainer = Trainer(engine_params(resolve(hp | {"threads": threads, "seed": seed})))
+    trainer.build_vocab(train)
+    seconds = sum(trainer.run_epoch(epoch).seconds for epoch in range(hp["epochs"]))
+    return trainer, seconds
+
+
 # --- workers: one trainer per process, so that peak RSS is its own -------------------------
 
 
@@ -98,40 +120,11 @@ def worker(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     result: dict[str, Any] = {}
     if args.worker == "fasttext":
-        import fasttext
-
-        model = fasttext.train_supervised(
-            args.train,
-            epoch=hp["epochs"],
-            lr=hp["learning_rate"],
-            minCount=hp["min_count"],
-            dim=hp["vector_dim"],
-            wordNgrams=hp["word_ngrams"],
-            bucket=hp["buckets"],
-            thread=args.threads,
-            seed=hp.get("seed", 0),
-            verbose=0,
+        train_fasttext(Path(args.train), hp, args.threads, hp.get("seed", 0)).save_model(
+            str(OUT / "fasttext.bin")
         )
-        model.save_model(str(OUT / "fasttext.bin"))
     elif args.worker == "ours":
-        from sentiment.engine import EngineParams, Trainer
-
-        trainer = Trainer(
-            EngineParams(
-                dim=hp["vector_dim"],
-                lr=hp["learning_rate"],
-                epochs=hp["epochs"],
-                min_count=hp["min_count"],
-                word_ngrams=hp["word_ngrams"],
-                buckets=hp["buckets"],
-                threads=args.threads,
-                seed=hp.get("seed", 0),
-            )
-        )
-        trainer.build_vocab(Path(args.train))
-        loop = 0.0
-        for epoch in range(hp["epochs"]):
-            loop += trainer.run_epoch(epoch).seconds
+        trainer, loop = train_ours(Path(args.train), hp, args.threads, hp.get("seed", 0))
         trainer.save_bin(OUT / "ours.bin")
         result["loop_words_per_sec"] = trainer.ntokens * hp["epochs"] / loop
     else:  # the whole training job, as `sentiment train` runs it
@@ -178,32 +171,15 @@ def run_worker(
 
 def accuracies(files: dict[str, Path], seed: int, threads: int) -> tuple[float, float]:
     """(ours, fastText) accuracy on the test file, every test line counted by both."""
-    import fasttext
     import numpy as np
-
-    from sentiment.engine import EngineParams, Trainer
 
     lines = files["test"].read_text(encoding="utf-8").splitlines()
     truth = [line.split(" ", 1)[0] for line in lines]
     texts = [line.split(" ", 1)[1] if " " in line else "" for line in lines]
-    hp = SEED_HP
-    trainer = Trainer(
-        EngineParams(
-            dim=hp["vector_dim"], lr=hp["learning_rate"], epochs=hp["epochs"],
-            min_count=hp["min_count"], word_ngrams=hp["word_ngrams"], buckets=hp["buckets"],
-            threads=threads, seed=seed,
-        )
-    )  # fmt: skip
-    trainer.build_vocab(files["train"])
-    for epoch in range(hp["epochs"]):
-        trainer.run_epoch(epoch)
+    trainer, _ = train_ours(files["train"], SEED_HP, threads, seed)
     labels = trainer.labels
     ours_pred = [labels[i] for i in np.asarray(trainer.predict_proba(texts)).argmax(axis=1)]
-    ft = fasttext.train_supervised(
-        str(files["train"]), epoch=hp["epochs"], lr=hp["learning_rate"], minCount=hp["min_count"],
-        dim=hp["vector_dim"], wordNgrams=hp["word_ngrams"], bucket=hp["buckets"], thread=threads,
-        seed=seed, verbose=0,
-    )  # fmt: skip
+    ft = train_fasttext(files["train"], SEED_HP, threads, seed)
     theirs_pred = [p[0] for p in ft.predict(texts, k=1)[0]]
     n = len(truth)
     ours = sum(p == t for p, t in zip(ours_pred, truth, strict=True)) / n
