@@ -10,14 +10,16 @@ emoticons and apostrophe words are split), so it does slightly less work than ou
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import shutil
 import time
 from pathlib import Path
 
 from sentiment.config import Settings
-from sentiment.labels import Layout, Policy
-from sentiment.reviews import RowOptions, clean_file, split_of
+from sentiment.labels import POLICY_TABLE, Layout, Policy
+from sentiment.reviews import split_of
+from sentiment.text import compose
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -43,14 +45,25 @@ def replicate(rows: int) -> Path:
 
 
 def run_plain(path: Path, out: Path) -> int:
+    """What a single-machine user writes first: csv + re in one process, the same rules (the
+    regular expressions of tests/text_reference.py, the specification our kernel is tested
+    against), the same label policy, dedupe and split."""
+    from tests.text_reference import normalize as regex_normalize
+
+    table = POLICY_TABLE[Policy.BINARY][Layout.FULL]
     seen: set[str] = set()
     files = {s: open(out / f"{s}.txt", "w") for s in ("train", "validation", "test")}  # noqa: SIM115
     read = 0
-    for _raw, label, text, reason in clean_file(path, Layout.FULL, Policy.BINARY, RowOptions()):
-        read += 1
-        if reason is None and text not in seen:
-            seen.add(text)
-            files[split_of("train", text, 1, 0.1)].write(f"__label__{label} {text}\n")
+    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        for row in csv.reader(fh):
+            read += 1
+            label = table.get(row[0]) if len(row) == 3 else None
+            if label is None:
+                continue
+            text = regex_normalize(compose(row[1], row[2], title_weight=3))
+            if text and text not in seen:
+                seen.add(text)
+                files[split_of("train", text, 1, 0.1)].write(f"__label__{label} {text}\n")
     for fh in files.values():
         fh.close()
     return read

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sentiment.text import DEFAULT_CLEANING, Cleaning, compose, normalize
+from sentiment.text import DEFAULT_CLEANING, Cleaning, compose, normalize, normalize_many
 
 
 @pytest.mark.parametrize(
@@ -66,3 +66,100 @@ def test_compose() -> None:
     assert compose("Title", "Body") == "Title Body"
     assert compose("", "Body") == "Body"
     assert compose("Title", "Body", include_title=False) == "Body"
+
+
+# The compiled kernel against the rules written as regular expressions (tests/text_reference.py).
+
+
+def _shared_texts() -> list[str]:
+    from conftest import FULL, POLARITY, read_reviews
+
+    texts = []
+    for folder in (FULL, POLARITY):
+        for name in ("train.csv", "test.csv"):
+            for _label, title, body in read_reviews(folder / name):
+                texts += [title, body, compose(title, body, title_weight=3)]
+    return texts
+
+
+@pytest.mark.slow
+def test_kernel_matches_the_regex_rules_on_every_shared_review() -> None:
+    import text_reference
+
+    texts = _shared_texts()
+    assert len(texts) > 150_000
+    for cleaning in (DEFAULT_CLEANING, Cleaning(split_punctuation=False, numbers=False)):
+        fast = normalize_many(texts, cleaning)
+        slow = [text_reference.normalize(t, cleaning) for t in texts]
+        mismatches = [(t, a, b) for t, a, b in zip(texts, slow, fast, strict=True) if a != b]
+        assert not mismatches[:3]
+
+
+# Characters the rules treat specially, plus a few of every kind the classes separate.
+_ALPHABET = (
+    " \t\n\x00\x0b\x1f\x85\xa0\u2028\u3000\u200b\ufeff"  # spaces, controls, invisibles
+    "aZ_'\"-:;=<3)](/\\|@[*dopDPOx09½²٣"  # emoticon pieces, words, digits of other scripts
+    ".,!?$&#\\ntr"  # joiners, entities, literal newlines
+    "éÉ\u0301ßİΣςǅ😀"  # letters that change length or case, combining marks, emoji
+    "htpswHTPSW/."  # URL pieces
+)
+_PIECES = [
+    "http://",
+    "HTTPS://",
+    "www.",
+    "10:30",
+    "2.5",
+    " 7,",
+    "&amp;",
+    "&#39;",
+    "\\n",
+    "__label__",
+    ":-)",
+    "<3",
+    "1,000.5",
+]
+
+
+@pytest.mark.slow
+def test_kernel_matches_the_regex_rules_on_generated_text() -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    import text_reference
+
+    text = st.lists(
+        st.one_of(st.text(_ALPHABET, max_size=6), st.sampled_from(_PIECES)), max_size=12
+    ).map("".join)
+    cleanings = st.builds(Cleaning, *[st.booleans()] * 6)
+
+    @settings(max_examples=3000, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(texts=st.lists(text | st.text(max_size=40), min_size=1, max_size=5), cleaning=cleanings)
+    def check(texts: list[str], cleaning: Cleaning) -> None:
+        assert normalize_many(texts, cleaning) == [
+            text_reference.normalize(t, cleaning) for t in texts
+        ]
+        assert [normalize(t, cleaning) for t in texts] == normalize_many(texts, cleaning)
+
+    check()
+
+
+def test_normalize_many_keeps_one_result_per_text() -> None:
+    assert normalize_many([]) == []
+    assert normalize_many([""]) == [""]
+    assert normalize_many(["", "A!", "", "\n"]) == ["", "a !", "", ""]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "lone \ud800 surrogate",  # JSON allows "\ud800"; the kernel keeps it as a character
+        "Ünïcödé İstanbul ΣΟΦΙΑ ΟΔΟΣ",  # lower case that is not one character, or contextual
+        "&lt;3 &amp; \\N not a newline",  # entities first, then the literal-newline rule
+        "\ufffd replacement char",
+        "😀😀 ok",
+    ],
+)
+def test_kernel_fallbacks_match_the_regex_rules(raw: str) -> None:
+    import text_reference
+
+    assert normalize(raw) == text_reference.normalize(raw)

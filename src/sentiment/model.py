@@ -26,7 +26,7 @@ from sentiment import layout
 from sentiment.errors import InputNotFound, JobFailed, ModelError
 from sentiment.labels import strip_prefix
 from sentiment.storage import LocalBucket, atomic_directory
-from sentiment.text import DEFAULT_CLEANING, Cleaning, normalize
+from sentiment.text import DEFAULT_CLEANING, Cleaning, normalize, normalize_many
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,9 @@ class Model:
         """What the model reads for each text: normalized, or (raw) only made one line."""
         if raw:
             return [_one_line(t) for t in texts]
-        return [normalize(t, self.preprocessing.cleaning) for t in texts]
+        if len(texts) == 1:
+            return [normalize(texts[0], self.preprocessing.cleaning)]
+        return normalize_many(texts, self.preprocessing.cleaning)
 
     def predict(self, texts: Sequence[str], k: int = 1, *, raw: bool = False) -> list[Prediction]:
         """Top-k predictions for each text, in order. Probabilities are clipped to [0, 1]."""

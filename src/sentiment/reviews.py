@@ -9,14 +9,18 @@ The Spark job runs these same functions over Arrow batches, so Spark and Python 
 from __future__ import annotations
 
 import csv
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from sentiment.labels import LAYOUT_VALUES, POLICY_TABLE, Layout, Policy
-from sentiment.text import DEFAULT_CLEANING, Cleaning, compose, normalize
+import numpy as np
+
+from sentiment.labels import LAYOUT_VALUES, POLICY_CLASSES, POLICY_TABLE, Layout, Policy
+from sentiment.text import DEFAULT_CLEANING, Cleaning, compose, normalize_many
 
 # Why a row is rejected (bad input) or dropped (good input the rules leave out).
 REJECT_COLUMNS = "wrong_column_count"
@@ -28,7 +32,9 @@ DROP_POLICY = "dropped_by_policy"
 DROP_SHORT = "too_short"
 DROP_DUPLICATE = "duplicate"
 
-_FAST = __import__("re").compile(r'"((?:[^"]|"")*)","((?:[^"]|"")*)","((?:[^"]|"")*)"')
+# Three quoted fields; `[^"]*(?:""[^"]*)*` is the unrolled form of `(?:[^"]|"")*` (18x faster).
+_FIELD = r'"([^"]*(?:""[^"]*)*)"'
+_FAST = re.compile(f"{_FIELD},{_FIELD},{_FIELD}")
 
 
 @dataclass(frozen=True)
@@ -68,7 +74,9 @@ def parse_line(line: str) -> tuple[list[str] | None, str | None]:
     line = line.rstrip("\r\n")
     match = _FAST.fullmatch(line)
     if match:
-        return [g.replace('""', '"') for g in match.groups()], None
+        if '""' in line:
+            return [g.replace('""', '"') for g in match.groups()], None
+        return list(match.groups()), None
     if not line.strip():
         return None, REJECT_BLANK
     if "\ufffd" in line:
@@ -91,19 +99,97 @@ def clean_row(
     options: RowOptions,
 ) -> tuple[str | None, str, str | None]:
     """(class, text, reason): reason is a REJECT_* or DROP_* name when the row is not written."""
-    if raw_label not in LAYOUT_VALUES[layout]:
-        return None, "", REJECT_LABEL
-    if "\ufffd" in title or "\ufffd" in body:
-        return None, "", REJECT_ENCODING
-    label = POLICY_TABLE[policy][layout][raw_label]
-    if label is None:
-        return None, "", DROP_POLICY
-    text = normalize(
-        compose(title, body, options.include_title, options.title_weight), options.cleaning
+    return clean_rows([(layout, raw_label, title, body)], policy, options)[0]
+
+
+def clean_rows(
+    rows: list[tuple[Layout, str, str, str]], policy: Policy, options: RowOptions
+) -> list[tuple[str | None, str, str | None]]:
+    """`clean_row` over many (layout, raw label, title, body) rows, normalized in one batch."""
+    results: list[tuple[str | None, str, str | None]] = []
+    pending: list[int] = []
+    texts: list[str] = []
+    for layout, raw_label, title, body in rows:
+        if raw_label not in LAYOUT_VALUES[layout]:
+            results.append((None, "", REJECT_LABEL))
+        elif "\ufffd" in title or "\ufffd" in body:
+            results.append((None, "", REJECT_ENCODING))
+        elif (label := POLICY_TABLE[policy][layout][raw_label]) is None:
+            results.append((None, "", DROP_POLICY))
+        else:
+            pending.append(len(results))
+            results.append((label, "", None))
+            texts.append(compose(title, body, options.include_title, options.title_weight))
+    for i, text in zip(pending, normalize_many(texts, options.cleaning), strict=True):
+        label = results[i][0]
+        short = not text or (options.min_tokens > 1 and text.count(" ") + 1 < options.min_tokens)
+        results[i] = (label, text, DROP_SHORT if short else None)
+    return results
+
+
+# Split codes as the prepare job and sentiment.text_kernel use them; when a text occurs in
+# several splits it is kept in the one with the smallest code (test stays test).
+SPLIT_CODES = {"test": 0, "validation": 1, "train": 2}
+LAYOUT_CODES = {Layout.FULL: 0, Layout.POLARITY: 1}
+
+
+def row_code(split: str, class_index: int) -> int:
+    """A kept row's split and class in one int (what the prepare job dedupes on)."""
+    return SPLIT_CODES[split] << 16 | class_index
+
+
+@dataclass(frozen=True)
+class CleanedLines:
+    """What `clean_lines` makes of a batch of raw lines (see sentiment.text_kernel)."""
+
+    status: np.ndarray  # per line: KEPT, FALLBACK, REJECT_LABEL, DROP_POLICY, DROP_SHORT
+    code: np.ndarray  # per line: row_code() of a KEPT line
+    texts: np.ndarray  # UTF-8 of the KEPT lines' texts, in order
+    text_offsets: np.ndarray  # len(KEPT) + 1 offsets into texts
+
+
+def clean_lines(
+    data: np.ndarray,
+    offsets: np.ndarray,
+    layouts: np.ndarray,
+    splits: np.ndarray,
+    policy: Policy,
+    options: RowOptions,
+    seed: int,
+    validation_fraction: float,
+) -> CleanedLines:
+    """Raw CSV lines (UTF-8 bytes data[offsets[i]:offsets[i+1]], with LAYOUT_CODES and
+    SPLIT_CODES per line) cleaned by the compiled kernel: parse, policy, compose, normalize,
+    split, all as parse_line / clean_rows / split_of do. Lines marked FALLBACK are left to those
+    Python functions (not three plain quoted fields, not strict UTF-8, an HTML entity...)."""
+    from sentiment.text import kernel_options
+    from sentiment.text_kernel import clean_csv_lines, crc_table, tables
+
+    status, code, texts, text_offsets = clean_csv_lines(
+        data,
+        offsets,
+        layouts,
+        splits,
+        _policy_array(policy),
+        *tables(),
+        kernel_options(options.cleaning, options.include_title),
+        options.title_weight,
+        options.min_tokens,
+        np.frombuffer(f"{seed}\x00".encode(), dtype=np.uint8),
+        validation_fraction,
+        crc_table(),
     )
-    if text.count(" ") + 1 < options.min_tokens or not text:
-        return label, text, DROP_SHORT
-    return label, text, None
+    return CleanedLines(status, code, texts, text_offsets)
+
+
+def _policy_array(policy: Policy) -> np.ndarray:
+    """[layout code, stars] -> class index, -1 dropped by the policy, -2 outside the layout."""
+    classes = {name: i for i, name in enumerate(POLICY_CLASSES[policy])}
+    table = np.full((len(LAYOUT_CODES), 6), -2, dtype=np.int32)
+    for layout, row in LAYOUT_CODES.items():
+        for raw, name in POLICY_TABLE[policy][layout].items():
+            table[row, int(raw)] = -1 if name is None else classes[name]
+    return table
 
 
 def is_rejection(reason: str | None) -> bool:
@@ -136,13 +222,20 @@ def read_lines(path: Path) -> Iterator[str]:
 
 
 def clean_file(
-    path: Path, layout: Layout, policy: Policy, options: RowOptions = RowOptions()
+    path: Path,
+    layout: Layout,
+    policy: Policy,
+    options: RowOptions = RowOptions(),
+    batch: int = 2000,
 ) -> Iterator[tuple[str, str | None, str, str | None]]:
     """(raw line, class, text, reason) for every line of a reviews CSV, in plain Python."""
-    for line in read_lines(path):
-        fields, reason = parse_line(line)
-        if fields is None:
-            yield line, None, "", reason
-            continue
-        label, text, reason = clean_row(layout, fields[0], fields[1], fields[2], policy, options)
-        yield line, label, text, reason
+    lines = read_lines(path)
+    while chunk := list(islice(lines, batch)):
+        parsed = [parse_line(line) for line in chunk]
+        good = [(layout, f[0], f[1], f[2]) for f, _ in parsed if f is not None]
+        cleaned = iter(clean_rows(good, policy, options))
+        for line, (fields, reason) in zip(chunk, parsed, strict=True):
+            if fields is None:
+                yield line, None, "", reason
+            else:
+                yield line, *next(cleaned)

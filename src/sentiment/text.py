@@ -13,7 +13,10 @@ import html
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
+from functools import cache
 from typing import Any
+
+import numpy as np
 
 from sentiment.errors import UsageError
 
@@ -21,25 +24,10 @@ URL_TOKEN = "_url_"
 NUMBER_TOKEN = "_num_"
 LABEL_PREFIX = "__label__"
 
-_LITERAL_NEWLINE = re.compile(r"\\[nrt]")
-# Control, format and separator characters that are not plain spaces: they would break fastText's
-# line format or make invisible token differences; they become spaces.
-_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
-_URL = r"(?:https?://|www\.)\S+"
-# Emoticons are whole whitespace-separated chunks, so `:)` and `<3` survive punctuation splitting.
-# (Only emoticons that start with punctuation: the lookahead keeps the tokenizer fast.)
-_EMOTICON = r"(?=[:;=<\)\]\(\[/\\])(?<!\S)(?:[:;=][\-o\*']?[\)\]\(\[dp/\\|@3]+|<3+|[\)\]\(\[/\\]+[\-o\*']?[:;=])(?!\S)"
-# A number stands alone (`12.50`, `1,000`, `3`); `mp3` and `2nd` are words, `<3` is a heart.
-# Written to start with `\d` (then look back at the character before it: not a word character,
-# not `<`), which lets the regex engine skip ahead to digits: 3x faster than the equivalent
-# `(?<!<)\b\d+(?:[.,:]\d+)*\b`, with identical output on every shared review.
-_NUMBER = r"\d(?<![<\w]\d)\d*(?:[.,:]\d+)*\b"
-# A word is letters/digits/underscore with inner apostrophes; anything else that is not space
-# becomes a token of its own (`!`, `?`, emoji).
-_WORD = r"\w+(?:'\w+)*"
-_URL_ONLY = re.compile(_URL, re.IGNORECASE)
-_NUMBER_ONLY = re.compile(_NUMBER)
-_TOKEN = re.compile(f"{_WORD}|{_EMOTICON}|[^\\w\\s]")
+# Control, format and separator characters that are not plain spaces (they would break fastText's
+# line format or make invisible token differences) become spaces.
+INVISIBLE_CHARS = "[\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]"
+_INVISIBLE = re.compile(INVISIBLE_CHARS)
 
 
 @dataclass(frozen=True)
@@ -74,27 +62,89 @@ DEFAULT_CLEANING = Cleaning()
 
 def normalize(text: str, cleaning: Cleaning = DEFAULT_CLEANING) -> str:
     """The normalized, space-separated token string for one raw text ("" when nothing is left)."""
-    if cleaning.unescape_html and "&" in text:
-        text = html.unescape(text)
-    if cleaning.literal_newlines and "\\" in text:
-        text = _LITERAL_NEWLINE.sub(" ", text)
-    text = _INVISIBLE.sub(" ", text)
-    if cleaning.lowercase:
-        text = text.lower()
-    # URLs and numbers are replaced before punctuation splitting, so `12.50` stays one number.
-    if cleaning.urls and ("://" in text or "www." in text):
-        text = _URL_ONLY.sub(f" {URL_TOKEN} ", text)
-    if cleaning.numbers:
-        text = _NUMBER_ONLY.sub(f" {NUMBER_TOKEN} ", text)
-    tokens = _TOKEN.findall(text) if cleaning.split_punctuation else text.split()
-    if LABEL_PREFIX in text:
-        tokens = [_safe(t) for t in tokens]
-    return " ".join(tokens)
+    from sentiment.text_kernel import normalize_one, tables
+
+    data = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
+    out, fallback = normalize_one(data, *tables(), kernel_options(cleaning))
+    if fallback:
+        return normalize_many([text], cleaning)[0]
+    return out.tobytes().decode("utf-8", "surrogatepass")
 
 
 def normalize_many(texts: Iterable[str], cleaning: Cleaning = DEFAULT_CLEANING) -> list[str]:
-    """`normalize` over many texts (the shape the Spark job's Arrow batches use)."""
-    return [normalize(t, cleaning) for t in texts]
+    """`normalize` over many texts at once (one kernel call: what the Spark job and batch
+    predictions use).
+
+    The rules, in order (tests/text_reference.py has them as regular expressions):
+    1. HTML entities unescaped (`&amp;` -> `&`);
+    2. the literal two characters `\\n`, `\\r`, `\\t` become a space;
+    3. control, format and separator characters become a space;
+    4. lower case;
+    5. URLs `(?:https?://|www\\.)\\S+` (ASCII case-insensitive) become `_url_`;
+    6. numbers standing alone (`12.50`, `1,000`, `3`, not `mp3`, `2nd` or the `3` of `<3`),
+       `\\d(?<![<\\w]\\d)\\d*(?:[.,:]\\d+)*\\b`, become `_num_`;
+    7. tokens: words `\\w+(?:'\\w+)*`, emoticons that are a whole whitespace-separated chunk
+       (`:)`, `:-(`, `;d`, `<3`, `):`), and every other non-space character alone (`!`, `?`,
+       emoji); or, with `split_punctuation` off, the whitespace-separated chunks;
+    8. tokens starting with `__label__` lose their leading underscores (never a label token).
+    All of it runs in sentiment.text_kernel, except step 1 and the lower case of a few
+    characters (U+0130, capital sigma), which send their text through `_prelude` first.
+    """
+    from sentiment.text_kernel import normalize_utf8, tables
+
+    texts = list(texts)
+    if not texts:
+        return []
+    encoded = [t.encode("utf-8", "surrogatepass") for t in texts]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=offsets[1:])
+    data = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+    out, fallback = normalize_utf8(data, offsets, *tables(), kernel_options(cleaning))
+    result = out.tobytes().decode("utf-8", "surrogatepass").split("\n")
+    if fallback.any():
+        # Steps 1-4 in Python for these few texts (an entity to unescape, an unusual lower
+        # case), then the kernel's 5-8 with those steps switched off.
+        again = [int(i) for i in np.flatnonzero(fallback)]
+        rest = Cleaning(**{**cleaning.to_dict(), **_DONE_IN_PYTHON})
+        for i, text in zip(
+            again, normalize_many([_prelude(texts[i], cleaning) for i in again], rest), strict=True
+        ):
+            result[i] = text
+    return result
+
+
+_DONE_IN_PYTHON = {"unescape_html": False, "literal_newlines": False, "lowercase": False}
+
+
+@cache
+def kernel_options(cleaning: Cleaning, include_title: bool = True) -> np.ndarray:
+    """The Cleaning switches in the order sentiment.text_kernel reads them."""
+    return np.array(
+        [
+            cleaning.unescape_html,
+            cleaning.literal_newlines,
+            cleaning.lowercase,
+            cleaning.urls,
+            cleaning.numbers,
+            cleaning.split_punctuation,
+            include_title,
+        ],
+        dtype=np.uint8,
+    )
+
+
+def _prelude(text: str, cleaning: Cleaning) -> str:
+    if cleaning.unescape_html and "&" in text:
+        text = html.unescape(text)
+    if cleaning.literal_newlines and "\\" in text:
+        # Same as re.sub(r"\\[nrt]", " "): the three pairs cannot overlap, and a space put in
+        # cannot make a new pair.
+        text = text.replace("\\n", " ").replace("\\r", " ").replace("\\t", " ")
+    if not text.isprintable():  # cheap test; then the regex (rare: most text is printable)
+        text = _INVISIBLE.sub(" ", text)
+    if cleaning.lowercase:
+        text = text.lower()
+    return text
 
 
 def compose(
@@ -108,8 +158,3 @@ def compose(
     """
     parts = [title or ""] * max(1, title_weight) + [body or ""] if include_title else [body or ""]
     return " ".join(p for p in parts if p)
-
-
-def _safe(token: str) -> str:
-    # fastText reads any token starting with the label prefix as a label: never emit one.
-    return token.lstrip("_") if token.startswith(LABEL_PREFIX) else token

@@ -1,6 +1,6 @@
 """The Spark job: read lines, parse + clean in Python over Arrow batches, dedupe, split, write.
 
-Parsing and cleaning are `sentiment.reviews.parse_line` / `clean_row`, the same functions the
+Parsing and cleaning are `sentiment.reviews.parse_line` / `clean_rows`, the same functions the
 inference path uses. Output is written into a temporary folder that replaces `output` only
 when everything (files + manifest) is complete.
 """
@@ -8,35 +8,46 @@ when everything (files + manifest) is complete.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from sentiment import __version__, layout
 from sentiment.config import Settings
 from sentiment.datasets import DATASETS, extract_dataset, resolve_dataset
 from sentiment.errors import DataError, InputNotFound
-from sentiment.labels import Layout, Policy, detect_layout
+from sentiment.labels import POLICY_CLASSES, Layout, Policy, detect_layout
 from sentiment.reviews import (
     DROP_DUPLICATE,
+    DROP_POLICY,
+    DROP_SHORT,
+    LAYOUT_CODES,
+    REJECT_LABEL,
+    SPLIT_CODES,
     RowOptions,
-    clean_row,
+    clean_lines,
+    clean_rows,
     is_rejection,
     parse_line,
     read_lines,
+    row_code,
     source_split_of,
     split_of,
 )
 from sentiment.storage import atomic_directory, atomic_write_json
 
-COLUMNS = ("split", "label", "text", "reason", "raw", "input")
-SPLIT_PRIORITY = {"test": 0, "validation": 1, "train": 2}
+SPLITS = list(SPLIT_CODES)  # split code -> name
 
 
 @dataclass(frozen=True)
@@ -121,36 +132,101 @@ def start_spark(settings: Settings, master: str | None = None, ui: bool = False)
 def _clean_batches(
     sources: list[Source], policy: Policy, options: RowOptions, seed: int, fraction: float
 ) -> Callable[[Iterator[Any]], Iterator[Any]]:
+    """The Python stage: raw lines in; out, one (key = text, code) row per kept review (for the
+    dedupe), a meta row per rejected line and one per partition with its counts.
+
+    The Arrow buffers go to the compiled kernel as they are (`sentiment.reviews.clean_lines`)
+    and the kept texts come back as one buffer, so a kept row never becomes a Python object;
+    the few FALLBACK lines go through parse_line / clean_rows / split_of."""
     by_path = {str(s.path.resolve()): s for s in sources}
+    classes = POLICY_CLASSES[policy]
 
     def run(batches: Iterator[Any]) -> Iterator[Any]:
-        import pyarrow as pa
+        import uuid
 
-        resolved: dict[str, Source] = {}  # input_file_name() URI -> source, resolved once
-        arrow_schema = pa.schema([(name, pa.string()) for name in COLUMNS])
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from sentiment.text_kernel import DROP_POLICY as DROP_POLICY_CODE
+        from sentiment.text_kernel import DROP_SHORT as DROP_SHORT_CODE
+        from sentiment.text_kernel import FALLBACK, KEPT
+        from sentiment.text_kernel import REJECT_LABEL as REJECT_LABEL_CODE
+
+        counts: Counter[tuple[str, str | None]] = Counter()
+        partition = uuid.uuid4().hex  # makes meta keys unique; no text starts with NUL
+        rejects = 0
+
+        def meta_key(record: dict[str, Any]) -> str:
+            nonlocal rejects
+            rejects += 1
+            return f"\x00{json.dumps(record)}\x00{partition}:{rejects}"
+
         for batch in batches:
-            values = batch.column(0).to_pylist()
-            files = batch.column(1).to_pylist()
-            out: dict[str, list[Any]] = {k: [] for k in COLUMNS}
-            for data, file in zip(values, files, strict=True):
-                line = data.decode("utf-8", errors="replace")
-                source = resolved.get(file) or resolved.setdefault(file, by_path[_local(file)])
-                fields, reason = parse_line(line)
-                label, text = None, ""
-                if fields is not None:
-                    label, text, reason = clean_row(
-                        source.layout, fields[0], fields[1], fields[2], policy, options
+            lines = batch.column(0)
+            files = pc.dictionary_encode(batch.column(1))
+            known = [by_path[_local(f)] for f in files.dictionary.to_pylist()]
+            which = files.indices.to_numpy(zero_copy_only=False)
+            layouts = np.array([LAYOUT_CODES[s.layout] for s in known], dtype=np.int8)[which]
+            splits = np.array([SPLIT_CODES[s.split] for s in known], dtype=np.int8)[which]
+            _, offsets_buf, data_buf = lines.buffers()
+            offsets = np.frombuffer(offsets_buf, dtype=np.int32)[
+                lines.offset : lines.offset + len(lines) + 1
+            ]
+            data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf else np.zeros(0, np.uint8)
+            cleaned = clean_lines(data, offsets, layouts, splits, policy, options, seed, fraction)
+            status, code = cleaned.status, cleaned.code
+            kept = status == KEPT
+            keys = pa.Array.from_buffers(
+                pa.string(),
+                int(kept.sum()),
+                [
+                    None,
+                    pa.py_buffer(cleaned.text_offsets.astype(np.int32)),
+                    pa.py_buffer(cleaned.texts),
+                ],
+            )
+            extra_keys: list[str] = []
+            extra_codes: list[int] = []
+            for split_code, n in zip(*np.unique(code[kept] >> 16, return_counts=True), strict=True):
+                counts[(SPLITS[split_code], None)] += int(n)
+            for reason_code, dropped in (
+                (DROP_POLICY_CODE, DROP_POLICY),
+                (DROP_SHORT_CODE, DROP_SHORT),
+            ):
+                for r in np.flatnonzero(status == reason_code):
+                    counts[(known[which[r]].split, dropped)] += 1
+            for r in np.flatnonzero((status == REJECT_LABEL_CODE) | (status == FALLBACK)):
+                source = known[which[r]]
+                line = bytes(data[offsets[r] : offsets[r + 1]]).decode("utf-8", errors="replace")
+                split = source.split
+                reason: str | None = REJECT_LABEL
+                if status[r] == FALLBACK:
+                    fields, reason = parse_line(line)
+                    if fields is not None:
+                        [(label, text, reason)] = clean_rows(
+                            [(source.layout, fields[0], fields[1], fields[2])], policy, options
+                        )
+                        if reason is None and label is not None:
+                            split = split_of(source.split, text, seed, fraction)
+                            extra_keys.append(text)
+                            extra_codes.append(row_code(split, classes.index(label)))
+                if is_rejection(reason):
+                    extra_keys.append(
+                        meta_key({"input": str(source.path), "reason": reason, "raw": line})
                     )
-                split = (
-                    split_of(source.split, text, seed, fraction) if reason is None else source.split
+                    extra_codes.append(0)
+                counts[(split, reason)] += 1
+            yield pa.RecordBatch.from_arrays([keys, pa.array(code[kept])], names=["key", "code"])
+            if extra_keys:
+                yield pa.RecordBatch.from_arrays(
+                    [pa.array(extra_keys, pa.string()), pa.array(extra_codes, pa.int32())],
+                    names=["key", "code"],
                 )
-                out["split"].append(split)
-                out["label"].append(label)
-                out["text"].append(text)
-                out["reason"].append(reason)
-                out["raw"].append(line if is_rejection(reason) else None)
-                out["input"].append(str(source.path))
-            yield pa.RecordBatch.from_pydict(out, schema=arrow_schema)
+        summary = json.dumps({"counts": [[*k, c] for k, c in counts.items()]})
+        yield pa.RecordBatch.from_arrays(
+            [pa.array([f"\x00{summary}\x00{partition}"]), pa.array([0], pa.int32())],
+            names=["key", "code"],
+        )
 
     return run
 
@@ -173,100 +249,128 @@ def prepare(
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run the job; returns the manifest written to `output/manifest.json`."""
-    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     started = time.monotonic()
     options = options or RowOptions()
     say = progress or (lambda _msg: None)
-    schema = "split string, label string, text string, reason string, raw string, input string"
+    schema = "key string, code int"
     lines = spark.read.text([str(s.path.resolve()) for s in sources]).select(
         # As bytes: undecodable input must reach parse_line (as U+FFFD) rather than crash Arrow.
         F.col("value").cast("binary"),
         F.input_file_name().alias("file"),
     )
-    cleaned = lines.mapInArrow(
+    rows = lines.mapInArrow(
         _clean_batches(sources, policy, options, seed, validation_fraction), schema
-    ).persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        with atomic_directory(output) as tmp:
-            say("cleaning rows")
-            stats = cleaned.groupBy("split", "label", "reason").count().collect()
-            read = sum(r["count"] for r in stats)
-            say(f"rows read: {read:,}")
-            rejected: Counter[str] = Counter()
-            dropped: Counter[str] = Counter()
-            kept_by_split: Counter[str] = Counter()
-            for r in stats:
-                if r["reason"] is None:
-                    kept_by_split[r["split"]] += r["count"]
-                elif is_rejection(r["reason"]):
-                    rejected[r["reason"]] += r["count"]
-                else:
-                    dropped[r["reason"]] += r["count"]
-            if rejected:
-                (
-                    cleaned.filter(F.col("raw").isNotNull())
-                    .select(F.to_json(F.struct("input", "reason", "raw")).alias("value"))
-                    .coalesce(1)
-                    .write.text(str(tmp / layout.REJECTS_DIR))
-                )
-            kept = cleaned.filter(F.col("reason").isNull())
-            if options.dedupe:
-                prio = F.create_map(
-                    *[x for k, v in SPLIT_PRIORITY.items() for x in (F.lit(k), F.lit(v))]
-                )
-                kept = (
-                    kept.withColumn("p", prio[F.col("split")])
-                    .groupBy("text")
-                    .agg(F.min(F.struct("p", "split", "label")).alias("m"))
-                    .select("text", "m.split", "m.label")
-                )
-            parts = tmp / ".parts"
-            (
-                kept.select(
-                    "split",
-                    F.concat(F.lit("__label__"), F.col("label"), F.lit(" "), F.col("text")).alias(
-                        "v"
-                    ),
-                )
-                .write.partitionBy("split")
-                .text(str(parts))
+    )
+    # One pass over the input, one shuffle: kept rows group by their text, so a text is written
+    # once, to the split of highest priority (test, validation, train: the smallest code). Meta
+    # rows (rejects, per-partition counts) have unique keys starting with NUL, which no text does.
+    # Without dedupe, every row is a group of its own. The aggregate is a fixed-width int, so
+    # Spark can hash-aggregate (a struct would make it sort 600-byte texts on both sides).
+    unique = F.lit(0) if options.dedupe else F.monotonically_increasing_id()
+    merged = rows.groupBy("key", unique.alias("unique")).agg(F.min("code").alias("code"))
+    is_meta = F.col("key").startswith("\x00")
+    split_name = F.element_at(F.array(*map(F.lit, SPLITS)), F.shiftright("code", 16) + 1)
+    label_name = F.element_at(
+        F.array(*map(F.lit, POLICY_CLASSES[policy])), F.col("code").bitwiseAND(0xFFFF) + 1
+    )
+    meta = F.element_at(F.split("key", "\x00"), 2)
+    with atomic_directory(output) as tmp, _progress(spark, say):
+        parts = tmp / ".parts"
+        (
+            merged.select(
+                F.when(is_meta, F.lit("_meta")).otherwise(split_name).alias("part"),
+                F.when(is_meta, meta)
+                .otherwise(F.concat(F.lit("__label__"), label_name, F.lit(" "), F.col("key")))
+                .alias("v"),
             )
-            counts: dict[str, dict[str, int]] = {}
-            for split, name in layout.PREPARED_SPLITS.items():
-                counts[split] = _concatenate(parts / f"split={split}", tmp / name)
-                say(f"{name}: {sum(counts[split].values()):,} rows")
-            shutil.rmtree(parts)
-            written = {s: sum(c.values()) for s, c in counts.items()}
-            duplicates = sum(kept_by_split.values()) - sum(written.values())
-            if duplicates:
-                dropped[DROP_DUPLICATE] = duplicates
-            if sum(written.values()) == 0:
-                raise DataError(
-                    "No rows left after cleaning; nothing to train on.",
-                    hint="Check the inputs, --layout and --policy.",
-                )
-            manifest = {
-                "version": __version__,
-                "inputs": [_describe(s) for s in sources],
-                "policy": policy.value,
-                "labels": sorted({lbl for c in counts.values() for lbl in c}),
-                "cleaning": options.to_dict(),
-                "seed": seed,
-                "validation_fraction": validation_fraction,
-                "rows_read": read,
-                "rows_written": sum(written.values()),
-                "counts": counts,
-                "dropped": dict(dropped),
-                "rejected": dict(rejected),
-                "elapsed_seconds": round(time.monotonic() - started, 3),
-            }
-            assert read == sum(written.values()) + sum(dropped.values()) + sum(rejected.values())
-            atomic_write_json(tmp / layout.MANIFEST, manifest)
-    finally:
-        cleaned.unpersist()
+            .write.partitionBy("part")
+            .text(str(parts))
+        )
+        kept_by_split: Counter[str] = Counter()
+        rejected: Counter[str] = Counter()
+        dropped: Counter[str] = Counter()
+        read = 0
+        (tmp / layout.REJECTS_DIR).mkdir()
+        with open(tmp / layout.REJECTS_DIR / "part-00000.jsonl", "w", encoding="utf-8") as rej:
+            for part in sorted((parts / "part=_meta").glob("part-*")):
+                with open(part, encoding="utf-8") as fh:
+                    for line in fh:
+                        record = json.loads(line)
+                        if "counts" not in record:
+                            rej.write(line)
+                            continue
+                        for split, reason, count in record["counts"]:
+                            read += count
+                            if reason is None:
+                                kept_by_split[split] += count
+                            elif is_rejection(reason):
+                                rejected[reason] += count
+                            else:
+                                dropped[reason] += count
+        if not rejected:
+            shutil.rmtree(tmp / layout.REJECTS_DIR)
+        say(f"rows read: {read:,}")
+        counts: dict[str, dict[str, int]] = {}
+        for split, name in layout.PREPARED_SPLITS.items():
+            counts[split] = _concatenate(parts / f"part={split}", tmp / name)
+            say(f"{name}: {sum(counts[split].values()):,} rows")
+        shutil.rmtree(parts)
+        written = {s: sum(c.values()) for s, c in counts.items()}
+        duplicates = sum(kept_by_split.values()) - sum(written.values())
+        if duplicates:
+            dropped[DROP_DUPLICATE] = duplicates
+        if sum(written.values()) == 0:
+            raise DataError(
+                "No rows left after cleaning; nothing to train on.",
+                hint="Check the inputs, --layout and --policy.",
+            )
+        manifest = {
+            "version": __version__,
+            "inputs": [_describe(s) for s in sources],
+            "policy": policy.value,
+            "labels": sorted({lbl for c in counts.values() for lbl in c}),
+            "cleaning": options.to_dict(),
+            "seed": seed,
+            "validation_fraction": validation_fraction,
+            "rows_read": read,
+            "rows_written": sum(written.values()),
+            "counts": counts,
+            "dropped": dict(dropped),
+            "rejected": dict(rejected),
+            "elapsed_seconds": round(time.monotonic() - started, 3),
+        }
+        assert read == sum(written.values()) + sum(dropped.values()) + sum(rejected.values())
+        atomic_write_json(tmp / layout.MANIFEST, manifest)
     return manifest
+
+
+@contextmanager
+def _progress(spark: Any, say: Callable[[str], None], every: float = 5.0) -> Iterator[None]:
+    """Report the running stages' finished tasks every few seconds while the job runs (the
+    first stage reads and cleans input parts, the second dedupes and writes)."""
+    stop = threading.Event()
+    tracker = spark.sparkContext.statusTracker()
+
+    def watch() -> None:
+        while not stop.wait(every):
+            stages = [tracker.getStageInfo(i) for i in sorted(tracker.getActiveStageIds())]
+            done = ", ".join(
+                f"stage {st.stageId}: {st.numCompletedTasks}/{st.numTasks} tasks"
+                for st in stages
+                if st is not None
+            )
+            if done:
+                say(f"running: {done}")
+
+    thread = threading.Thread(target=watch, name="prepare-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _concatenate(folder: Path, target: Path) -> dict[str, int]:
