@@ -335,3 +335,40 @@ def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
     process.stop()
     assert code == 3
     assert "Error: No model to serve." in process.output() and "Traceback" not in process.output()
+
+
+def test_other_methods_on_invocations_are_405_json(endpoint: str) -> None:
+    response = httpx.get(f"{endpoint}/invocations")
+    assert response.status_code == 405 and response.json()["error"] == "http_error"
+    assert httpx.post(f"{endpoint}/nowhere", json={}).status_code == 404
+
+
+def test_metrics_histograms_count_like_prometheus() -> None:
+    """Our plain-number histograms expose what prometheus_client's would (le is inclusive)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from sentiment.serve.metrics import Metrics
+
+    metrics = Metrics()
+    for seconds in (0.0004, 0.001, 0.003, 9.0):
+        metrics.observe("/invocations", 200, seconds)
+    metrics.observe("/ping", 503, 0.0001)
+    for n in (1, 3, 100):
+        metrics.instances.observe(n)
+    samples = {
+        (s.name, tuple(sorted((k, v) for k, v in s.labels.items() if k != "pid"))): s.value
+        for family in text_string_to_metric_families(metrics.render()[0].decode())
+        for s in family.samples
+    }
+    route = ("route", "/invocations")
+    assert samples[("sentiment_request_seconds_bucket", (("le", "0.0005"), route))] == 1
+    assert samples[("sentiment_request_seconds_bucket", (("le", "0.001"), route))] == 2
+    assert samples[("sentiment_request_seconds_bucket", (("le", "0.005"), route))] == 3
+    assert samples[("sentiment_request_seconds_bucket", (("le", "+Inf"), route))] == 4
+    assert samples[("sentiment_request_seconds_count", (route,))] == 4
+    assert samples[("sentiment_request_seconds_sum", (route,))] == pytest.approx(9.0044)
+    assert samples[("sentiment_requests_total", (("route", "/ping"), ("status", "503")))] == 1
+    assert samples[("sentiment_errors_total", (("status", "503"),))] == 1
+    assert samples[("sentiment_instances_per_request_bucket", (("le", "1.0"),))] == 1
+    assert samples[("sentiment_instances_per_request_bucket", (("le", "5.0"),))] == 2
+    assert samples[("sentiment_instances_per_request_bucket", (("le", "100.0"),))] == 3

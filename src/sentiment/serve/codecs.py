@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from starlette.requests import ClientDisconnect, Request
 
 from sentiment.errors import PayloadTooLarge, UnsupportedMediaType, UsageError
 from sentiment.model import Prediction
@@ -41,9 +40,9 @@ def content_type(header: str | None) -> str:
     return kind
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed `limit` bytes."""
-    declared = request.headers.get("content-length")
+async def read_body(receive: Any, declared: bytes | None, limit: int) -> bytes:
+    """The body of a raw ASGI request, refused with 413 as soon as it is known to exceed
+    `limit` bytes (from the declared Content-Length, or while it streams in)."""
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(
             f"The body has {int(declared):,} bytes; the limit is {limit:,}.",
@@ -51,17 +50,19 @@ async def read_body(request: Request, limit: int) -> bytes:
         )
     chunks = []
     size = 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(
-                    f"The body exceeds {limit:,} bytes.", hint="Send fewer instances per request."
-                )
-            chunks.append(chunk)
-    except ClientDisconnect:
-        raise UsageError("The client disconnected before sending the whole body.") from None
-    return b"".join(chunks)
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise UsageError("The client disconnected before sending the whole body.")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(
+                f"The body exceeds {limit:,} bytes.", hint="Send fewer instances per request."
+            )
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def decode(kind: str, body: bytes) -> Batch:
