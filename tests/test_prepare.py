@@ -232,3 +232,29 @@ def test_cli_prepares_a_file(tmp_path: Path) -> None:
     manifest = json.loads((out / layout.MANIFEST).read_text())
     assert manifest["policy"] == "stars" and manifest["rows_read"] == 300
     assert (out / layout.TRAIN_FILE).read_text().startswith("__label__")
+
+
+def test_duplicates_dropped_or_kept_as_asked(spark: Any, tmp_path: Path) -> None:
+    train = tmp_path / "train.csv"
+    test = tmp_path / "test.csv"
+    train.write_text('"5","Great","Loved it"\n"5","Great","Loved it"\n"1","Bad","Broke"\n')
+    test.write_text('"1","Bad","Broke"\n"4","Good","Works &amp; lasts"\n')
+    sources = resolve_inputs([train, test], "full", tmp_path)
+    deduped = prepare(sources, tmp_path / "a", spark=spark, validation_fraction=0)
+    assert deduped["dropped"] == {"duplicate": 2}
+    lines = _lines(tmp_path / "a")
+    # A text in train and test is kept in test only; the entity went through Python's path.
+    assert lines["train"] == ["__label__positive great great great loved it"]
+    assert sorted(lines["test"]) == [
+        "__label__negative bad bad bad broke",
+        "__label__positive good good good works & lasts",
+    ]
+    kept = prepare(
+        sources,
+        tmp_path / "b",
+        spark=spark,
+        validation_fraction=0,
+        options=RowOptions(dedupe=False),
+    )
+    assert "duplicate" not in kept["dropped"] and kept["rows_written"] == 5
+    assert len(_lines(tmp_path / "b")["train"]) == 3

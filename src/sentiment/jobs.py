@@ -533,6 +533,7 @@ def _train(
         job.log("")
         job.log(f"#train_accuracy: {final['train_accuracy']:.4f}")
         job.log(f"Number of train examples: {data.nlines}")
+    trainer.close()
     if valid is not None:
         final["validation_accuracy"] = round(trainer.accuracy(valid), 6)
         job.log("")

@@ -164,7 +164,7 @@ class Tokens:
 
 # Files are scanned in pieces of about this size (cut after a newline), so that the per-token
 # arrays of a scan (32 bytes a token) exist for one piece at a time, not for the whole corpus.
-CHUNK_BYTES = 8 << 20
+CHUNK_BYTES = 1 << 20
 
 
 def read_bytes(path: Path) -> np.ndarray:
@@ -236,32 +236,32 @@ def build_dictionary(
 ) -> Dictionary:
     """Count the words of a scanned file (whole, or piece by piece) and keep those fastText would keep."""
     pieces = [tokens] if isinstance(tokens, Tokens) else tokens
-    part_keys, part_counts, part_first = [], [], []
+    # Running (sorted unique keys, counts, first position), merged with each piece's: memory
+    # holds the vocabulary, not one entry per distinct word per piece.
+    keys = np.zeros(0, np.uint64)
+    counts = np.zeros(0, np.int64)
+    first = np.zeros(0, np.int64)
     texts_by_key: dict[int, bytes] = {}
     ntokens = 0
     for piece in pieces:
-        keys, first, counts = np.unique(piece.h64, return_index=True, return_counts=True)
-        for key, index in zip(keys.tolist(), first.tolist(), strict=True):
-            if key not in texts_by_key:
-                texts_by_key[key] = piece.word(index)
-        part_keys.append(keys)
-        part_counts.append(counts)
-        part_first.append(first + ntokens)  # position of first appearance in the whole file
+        piece_keys, piece_first, piece_counts = np.unique(
+            piece.h64, return_index=True, return_counts=True
+        )
+        new = np.flatnonzero(~np.isin(piece_keys, keys, assume_unique=True))
+        for key, index in zip(piece_keys[new].tolist(), piece_first[new].tolist(), strict=True):
+            texts_by_key[key] = piece.word(index)
+        merged, inverse = np.unique(np.concatenate([keys, piece_keys]), return_inverse=True)
+        merged_counts = np.zeros(merged.size, np.int64)
+        np.add.at(merged_counts, inverse, np.concatenate([counts, piece_counts]))
+        merged_first = np.full(merged.size, np.iinfo(np.int64).max, np.int64)
+        np.minimum.at(merged_first, inverse, np.concatenate([first, piece_first + ntokens]))
+        keys, counts, first = merged, merged_counts, merged_first
         ntokens += int(piece.h64.size)
     if ntokens == 0:
         raise DataError(
             "The training file is empty.",
             hint="Run `sentiment prepare` first, or check the --train path.",
         )
-    if len(part_keys) == 1:
-        keys, counts, first = part_keys[0], part_counts[0], part_first[0]
-    else:
-        all_keys = np.concatenate(part_keys)
-        keys, inverse = np.unique(all_keys, return_inverse=True)
-        counts = np.zeros(keys.size, np.int64)
-        np.add.at(counts, inverse, np.concatenate(part_counts))
-        first = np.full(keys.size, np.iinfo(np.int64).max, np.int64)
-        np.minimum.at(first, inverse, np.concatenate(part_first))
     texts = [texts_by_key[key] for key in keys.tolist()]
     is_label = np.array([word.startswith(LABEL_PREFIX) for word in texts], np.bool_)
     keep_word = (~is_label) & (counts >= min_count)

@@ -91,7 +91,8 @@ def write_bin(path: Path, model: BinModel) -> None:
 def _write_matrix(out: BinaryIO, matrix: np.ndarray) -> None:
     rows, cols = matrix.shape
     out.write(struct.pack("<qq", rows, cols))
-    out.write(np.ascontiguousarray(matrix, dtype="<f4").tobytes())
+    # The array's own buffer, not a bytes copy (the input matrix is 80 MB at 2M buckets x 10).
+    out.write(np.ascontiguousarray(matrix, dtype="<f4").data)
 
 
 def read_bin(path: Path) -> BinModel:
