@@ -42,7 +42,7 @@ def test_run_prepares_trains_and_reports(inputs: list[Path], tmp_path: Path, pag
     record = json.loads((out / "pipeline" / "job.json").read_text())
     assert record["status"] == "Completed"
     assert (
-        record["hyperparameters"]["early_stopping"] == "True"
+        record["hyperparameters"]["early_stopping"] == "False"
         and record["hyperparameters"]["vector_dim"] == "10"
     )
     assert (out / "pipeline" / "output" / "model.tar.gz").is_file()
