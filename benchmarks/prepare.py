@@ -122,7 +122,9 @@ def run_spark(path: Path, out: Path) -> tuple[int, float]:
     from sentiment.prepare import prepare, resolve_inputs
     from sentiment.prepare.job import start_spark
 
+    clock = time.perf_counter()
     spark = start_spark(Settings.load().replace(spark_master="local[2]"))
+    print(f"  Spark session started in {time.perf_counter() - clock:.1f} s (not counted below)")
     try:
         started = time.perf_counter()
         log = lambda msg: print(f"  [{time.perf_counter() - started:6.1f}s] {msg}", flush=True)  # noqa: E731

@@ -118,8 +118,8 @@ _DONE_IN_PYTHON = {"unescape_html": False, "literal_newlines": False, "lowercase
 
 @cache
 def kernel_options(cleaning: Cleaning, include_title: bool = True) -> np.ndarray:
-    """The Cleaning switches in the order sentiment.text_kernel reads them."""
-    return np.array(
+    """The Cleaning switches in the order sentiment.text_kernel reads them (cached: read-only)."""
+    switches = np.array(
         [
             cleaning.unescape_html,
             cleaning.literal_newlines,
@@ -131,6 +131,8 @@ def kernel_options(cleaning: Cleaning, include_title: bool = True) -> np.ndarray
         ],
         dtype=np.uint8,
     )
+    switches.flags.writeable = False
+    return switches
 
 
 def _prelude(text: str, cleaning: Cleaning) -> str:
