@@ -6,6 +6,8 @@
 - a raw ASGI echo app on the same server stack (uvicorn, httptools, uvloop, same workers):
   the HTTP limit of this machine;
 - `sentiment serve` at 32 connections, 1 text and 100 texts per request (requests/s, p50/p99);
+- `sentiment serve` with its model call replaced by a constant (1 text): what HTTP, JSON and the
+  endpoint's bookkeeping leave for any model;
 - the baseline: the fastText library behind a minimal FastAPI handler (1 text / 100 texts);
 - the ratios against the targets of issue 6.
 Load comes from wrk (Debian's package; `make bench` installs it) on 127.0.0.1, one thread.
@@ -68,6 +70,21 @@ async def app(scope, receive, send):
 """
 
 
+# The endpoint with the model call replaced by a constant answer: what HTTP, JSON and the
+# endpoint's own bookkeeping cost per request (the ceiling any model leaves below).
+NO_MODEL_APP = """
+import os
+from sentiment.config import Settings
+from sentiment.model import load_model
+from sentiment.serve import app as endpoint
+
+model = load_model(os.environ["BENCH_MODEL"])
+answer = model.predict(["constant"])
+endpoint._predict = lambda model, batch, raw: answer * len(batch.texts)
+app = endpoint.create_app(Settings.load(), model)
+"""
+
+
 def in_process(model_path: str, texts: list[str], seconds: float) -> float:
     from sentiment.model import load_model
 
@@ -105,6 +122,7 @@ def main() -> None:
     apps.mkdir(parents=True, exist_ok=True)
     (apps / "echo_app.py").write_text(ECHO_APP)
     (apps / "baseline_app.py").write_text(BASELINE_APP)
+    (apps / "no_model_app.py").write_text(NO_MODEL_APP)
     uvicorn = [python(), "-m", "uvicorn", "--no-access-log", "--log-level", "warning",
                "--http", "httptools", "--loop", "uvloop", "--app-dir", str(apps)]  # fmt: skip
     results: dict[str, Load] = {}
@@ -133,6 +151,13 @@ def main() -> None:
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    no_model = [*uvicorn, "no_model_app:app", "--port", str(port), "--workers", str(workers)]
+    with process(no_model, f"{url}/ping", env={"BENCH_MODEL": model}):
+        results["no-model-1"] = wrk(f"{url}/invocations", one, seconds=seconds)
+        print(f"endpoint, no model:   {results['no-model-1'].line()}", flush=True)
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
     baseline = [*uvicorn, "baseline_app:app", "--port", str(port)]
     with process(baseline, f"{url}/ping", env={"BASELINE_MODEL": model}):
         results["base-1"] = wrk(f"{url}/invocations", one, seconds=seconds)
@@ -148,6 +173,10 @@ def main() -> None:
     print(f"  1 text: endpoint p99                = {o1.p99_ms:5.2f} ms (target <= 10 ms)")
     print(
         f"  1 text: endpoint / raw echo req/s   = {o1.requests_per_sec / echo.requests_per_sec:5.2f}x (target >= 0.5x)"
+    )
+    print(
+        f"  1 text: endpoint without the model / raw echo = "
+        f"{results['no-model-1'].requests_per_sec / echo.requests_per_sec:5.2f}x (the protocol's ceiling)"
     )
     print(
         f"  100 texts: endpoint texts/s / in-process = "
