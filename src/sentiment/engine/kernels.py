@@ -58,27 +58,26 @@ def train_lines(
     label_ptr: np.ndarray,
     labels: np.ndarray,
     ntok: np.ndarray,
-    first: int,
-    last: int,
-    threads: int,
+    bounds: np.ndarray,
     lr0: float,
     tokens_before: float,
     tokens_total: float,
     seed: int,
 ) -> tuple[float, int, int]:
-    """Train on lines [first, last) with `threads` hogwild workers; returns (loss sum, examples, tokens).
+    """Train hogwild, worker t on lines [bounds[t], bounds[t+1]); returns (loss sum, examples,
+    tokens).
 
     `tokens_before` is how many tokens all epochs processed before this call and `tokens_total`
     the number planned for the whole job (epochs * tokens per epoch): the learning-rate schedule.
     """
     nl, dim = wo.shape
+    threads = bounds.shape[0] - 1
     losses = np.zeros(threads, np.float64)
     examples = np.zeros(threads, np.int64)
     seen = np.zeros(threads, np.int64)
-    span = last - first
     for t in prange(threads):
-        start = first + span * t // threads
-        end = first + span * (t + 1) // threads
+        start = bounds[t]
+        end = bounds[t + 1]
         hidden = np.empty(dim, np.float32)
         grad = np.empty(dim, np.float32)
         out = np.empty(nl, np.float32)

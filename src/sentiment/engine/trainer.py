@@ -131,8 +131,12 @@ class Pieces:
 
     def __iter__(self) -> Iterator[Encoded]:
         for path in self.files:
-            with np.load(path) as z:
-                yield Encoded(z["line_ptr"], z["ids"], z["label_ptr"], z["labels"], z["ntok"])
+            yield self.load(path)
+
+    @staticmethod
+    def load(path: Path) -> Encoded:
+        with np.load(path) as z:
+            return Encoded(z["line_ptr"], z["ids"], z["label_ptr"], z["labels"], z["ntok"])
 
     def sample(self, max_ids: int) -> Encoded:
         """Evenly spread lines holding about `max_ids` ids in all, to measure train accuracy
@@ -234,24 +238,39 @@ class Trainer:
         loss = 0.0
         examples = 0
         done = 0
-        # One piece at a time (each hogwild over the threads); between pieces the progress bar
-        # moves and Ctrl-C is seen.
-        for s, piece in enumerate(data):
+        # As fastText: each thread walks its own contiguous share of the file. The pieces are
+        # dealt out in `threads` runs; step i trains piece i of every run at once (one piece a
+        # thread). Between steps the progress bar moves and Ctrl-C is seen.
+        # (A file of fewer pieces than threads: its lines are split evenly between them.)
+        pieces = list(data.files)
+        runs = min(self.threads, len(pieces))
+        per_thread = -(-len(pieces) // runs)
+        for step in range(per_thread):
+            group = [
+                data.load(pieces[t * per_thread + step])
+                for t in range(runs)
+                if t * per_thread + step < len(pieces)
+            ]
+            joined = _join(group)
+            if runs < self.threads:
+                n = joined.nlines
+                bounds = np.array([n * t // self.threads for t in range(self.threads + 1)])
+            else:
+                bounds = np.cumsum([0] + [g.nlines for g in group])
+            bounds = bounds.astype(np.int64)
             part_loss, part_examples, part_tokens = kernels.train_lines(
                 self.wi,
                 self.wo,
-                piece.line_ptr,
-                piece.ids,
-                piece.label_ptr,
-                piece.labels,
-                piece.ntok,
-                0,
-                piece.nlines,
-                self.threads,
+                joined.line_ptr,
+                joined.ids,
+                joined.label_ptr,
+                joined.labels,
+                joined.ntok,
+                bounds,
                 p.lr,
                 before + done,
                 total,
-                p.seed + epoch * 1009 + s,
+                p.seed + epoch * 1009 + step,
             )
             loss += part_loss
             examples += part_examples
