@@ -130,14 +130,20 @@ def start_spark(settings: Settings, master: str | None = None, ui: bool = False)
 
 
 def _clean_batches(
-    sources: list[Source], policy: Policy, options: RowOptions, seed: int, fraction: float
+    sources: list[Source],
+    policy: Policy,
+    options: RowOptions,
+    seed: int,
+    fraction: float,
+    counted: Any = None,
 ) -> Callable[[Iterator[Any]], Iterator[Any]]:
     """The Python stage: raw lines in; out, one (key = text, code) row per kept review (for the
     dedupe), a meta row per rejected line and one per partition with its counts.
 
     The Arrow buffers go to the compiled kernel as they are (`sentiment.reviews.clean_lines`)
     and the kept texts come back as one buffer, so a kept row never becomes a Python object;
-    the few FALLBACK lines go through parse_line / clean_rows / split_of."""
+    the few FALLBACK lines go through parse_line / clean_rows / split_of. `counted` (a Spark
+    accumulator) adds up rows read, for the progress report."""
     by_path = {str(s.path.resolve()): s for s in sources}
     classes = POLICY_CLASSES[policy]
 
@@ -162,6 +168,8 @@ def _clean_batches(
             return f"\x00{json.dumps(record)}\x00{partition}:{rejects}"
 
         for batch in batches:
+            if counted is not None:
+                counted.add(batch.num_rows)
             lines = batch.column(0)
             files = pc.dictionary_encode(batch.column(1))
             known = [by_path[_local(f)] for f in files.dictionary.to_pylist()]
@@ -260,8 +268,9 @@ def prepare(
         F.col("value").cast("binary"),
         F.input_file_name().alias("file"),
     )
+    counted = spark.sparkContext.accumulator(0)
     rows = lines.mapInArrow(
-        _clean_batches(sources, policy, options, seed, validation_fraction), schema
+        _clean_batches(sources, policy, options, seed, validation_fraction, counted), schema
     )
     # One pass over the input, one shuffle: kept rows group by their text, so a text is written
     # once, to the split of highest priority (test, validation, train: the smallest code). Meta
@@ -276,7 +285,7 @@ def prepare(
         F.array(*map(F.lit, POLICY_CLASSES[policy])), F.col("code").bitwiseAND(0xFFFF) + 1
     )
     meta = F.element_at(F.split("key", "\x00"), 2)
-    with atomic_directory(output) as tmp, _progress(spark, say):
+    with atomic_directory(output) as tmp, _progress(spark, say, counted):
         parts = tmp / ".parts"
         (
             merged.select(
@@ -347,22 +356,25 @@ def prepare(
 
 
 @contextmanager
-def _progress(spark: Any, say: Callable[[str], None], every: float = 5.0) -> Iterator[None]:
-    """Report the running stages' finished tasks every few seconds while the job runs (the
-    first stage reads and cleans input parts, the second dedupes and writes)."""
+def _progress(
+    spark: Any, say: Callable[[str], None], counted: Any, every: float = 5.0
+) -> Iterator[None]:
+    """Report rows read so far (counted as input parts finish) and the running stages' tasks
+    every few seconds while the job runs (the first stage reads and cleans the input parts, the
+    second dedupes and writes)."""
     stop = threading.Event()
     tracker = spark.sparkContext.statusTracker()
 
     def watch() -> None:
         while not stop.wait(every):
             stages = [tracker.getStageInfo(i) for i in sorted(tracker.getActiveStageIds())]
-            done = ", ".join(
+            tasks = ", ".join(
                 f"stage {st.stageId}: {st.numCompletedTasks}/{st.numTasks} tasks"
                 for st in stages
                 if st is not None
             )
-            if done:
-                say(f"running: {done}")
+            if tasks:
+                say(f"rows read so far: {counted.value:,} ({tasks})")
 
     thread = threading.Thread(target=watch, name="prepare-progress", daemon=True)
     thread.start()
