@@ -163,3 +163,70 @@ def test_kernel_fallbacks_match_the_regex_rules(raw: str) -> None:
     import text_reference
 
     assert normalize(raw) == text_reference.normalize(raw)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"min_tokens": 40, "title_weight": 1},
+        {"include_title": False, "dedupe": False},
+        {"lowercase": False, "numbers": False, "split_punctuation": False},
+    ],
+)
+def test_csv_kernel_matches_the_python_row_path(options: dict[str, object]) -> None:
+    """The prepare job's compiled row cleaning (parse, policy, compose, normalize, split) gives,
+    line for line, what parse_line / clean_rows / split_of give (FALLBACK lines are theirs)."""
+    import numpy as np
+
+    from conftest import FULL, POLARITY
+    from sentiment.labels import POLICY_CLASSES, Layout, Policy
+    from sentiment.reviews import (
+        LAYOUT_CODES,
+        SPLIT_CODES,
+        RowOptions,
+        clean_lines,
+        clean_rows,
+        parse_line,
+        row_code,
+        split_of,
+    )
+    from sentiment.text_kernel import DROP_POLICY, DROP_SHORT, FALLBACK, KEPT, REJECT_LABEL
+
+    row_options = RowOptions.from_dict(options)
+    statuses = {DROP_POLICY: "dropped_by_policy", DROP_SHORT: "too_short"}
+    statuses[REJECT_LABEL] = "label_outside_layout"
+    for path, layout in (
+        (FULL / "test.csv", Layout.FULL),
+        (POLARITY / "test.csv", Layout.POLARITY),
+    ):
+        raw = path.read_bytes().splitlines(keepends=True)
+        raw += [b'"7","bad","label"\n', b'"5","ok","caf\xc3\xa9 &amp; more"\n', b'"5","short",""\n']
+        data = np.frombuffer(b"".join(raw), np.uint8)
+        offsets = np.concatenate([[0], np.cumsum([len(r) for r in raw])]).astype(np.int64)
+        n = len(raw)
+        layouts = np.full(n, LAYOUT_CODES[layout], np.int8)
+        splits = np.full(n, SPLIT_CODES["train"], np.int8)
+        got = clean_lines(data, offsets, layouts, splits, Policy.BINARY, row_options, 3, 0.2)
+        kept = 0
+        for i, line in enumerate(raw):
+            if got.status[i] == FALLBACK:
+                continue
+            fields, reason = parse_line(line.decode())
+            assert fields is not None, line
+            [(label, text, reason)] = clean_rows(
+                [(layout, fields[0], fields[1], fields[2])], Policy.BINARY, row_options
+            )
+            if got.status[i] == KEPT:
+                assert reason is None and label is not None
+                start, end = got.text_offsets[kept], got.text_offsets[kept + 1]
+                assert got.texts[start:end].tobytes().decode() == text
+                code = row_code(
+                    split_of("train", text, 3, 0.2), POLICY_CLASSES[Policy.BINARY].index(label)
+                )
+                assert got.code[i] == code
+                kept += 1
+            else:
+                assert reason == statuses[int(got.status[i])], line
+        assert kept == len(got.text_offsets) - 1 and kept > 0
+        assert (got.status == FALLBACK).mean() < 0.2
