@@ -94,6 +94,14 @@ def _member(c: np.uint32, chars: np.ndarray) -> bool:
     return False
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _put(token: np.ndarray, dst: np.ndarray, o: int) -> int:
+    for t in token:
+        dst[o] = t
+        o += 1
+    return o
+
+
 @numba.njit(cache=True, nogil=True)
 def _urls(src: np.ndarray, n: int, flags: np.ndarray, dst: np.ndarray) -> int:
     """`(?:https?://|www\\.)\\S+` (ASCII case-insensitive) -> ' _url_ '."""
@@ -115,12 +123,10 @@ def _urls(src: np.ndarray, n: int, flags: np.ndarray, dst: np.ndarray) -> int:
                 p = i + 4
         if p > 0:
             e = p
-            while e < n and not flags[src[e]] & 4:
+            while e < n and not flags[src[e]] & SPACE:
                 e += 1
             if e > p:
-                for t in _URL_TOKEN:
-                    dst[o] = t
-                    o += 1
+                o = _put(_URL_TOKEN, dst, o)
                 i = e
                 continue
         dst[o] = c
@@ -142,21 +148,19 @@ def _numbers(src: np.ndarray, n: int, flags: np.ndarray, dst: np.ndarray) -> int
     while i < n:
         c = src[i]
         end = -1
-        if flags[c] & 2 and (i == 0 or not (flags[src[i - 1]] & 1 or src[i - 1] == _LT)):
+        if flags[c] & DIGIT and (i == 0 or not (flags[src[i - 1]] & WORD or src[i - 1] == _LT)):
             j = i + 1
-            while j < n and flags[src[j]] & 2:
+            while j < n and flags[src[j]] & DIGIT:
                 j += 1
             before = -1  # end of the chain without its last run
-            while j + 1 < n and _member(src[j], _NUMBER_JOINERS) and flags[src[j + 1]] & 2:
+            while j + 1 < n and _member(src[j], _NUMBER_JOINERS) and flags[src[j + 1]] & DIGIT:
                 before = j
                 j += 2
-                while j < n and flags[src[j]] & 2:
+                while j < n and flags[src[j]] & DIGIT:
                     j += 1
-            end = j if (j == n or not flags[src[j]] & 1) else before
+            end = j if (j == n or not flags[src[j]] & WORD) else before
         if end > 0:
-            for t in _NUM_TOKEN:
-                dst[o] = t
-                o += 1
+            o = _put(_NUM_TOKEN, dst, o)
             i = end
             continue
         dst[o] = c

@@ -92,11 +92,7 @@ def _pretty(record: dict[str, Any]) -> None:
     console.print(f"hyperparameters: {hp}", markup=False)
     console.print(f"extras: {extras or '-'}", markup=False)
     for channel, info in (record.get("inputs") or {}).items():
-        console.print(
-            f"{channel}: {info.get('path')} ({info.get('bytes')} bytes, "
-            f"sha256 {str(info.get('sha256'))[:16]}…)",
-            markup=False,
-        )
+        console.print(f"{channel}: {_file(info, 'path')}", markup=False)
     dictionary = record.get("dictionary")
     if dictionary:
         console.print(
@@ -133,11 +129,7 @@ def _pretty(record: dict[str, Any]) -> None:
     )
     model = record.get("model")
     if model:
-        console.print(
-            f"model: {model.get('key')} ({model.get('bytes')} bytes, "
-            f"sha256 {str(model.get('sha256'))[:16]}…)",
-            markup=False,
-        )
+        console.print(f"model: {_file(model, 'key')}", markup=False)
 
 
 def _status(status: Any) -> str:
@@ -154,6 +146,11 @@ def _duration(seconds: Any) -> str:
     if hours:
         return f"{hours}h {minutes:02d}m"
     return f"{minutes}m {secs:04.1f}s" if minutes else f"{secs:.1f}s"
+
+
+def _file(info: dict[str, Any], name: str) -> str:
+    """A recorded file: where, size and the start of its checksum."""
+    return f"{info.get(name)} ({info.get('bytes')} bytes, sha256 {str(info.get('sha256'))[:16]}…)"
 
 
 def _num(value: Any, digits: int = 4) -> str:

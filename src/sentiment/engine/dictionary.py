@@ -167,13 +167,6 @@ class Tokens:
 CHUNK_BYTES = 1 << 20
 
 
-def read_bytes(path: Path) -> np.ndarray:
-    try:
-        return np.fromfile(path, dtype=np.uint8)
-    except OSError as err:
-        raise DataError(f"Cannot read {path}: {err}.") from None
-
-
 def scan(buf: np.ndarray) -> Tokens:
     """Tokenize bytes that hold whole lines."""
     ntok, nlines = _count_tokens(buf)
@@ -202,11 +195,6 @@ def scan_chunks(path: Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Tokens]:
             yield scan(np.frombuffer(data[:cut], np.uint8))
         if carry:
             yield scan(np.frombuffer(carry, np.uint8))
-
-
-def scan_file(path: Path) -> Tokens:
-    """A whole file tokenized at once (small files; large ones go through scan_chunks)."""
-    return scan(read_bytes(path))
 
 
 @dataclass
@@ -419,53 +407,36 @@ def encode(tokens: Tokens, dictionary: Dictionary, word_ngrams: int, buckets: in
 
 
 def encode_chunks(
-    pieces: Iterable[Tokens],
-    dictionary: Dictionary,
-    word_ngrams: int,
-    buckets: int,
-    *,
-    ntokens: int | None = None,
+    pieces: Iterable[Tokens], dictionary: Dictionary, word_ngrams: int, buckets: int
 ) -> Encoded:
-    """`encode` piece by piece, joined: only the model input of the whole file stays in memory.
+    """`encode` piece by piece, joined (a validation file: training streams its pieces)."""
+    return join_encoded([encode(piece, dictionary, word_ngrams, buckets) for piece in pieces])
 
-    With `ntokens` (the file's token count, known from its dictionary pass) the ids go straight
-    into one array sized for the worst case; the pages never written are never resident, so
-    memory holds the ids once instead of the pieces plus their concatenation.
-    """
-    if ntokens is None:
-        parts = [encode(piece, dictionary, word_ngrams, buckets) for piece in pieces]
-        if len(parts) == 1:
-            return parts[0]
-        ids_list = [p.ids for p in parts]
-    else:
-        ids_all = np.empty(ntokens * max(1, word_ngrams), np.int32)
-        parts, filled = [], 0
-        for piece in pieces:
-            part = encode(piece, dictionary, word_ngrams, buckets)
-            ids_all[filled : filled + part.ids.size] = part.ids
-            filled += part.ids.size
-            part.ids = np.zeros(0, np.int32)  # (a view would keep the piece alive)
-            parts.append(part)
+
+def join_encoded(parts: list[Encoded]) -> Encoded:
+    """Encoded lines one after another."""
+    if len(parts) == 1:
+        return parts[0]
     if not parts:
         empty = np.zeros(1, np.int64)
         return Encoded(
             empty, np.zeros(0, np.int32), empty.copy(), np.zeros(0, np.int32), np.zeros(0, np.int32)
         )
-    sizes = [p.line_ptr[-1] for p in parts]
-    id_offsets = np.cumsum([0, *sizes[:-1]])
-    label_offsets = np.cumsum([0] + [p.labels.size for p in parts[:-1]])
-    line_ptr = np.concatenate(
-        [np.zeros(1, np.int64)]
-        + [p.line_ptr[1:] + o for p, o in zip(parts, id_offsets, strict=True)]
+    id_offsets = np.cumsum([0] + [int(p.line_ptr[-1]) for p in parts[:-1]])
+    label_offsets = np.cumsum([0] + [int(p.label_ptr[-1]) for p in parts[:-1]])
+    return Encoded(
+        np.concatenate(
+            [np.zeros(1, np.int64)]
+            + [p.line_ptr[1:] + o for p, o in zip(parts, id_offsets, strict=True)]
+        ),
+        np.concatenate([p.ids for p in parts]),
+        np.concatenate(
+            [np.zeros(1, np.int64)]
+            + [p.label_ptr[1:] + o for p, o in zip(parts, label_offsets, strict=True)]
+        ),
+        np.concatenate([p.labels for p in parts]),
+        np.concatenate([p.ntok for p in parts]),
     )
-    label_ptr = np.concatenate(
-        [np.zeros(1, np.int64)]
-        + [p.label_ptr[1:] + o for p, o in zip(parts, label_offsets, strict=True)]
-    )
-    ids = np.concatenate(ids_list) if ntokens is None else ids_all[:filled]
-    labels = np.concatenate([p.labels for p in parts])
-    ntok = np.concatenate([p.ntok for p in parts])
-    return Encoded(line_ptr, ids, label_ptr, labels, ntok)
 
 
 def encode_texts(

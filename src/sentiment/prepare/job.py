@@ -203,21 +203,31 @@ def _clean_batches(
             ):
                 for r in np.flatnonzero(status == reason_code):
                     counts[(known[which[r]].split, dropped)] += 1
-            for r in np.flatnonzero((status == REJECT_LABEL_CODE) | (status == FALLBACK)):
+            # The lines the kernel left to Python: parsed here, cleaned in one batch.
+            rest = np.flatnonzero((status == REJECT_LABEL_CODE) | (status == FALLBACK))
+            raw = [
+                bytes(data[offsets[r] : offsets[r + 1]]).decode("utf-8", errors="replace")
+                for r in rest
+            ]
+            parsed = [
+                parse_line(line) if status[r] == FALLBACK else (None, REJECT_LABEL)
+                for r, line in zip(rest, raw, strict=True)
+            ]
+            good = [
+                (known[which[r]].layout, f[0], f[1], f[2])
+                for r, (f, _) in zip(rest, parsed, strict=True)
+                if f is not None
+            ]
+            python_rows = iter(clean_rows(good, policy, options))
+            for r, line, (fields, reason) in zip(rest, raw, parsed, strict=True):
                 source = known[which[r]]
-                line = bytes(data[offsets[r] : offsets[r + 1]]).decode("utf-8", errors="replace")
                 split = source.split
-                reason: str | None = REJECT_LABEL
-                if status[r] == FALLBACK:
-                    fields, reason = parse_line(line)
-                    if fields is not None:
-                        [(label, text, reason)] = clean_rows(
-                            [(source.layout, fields[0], fields[1], fields[2])], policy, options
-                        )
-                        if reason is None and label is not None:
-                            split = split_of(source.split, text, seed, fraction)
-                            extra_keys.append(text)
-                            extra_codes.append(row_code(split, classes.index(label)))
+                if fields is not None:
+                    label, text, reason = next(python_rows)
+                    if reason is None and label is not None:
+                        split = split_of(source.split, text, seed, fraction)
+                        extra_keys.append(text)
+                        extra_codes.append(row_code(split, classes.index(label)))
                 if is_rejection(reason):
                     extra_keys.append(
                         meta_key({"input": str(source.path), "reason": reason, "raw": line})

@@ -219,7 +219,8 @@ def create_app(
     app.state.endpoint = endpoint
 
     async def asgi(scope: Any, receive: Any, send: Any) -> None:
-        # The hot route skips Starlette's routing and middleware stack.
+        # The hot route skips Starlette's routing and middleware stack: measured in process,
+        # 23.5 us a one-text request this way, 29.6 us through the Route below.
         if (
             scope["type"] == "http"
             and scope["path"] == "/invocations"
