@@ -21,8 +21,8 @@ help:
 prereqs:
 	@PYTHON=$(PYTHON) bash scripts/prereqs.sh
 
-# The virtual environment is rebuilt when pyproject.toml changes.
-$(BIN)/.installed: pyproject.toml
+# The virtual environment is rebuilt when the package's build inputs change (the compiled core too).
+$(BIN)/.installed: pyproject.toml setup.py src/sentiment/engine/_core.c
 	@PYTHON=$(PYTHON) bash scripts/prereqs.sh
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

@@ -159,8 +159,7 @@ def run_worker(
     ]  # fmt: skip
     if validation is not None:
         cmd += ["--validation", str(validation)]
-    env = os.environ | {"NUMBA_NUM_THREADS": str(threads)}
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{kind} worker failed:\n{done.stderr[-3000:]}")
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))

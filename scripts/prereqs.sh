@@ -17,6 +17,16 @@ if ! "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1; then
   fail=1
 fi
 
+# The training engine's core (src/sentiment/engine/_core.c) is compiled when the package is installed.
+cc_bin=${CC:-cc}
+if ! command -v "$cc_bin" >/dev/null 2>&1; then
+  echo "Error: no C compiler ($cc_bin) found; the training engine's core is compiled at install. Install one (e.g. 'apt-get install gcc') or set CC." >&2
+  fail=1
+elif ! "$PYTHON" -c 'import sysconfig, os, sys; sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")) else 1)' 2>/dev/null; then
+  echo "Error: Python's C headers (Python.h) are missing; the training engine's core is compiled against them. Install them (e.g. 'apt-get install python3-dev')." >&2
+  fail=1
+fi
+
 java_bin=java
 [ -n "${JAVA_HOME:-}" ] && java_bin="$JAVA_HOME/bin/java"
 if ! command -v "$java_bin" >/dev/null 2>&1; then

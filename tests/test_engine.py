@@ -204,3 +204,53 @@ def test_a_file_scanned_in_pieces_gives_the_same_dictionary_and_encoding(
     b = encode_chunks(iter(pieces), many, 2, 200_000)
     for field in ("line_ptr", "ids", "label_ptr", "labels", "ntok"):
         assert np.array_equal(getattr(a, field), getattr(b, field)), field
+
+
+def test_the_compiled_core_rejects_arrays_that_do_not_fit(ours: Trainer) -> None:
+    """Bad arrays are ValueErrors before any memory is touched, never a crash."""
+    from sentiment.engine import kernels
+
+    wi, wo = ours.wi, ours.wo
+    line_ptr = np.array([0, 2], np.int64)
+    label_ptr = np.array([0, 1], np.int64)
+    labels = np.array([0], np.int32)
+    ok = np.array([0, 1], np.int32)
+    assert kernels.count_correct(wi, wo, line_ptr, ok, label_ptr, labels) == (
+        int(np.argmax(kernels.predict_probs(wi, wo, line_ptr, ok)[0]) == 0),
+        1,
+    )
+    outside = np.array([0, wi.shape[0]], np.int32)
+    with pytest.raises(ValueError, match="outside the input matrix"):
+        kernels.count_correct(wi, wo, line_ptr, outside, label_ptr, labels)
+    with pytest.raises(ValueError, match="outside the input matrix"):
+        kernels.predict_probs(wi, wo, line_ptr, np.array([-1, 0], np.int32))
+    with pytest.raises(ValueError, match="offsets"):
+        kernels.predict_probs(wi, wo, np.array([0, 3], np.int64), ok)
+    with pytest.raises(ValueError, match="index the output matrix"):
+        kernels.count_correct(wi, wo, line_ptr, ok, label_ptr, np.array([wo.shape[0]], np.int32))
+    bounds = np.array([0, 1], np.int64)
+    args = (line_ptr, ok, label_ptr, labels, np.array([2], np.int32), bounds, 0.1, 0.0, 10.0, 0)
+    with pytest.raises(ValueError, match="float32"):
+        kernels.train_lines(wi.astype(np.float64), wo, *args)
+    with pytest.raises(ValueError, match="bounds"):
+        kernels.train_lines(wi, wo, *args[:5], np.array([0, 2], np.int64), *args[6:])
+    with pytest.raises(ValueError, match="share a dimension"):
+        kernels.predict_probs(wi, wo[:, :3].copy(), line_ptr, ok)
+
+
+def test_training_loads_no_compiler_runtime(corpus: dict[str, Path]) -> None:
+    """The trainer is plain C under numpy: a training process never imports numba, whose
+    runtime alone is ~100 MB resident (the memory target of issue 4 is fastText's own)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from sentiment.engine import EngineParams, Trainer\n"
+        "t = Trainer(EngineParams(dim=10, epochs=1, min_count=1, threads=2))\n"
+        f"t.build_vocab(Path({str(corpus['train'])!r})); t.run_epoch(0)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('numba', 'llvmlite')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

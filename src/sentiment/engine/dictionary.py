@@ -1,6 +1,6 @@
 """fastText's dictionary and line encoding, over whole files at once.
 
-A training file is read as bytes and scanned by a numba kernel into tokens (fastText's
+A training file is read as bytes and scanned by the compiled core (`_core.c`) into tokens (fastText's
 whitespace rules, an end-of-sentence token `</s>` at each newline). Each token gets two hashes:
 fastText's 32-bit FNV-1a (bytes sign-extended before the xor, as fastText's `int8_t` cast does),
 which feeds the word n-gram buckets, and a 64-bit FNV-1a that identifies the word (so the
@@ -18,109 +18,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numba
 import numpy as np
 
+from sentiment.engine import _core
 from sentiment.errors import DataError
 
 LABEL_PREFIX = b"__label__"
 EOS = b"</s>"
 WORD, LABEL = 0, 1
-_WHITESPACE = (
-    32,
-    10,
-    13,
-    9,
-    11,
-    12,
-    0,
-)  # ' ' '\n' '\r' '\t' '\v' '\f' '\0', as fastText's readWord
-
-
-@numba.njit(cache=True)
-def _is_space(c: int) -> bool:
-    return c == 32 or c == 10 or c == 13 or c == 9 or c == 11 or c == 12 or c == 0
-
-
-@numba.njit(cache=True)
-def _hash32(buf: np.ndarray, start: int, end: int) -> np.int32:
-    h = np.uint32(2166136261)
-    for i in range(start, end):
-        b = np.int32(np.int8(buf[i]))  # sign-extend, as fastText's uint32_t(int8_t(c))
-        h = np.uint32(h ^ np.uint32(b & 0xFFFFFFFF))
-        h = np.uint32(h * np.uint32(16777619))
-    return np.int32(h)
-
-
-@numba.njit(cache=True)
-def _hash64(buf: np.ndarray, start: int, end: int) -> np.uint64:
-    h = np.uint64(14695981039346656037)
-    for i in range(start, end):
-        h = np.uint64(h ^ np.uint64(buf[i]))
-        h = np.uint64(h * np.uint64(1099511628211))
-    return h
-
-
-@numba.njit(cache=True)
-def _count_tokens(buf: np.ndarray) -> tuple[int, int]:
-    tokens = 0
-    lines = 0
-    inside = False
-    for i in range(buf.shape[0]):
-        c = buf[i]
-        if _is_space(c):
-            if inside:
-                tokens += 1
-                inside = False
-            if c == 10:
-                tokens += 1  # </s>
-                lines += 1
-        else:
-            inside = True
-    if inside:
-        tokens += 1
-        lines += 1  # last line without a newline
-    return tokens, lines
-
-
-@numba.njit(cache=True)
-def _scan(buf: np.ndarray, ntok: int, eos32: np.int32, eos64: np.uint64) -> tuple[np.ndarray, ...]:
-    """Tokens of `buf`: start offset (-1 for </s>), length, hash32, hash64, line number."""
-    starts = np.empty(ntok, np.int64)
-    lengths = np.empty(ntok, np.int32)
-    h32 = np.empty(ntok, np.int32)
-    h64 = np.empty(ntok, np.uint64)
-    line_of = np.empty(ntok, np.int64)
-    k = 0
-    line = 0
-    begin = -1
-    n = buf.shape[0]
-    for i in range(n + 1):
-        c = buf[i] if i < n else 10
-        if i < n and not _is_space(c):
-            if begin < 0:
-                begin = i
-            continue
-        if begin >= 0:
-            starts[k] = begin
-            lengths[k] = i - begin
-            h32[k] = _hash32(buf, begin, i)
-            h64[k] = _hash64(buf, begin, i)
-            line_of[k] = line
-            k += 1
-            begin = -1
-            if i == n:  # a last line without a newline gets no </s>, as in fastText's reader
-                line += 1
-                break
-        if i < n and c == 10:
-            starts[k] = -1
-            lengths[k] = 0
-            h32[k] = eos32
-            h64[k] = eos64
-            line_of[k] = line
-            k += 1
-            line += 1
-    return starts[:k], lengths[:k], h32[:k], h64[:k], line_of[:k]
 
 
 def _hash_bytes32(word: bytes) -> int:
@@ -169,9 +74,14 @@ CHUNK_BYTES = 1 << 20
 
 def scan(buf: np.ndarray) -> Tokens:
     """Tokenize bytes that hold whole lines."""
-    ntok, nlines = _count_tokens(buf)
-    starts, lengths, h32, h64, line_of = _scan(buf, ntok, EOS32, EOS64)
-    return Tokens(buf, starts, lengths, h32, h64, line_of, nlines)
+    ntok, nlines = _core.count_tokens(buf)
+    starts = np.empty(ntok, np.int64)
+    lengths = np.empty(ntok, np.int32)
+    h32 = np.empty(ntok, np.int32)
+    h64 = np.empty(ntok, np.uint64)
+    line_of = np.empty(ntok, np.int64)
+    k = _core.scan(buf, starts, lengths, h32, h64, line_of, int(EOS32), int(EOS64))
+    return Tokens(buf, starts[:k], lengths[:k], h32[:k], h64[:k], line_of[:k], nlines)
 
 
 def scan_chunks(path: Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Tokens]:
@@ -316,64 +226,6 @@ class Encoded:
         return int(self.ntok.sum())
 
 
-@numba.njit(cache=True)
-def _encode(
-    tok_id: np.ndarray,
-    tok_label: np.ndarray,
-    h32: np.ndarray,
-    line_of: np.ndarray,
-    nlines: int,
-    nwords: int,
-    word_ngrams: int,
-    buckets: int,
-) -> tuple[np.ndarray, ...]:
-    n = tok_id.shape[0]
-    # Upper bounds: every token an id plus (word_ngrams - 1) n-grams.
-    cap = n * max(1, word_ngrams)
-    ids = np.empty(cap, np.int32)
-    labels = np.empty(n, np.int32)
-    line_ptr = np.zeros(nlines + 1, np.int64)
-    label_ptr = np.zeros(nlines + 1, np.int64)
-    ntok = np.zeros(nlines, np.int32)
-    hashes = np.empty(n, np.int32)
-    k = 0
-    m = 0
-    i = 0
-    line = 0
-    while i < n and line < nlines:
-        j = i
-        while j < n and line_of[j] == line:
-            j += 1
-        nh = 0
-        for t in range(i, j):
-            if tok_label[t]:
-                if tok_id[t] >= 0:
-                    labels[m] = tok_id[t] - nwords
-                    m += 1
-            else:
-                if tok_id[t] >= 0:
-                    ids[k] = tok_id[t]
-                    k += 1
-                hashes[nh] = h32[t]
-                nh += 1
-        if buckets > 0:
-            for a in range(nh):
-                h = np.uint64(np.int64(hashes[a]))
-                for b in range(a + 1, min(nh, a + word_ngrams)):
-                    h = np.uint64(h * np.uint64(116049371) + np.uint64(np.int64(hashes[b])))
-                    ids[k] = nwords + np.int32(h % np.uint64(buckets))
-                    k += 1
-        ntok[line] = j - i
-        line += 1
-        line_ptr[line] = k
-        label_ptr[line] = m
-        i = j
-    for rest in range(line + 1, nlines + 1):  # trailing lines without tokens
-        line_ptr[rest] = k
-        label_ptr[rest] = m
-    return line_ptr, ids[:k].copy(), label_ptr, labels[:m].copy(), ntok
-
-
 def encode(tokens: Tokens, dictionary: Dictionary, word_ngrams: int, buckets: int) -> Encoded:
     """Model input for every line of a scanned file, with this dictionary."""
     pos = np.searchsorted(dictionary.keys, tokens.h64)
@@ -393,17 +245,19 @@ def encode(tokens: Tokens, dictionary: Dictionary, word_ngrams: int, buckets: in
         if cand.size:
             offsets = tokens.starts[cand][:, None] + np.arange(prefix.size)[None, :]
             tok_label[cand] = (tokens.buf[offsets] == prefix).all(axis=1)
-    line_ptr, ids, label_ptr, labels, ntok = _encode(
-        tok_id,
-        tok_label,
-        tokens.h32,
-        tokens.line_of,
-        tokens.nlines,
-        dictionary.nwords,
-        word_ngrams,
-        buckets,
-    )
-    return Encoded(line_ptr, ids, label_ptr, labels, ntok)
+    n, nlines = tok_id.size, tokens.nlines
+    # Upper bounds: every token an id plus (word_ngrams - 1) n-grams; every token a label.
+    ids = np.empty(n * max(1, word_ngrams), np.int32)
+    labels = np.empty(n, np.int32)
+    line_ptr = np.empty(nlines + 1, np.int64)
+    label_ptr = np.empty(nlines + 1, np.int64)
+    ntok = np.empty(nlines, np.int32)
+    k, m = _core.encode(
+        tok_id, tok_label.view(np.uint8), np.ascontiguousarray(tokens.h32),
+        np.ascontiguousarray(tokens.line_of), dictionary.nwords, word_ngrams, buckets,
+        line_ptr, ids, label_ptr, labels, ntok,
+    )  # fmt: skip
+    return Encoded(line_ptr, ids[:k].copy(), label_ptr, labels[:m].copy(), ntok)
 
 
 def encode_chunks(
@@ -444,12 +298,6 @@ def encode_texts(
 ) -> Encoded:
     """Model input for texts given in memory, each ending with `</s>` as fastText's predict adds."""
     data = "".join(t.replace("\n", " ") + "\n" for t in texts).encode()
-    buf = np.frombuffer(data, np.uint8).copy()
-    ntok, _ = _count_tokens(buf)
-    starts, lengths, h32, h64, line_of = _scan(buf, ntok, EOS32, EOS64)
-    return encode(
-        Tokens(buf, starts, lengths, h32, h64, line_of, len(texts)),
-        dictionary,
-        word_ngrams,
-        buckets,
-    )
+    tokens = scan(np.frombuffer(data, np.uint8))
+    tokens.nlines = len(texts)
+    return encode(tokens, dictionary, word_ngrams, buckets)

@@ -3,7 +3,7 @@
 fastText's own library trains all epochs in one call, with no hook between them and no way to
 resume; BlazingText's early stopping (validate after each epoch, keep the best weights) needs
 exactly that, so the algorithm is re-implemented here: `dictionary` builds the vocabulary and
-encodes lines as fastText does, `kernels` does the hogwild SGD in numba, `fasttext_bin` writes
+encodes lines as fastText does, `kernels` does the hogwild SGD (compiled C, `_core.c`), `fasttext_bin` writes
 the model in fastText's format, which the fastText library (and SageMaker's BlazingText
 container) loads and predicts with identically.
 """
@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numba
 import numpy as np
 
 from sentiment.engine import kernels
@@ -39,31 +38,6 @@ Progress = Callable[[int, int], None]  # (tokens done this epoch, tokens per epo
 TRAIN_SAMPLE_IDS = 1_000_000
 
 
-def _return_freed_memory() -> None:
-    """Make glibc give large freed blocks back to the system.
-
-    Training allocates and frees piece-sized buffers (a few MB) for every piece of every epoch.
-    glibc raises its mmap threshold after the first such free, so later buffers come from the
-    heap, which fragments and is not trimmed. Fixing the threshold at 128 KB (what glibc starts
-    with) keeps them mmap-ed and returned on free. Measured (benchmarks/train's worker, 51M
-    tokens, 3 epochs): peak RSS 253 MB with it, 270 MB without; but each piece's buffers are then
-    fresh pages to fault in, and the job took 23.2 s instead of 18.3 s. Kept for the memory
-    target of issue 4 (speed stays above fastText's); reusing the buffers would get both.
-    No-op where glibc's mallopt is not available."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-        mallopt = libc.mallopt if libc is not None else None
-    except (OSError, AttributeError):
-        return
-    if mallopt is not None:
-        m_mmap_threshold = -3
-        mallopt(m_mmap_threshold, 128 * 1024)
-
-
 @dataclass(frozen=True)
 class EngineParams:
     """fastText's names for the training parameters (BlazingText's names map onto these)."""
@@ -75,7 +49,7 @@ class EngineParams:
     word_ngrams: int = 2
     buckets: int = 2_000_000
     loss: str = "softmax"
-    threads: int = 0  # 0: every core numba may use
+    threads: int = 0  # 0: every core this process may use
     seed: int = 0
     lr_update_rate: int = 100
 
@@ -174,8 +148,7 @@ class Trainer:
 
     @property
     def threads(self) -> int:
-        limit = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
-        return max(1, min(self.params.threads or limit, limit))
+        return max(1, min(self.params.threads or kernels.cores(), kernels.MAX_THREADS))
 
     @property
     def buckets(self) -> int:
@@ -206,7 +179,6 @@ class Trainer:
 
     def build_vocab(self, train_path: Path) -> None:
         """Read the training file, build the dictionary, encode every line, initialize weights."""
-        _return_freed_memory()
         # Two passes over the file, each a piece at a time (the dictionary, then the encoding),
         # so that memory holds the encoded corpus and one piece's scan, not the whole scan.
         self.dictionary = build_dictionary(scan_chunks(train_path), self.params.min_count)
@@ -309,7 +281,7 @@ class Trainer:
             parts = [data] if isinstance(data, Encoded) else data
         for part in parts:
             c, n = kernels.count_correct(
-                self.wi, self.wo, part.line_ptr, part.ids, part.label_ptr, part.labels
+                self.wi, self.wo, part.line_ptr, part.ids, part.label_ptr, part.labels, self.threads
             )
             correct += c
             counted += n
@@ -323,7 +295,7 @@ class Trainer:
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """Label probabilities for tokenized texts (columns in `labels` order), as fastText's predict."""
         encoded = encode_texts(texts, self._dict, self.params.word_ngrams, self.buckets)
-        return kernels.predict_probs(self.wi, self.wo, encoded.line_ptr, encoded.ids)
+        return kernels.predict_probs(self.wi, self.wo, encoded.line_ptr, encoded.ids, self.threads)
 
     def snapshot(self) -> Snapshot:
         return Snapshot(self.wi.copy(), self.wo.copy(), self.epochs_done)

@@ -1,0 +1,20 @@
+"""The one compiled part of the package: the training engine's core (src/sentiment/engine/_core.c).
+
+Everything else is configured in pyproject.toml. The extension needs only a C compiler and
+Python's headers (scripts/prereqs.sh checks for both); it uses no numpy headers.
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "sentiment.engine._core",
+            ["src/sentiment/engine/_core.c"],
+            # fastmath as the numba kernels had it; -pthread for the training threads.
+            extra_compile_args=["-O3", "-ffast-math", "-funroll-loops", "-pthread"],
+            extra_link_args=["-pthread"],
+            libraries=["m"],  # with -ffast-math, gcc may call glibc's vector math (libmvec)
+        )
+    ]
+)

@@ -1,0 +1,754 @@
+/* The training engine's compiled core: fastText's file scanning, line encoding, hogwild SGD
+ * and prediction (supervised mode, softmax loss).
+ *
+ * Why C and not numba (which the text kernel uses): the training process must fit in the
+ * memory fastText itself takes (issue 4). numba's runtime costs ~100 MB resident before the
+ * first kernel runs (llvmlite's LLVM alone touches ~65 MB of library pages on import and on
+ * its runtime's initialization), against fastText's 235 MB in all for a 2M-bucket model whose
+ * weights are 80 MB. A small extension built with the package has no runtime at all.
+ *
+ * The Python side (`kernels.py`, `dictionary.py`) owns the arrays: it allocates them with the
+ * right dtypes and sizes and this module fills or reads them through the buffer protocol,
+ * so nothing here allocates a result that Python must free. The GIL is released for all work;
+ * training and evaluation run their threads with pthreads.
+ *
+ * The algorithm (the fastText paper and its source describe it; this is our own code):
+ * - Tokens are split on fastText's whitespace (' ', '\n', '\r', '\t', '\v', '\f', '\0'); each
+ *   newline is the end-of-sentence token `</s>`. Each token gets fastText's 32-bit FNV-1a hash
+ *   (bytes sign-extended before the xor, as fastText's int8_t cast does), which feeds the word
+ *   n-gram buckets, and a 64-bit FNV-1a that identifies the word in our dictionary.
+ * - A line's input ids are its known words' ids, then for every word token (known or not) the
+ *   n-grams starting there: h = h * 116049371 + hash (64-bit unsigned), id = nwords + h % buckets.
+ * - The hidden vector is the mean of the input rows of the ids; softmax over the labels from the
+ *   output matrix; each output row moves by alpha = lr * (1[target] - p) times the hidden vector
+ *   while the hidden gradient accumulates alpha * row (read before the row moves); the gradient,
+ *   divided by the number of ids, is added to every input row of the line. The learning rate
+ *   decays linearly with the tokens processed over all planned epochs.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* --- buffers -------------------------------------------------------------------------------- */
+
+typedef struct {
+    Py_buffer view;
+    int held;
+} Buf;
+
+static int get_buf(PyObject *obj, Buf *b, int writable, Py_ssize_t itemsize, const char *name) {
+    int flags = PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, &b->view, flags) < 0) {
+        PyErr_Format(PyExc_TypeError, "%s: expected a C-contiguous%s array", name,
+                     writable ? " writable" : "");
+        return -1;
+    }
+    b->held = 1;
+    if (itemsize > 0 && b->view.len % itemsize != 0) {
+        PyErr_Format(PyExc_ValueError, "%s: %zd bytes is not a whole number of %zd-byte items",
+                     name, b->view.len, itemsize);
+        return -1;
+    }
+    return 0;
+}
+
+static void release(Buf *bufs, int n) {
+    for (int i = 0; i < n; i++) {
+        if (bufs[i].held) {
+            PyBuffer_Release(&bufs[i].view);
+            bufs[i].held = 0;
+        }
+    }
+}
+
+#define COUNT(b, type) ((int64_t)((b).view.len / (Py_ssize_t)sizeof(type)))
+#define DATA(b, type) ((type *)(b).view.buf)
+
+/* --- threads -------------------------------------------------------------------------------- */
+
+typedef void (*work_fn)(void *ctx, int t, int64_t start, int64_t end);
+
+typedef struct {
+    work_fn fn;
+    void *ctx;
+    int t;
+    int64_t start, end;
+} Job;
+
+static void *run_job(void *arg) {
+    Job *job = (Job *)arg;
+    job->fn(job->ctx, job->t, job->start, job->end);
+    return NULL;
+}
+
+/* Worker t runs fn on [bounds[t], bounds[t+1]); worker 0 runs on the calling thread. Returns 0,
+ * or -1 if a thread could not be started (the work it would have done is then done inline). */
+static int run_parallel(int threads, const int64_t *bounds, work_fn fn, void *ctx) {
+    Job jobs[256];
+    pthread_t ids[256];
+    int started[256];
+    if (threads > 256) threads = 256;
+    for (int t = 0; t < threads; t++) {
+        jobs[t].fn = fn;
+        jobs[t].ctx = ctx;
+        jobs[t].t = t;
+        jobs[t].start = bounds[t];
+        jobs[t].end = bounds[t + 1];
+        started[t] = 0;
+    }
+    for (int t = 1; t < threads; t++) {
+        started[t] = pthread_create(&ids[t], NULL, run_job, &jobs[t]) == 0;
+    }
+    run_job(&jobs[0]);
+    for (int t = 1; t < threads; t++) {
+        if (started[t]) {
+            pthread_join(ids[t], NULL);
+        } else {
+            run_job(&jobs[t]);
+        }
+    }
+    return 0;
+}
+
+static void even_bounds(int64_t n, int threads, int64_t *bounds) {
+    for (int t = 0; t <= threads; t++) bounds[t] = n * t / threads;
+}
+
+/* --- scanning ------------------------------------------------------------------------------- */
+
+static inline int is_space(uint8_t c) {
+    return c == 32 || c == 10 || c == 13 || c == 9 || c == 11 || c == 12 || c == 0;
+}
+
+static inline int32_t hash32(const uint8_t *buf, int64_t start, int64_t end) {
+    uint32_t h = 2166136261u;
+    for (int64_t i = start; i < end; i++) {
+        h ^= (uint32_t)(int32_t)(int8_t)buf[i];
+        h *= 16777619u;
+    }
+    return (int32_t)h;
+}
+
+static inline uint64_t hash64(const uint8_t *buf, int64_t start, int64_t end) {
+    uint64_t h = 14695981039346656037ull;
+    for (int64_t i = start; i < end; i++) {
+        h ^= (uint64_t)buf[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static PyObject *count_tokens(PyObject *self, PyObject *args) {
+    PyObject *o_buf;
+    Buf b[1] = {0};
+    if (!PyArg_ParseTuple(args, "O", &o_buf)) return NULL;
+    if (get_buf(o_buf, &b[0], 0, 1, "buf") < 0) {
+        release(b, 1);
+        return NULL;
+    }
+    const uint8_t *buf = DATA(b[0], uint8_t);
+    int64_t n = b[0].view.len, tokens = 0, lines = 0;
+    int inside = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (int64_t i = 0; i < n; i++) {
+        uint8_t c = buf[i];
+        if (is_space(c)) {
+            if (inside) {
+                tokens++;
+                inside = 0;
+            }
+            if (c == 10) {
+                tokens++; /* </s> */
+                lines++;
+            }
+        } else {
+            inside = 1;
+        }
+    }
+    if (inside) {
+        tokens++;
+        lines++; /* a last line without a newline */
+    }
+    Py_END_ALLOW_THREADS
+    release(b, 1);
+    return Py_BuildValue("LL", (long long)tokens, (long long)lines);
+}
+
+/* scan(buf, starts i64, lengths i32, h32 i32, h64 u64, line_of i64, eos32, eos64) -> count.
+ * Token k: start offset (-1 for </s>), length, hashes, line number. The arrays hold at least
+ * count_tokens(buf) items. A last line without a newline gets no </s>, as fastText's reader. */
+static PyObject *scan(PyObject *self, PyObject *args) {
+    PyObject *o[6];
+    int eos32;
+    unsigned long long eos64;
+    Buf b[6] = {0};
+    if (!PyArg_ParseTuple(args, "OOOOOOiK", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &eos32,
+                          &eos64))
+        return NULL;
+    if (get_buf(o[0], &b[0], 0, 1, "buf") < 0 || get_buf(o[1], &b[1], 1, 8, "starts") < 0 ||
+        get_buf(o[2], &b[2], 1, 4, "lengths") < 0 || get_buf(o[3], &b[3], 1, 4, "h32") < 0 ||
+        get_buf(o[4], &b[4], 1, 8, "h64") < 0 || get_buf(o[5], &b[5], 1, 8, "line_of") < 0) {
+        release(b, 6);
+        return NULL;
+    }
+    const uint8_t *buf = DATA(b[0], uint8_t);
+    int64_t n = b[0].view.len;
+    int64_t cap = COUNT(b[1], int64_t);
+    if (COUNT(b[2], int32_t) < cap || COUNT(b[3], int32_t) < cap || COUNT(b[4], uint64_t) < cap ||
+        COUNT(b[5], int64_t) < cap) {
+        release(b, 6);
+        PyErr_SetString(PyExc_ValueError, "scan: the output arrays differ in size");
+        return NULL;
+    }
+    int64_t *starts = DATA(b[1], int64_t), *line_of = DATA(b[5], int64_t);
+    int32_t *lengths = DATA(b[2], int32_t), *h32 = DATA(b[3], int32_t);
+    uint64_t *h64 = DATA(b[4], uint64_t);
+    int64_t k = 0, line = 0, begin = -1;
+    int overflow = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (int64_t i = 0; i <= n; i++) {
+        uint8_t c = i < n ? buf[i] : 10;
+        if (i < n && !is_space(c)) {
+            if (begin < 0) begin = i;
+            continue;
+        }
+        if (begin >= 0) {
+            if (k >= cap) {
+                overflow = 1;
+                break;
+            }
+            starts[k] = begin;
+            lengths[k] = (int32_t)(i - begin);
+            h32[k] = hash32(buf, begin, i);
+            h64[k] = hash64(buf, begin, i);
+            line_of[k] = line;
+            k++;
+            begin = -1;
+            if (i == n) {
+                line++;
+                break;
+            }
+        }
+        if (i < n && c == 10) {
+            if (k >= cap) {
+                overflow = 1;
+                break;
+            }
+            starts[k] = -1;
+            lengths[k] = 0;
+            h32[k] = (int32_t)eos32;
+            h64[k] = (uint64_t)eos64;
+            line_of[k] = line;
+            k++;
+            line++;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    release(b, 6);
+    if (overflow) {
+        PyErr_SetString(PyExc_ValueError, "scan: more tokens than the output arrays hold");
+        return NULL;
+    }
+    return PyLong_FromLongLong((long long)k);
+}
+
+/* --- encoding ------------------------------------------------------------------------------- */
+
+/* encode(tok_id i32, tok_label u8, h32 i32, line_of i64, nwords, word_ngrams, buckets,
+ *        line_ptr i64[nlines+1], ids i32[cap], label_ptr i64[nlines+1], labels i32[ntokens],
+ *        ntok i32[nlines]) -> (ids written, labels written).
+ * Follows fastText's Dictionary::getLine in supervised mode: known words give their id, labels
+ * their label index (id - nwords), unknown words nothing; every word token's hash feeds the
+ * n-grams. `cap` must be at least ntokens * max(1, word_ngrams). */
+static PyObject *encode(PyObject *self, PyObject *args) {
+    PyObject *o[9];
+    long long nwords, word_ngrams, buckets;
+    Buf b[9] = {0};
+    if (!PyArg_ParseTuple(args, "OOOOLLLOOOOO", &o[0], &o[1], &o[2], &o[3], &nwords,
+                          &word_ngrams, &buckets, &o[4], &o[5], &o[6], &o[7], &o[8]))
+        return NULL;
+    if (get_buf(o[0], &b[0], 0, 4, "tok_id") < 0 || get_buf(o[1], &b[1], 0, 1, "tok_label") < 0 ||
+        get_buf(o[2], &b[2], 0, 4, "h32") < 0 || get_buf(o[3], &b[3], 0, 8, "line_of") < 0 ||
+        get_buf(o[4], &b[4], 1, 8, "line_ptr") < 0 || get_buf(o[5], &b[5], 1, 4, "ids") < 0 ||
+        get_buf(o[6], &b[6], 1, 8, "label_ptr") < 0 || get_buf(o[7], &b[7], 1, 4, "labels") < 0 ||
+        get_buf(o[8], &b[8], 1, 4, "ntok") < 0) {
+        release(b, 9);
+        return NULL;
+    }
+    int64_t n = COUNT(b[0], int32_t);
+    int64_t nlines = COUNT(b[8], int32_t);
+    int64_t span = word_ngrams > 1 ? word_ngrams : 1;
+    if (COUNT(b[1], uint8_t) != n || COUNT(b[2], int32_t) != n || COUNT(b[3], int64_t) != n ||
+        COUNT(b[4], int64_t) != nlines + 1 || COUNT(b[6], int64_t) != nlines + 1 ||
+        COUNT(b[5], int32_t) < n * span || COUNT(b[7], int32_t) < n) {
+        release(b, 9);
+        PyErr_SetString(PyExc_ValueError, "encode: array sizes do not match");
+        return NULL;
+    }
+    const int32_t *tok_id = DATA(b[0], int32_t), *h32 = DATA(b[2], int32_t);
+    const uint8_t *tok_label = DATA(b[1], uint8_t);
+    const int64_t *line_of = DATA(b[3], int64_t);
+    int64_t *line_ptr = DATA(b[4], int64_t), *label_ptr = DATA(b[6], int64_t);
+    int32_t *ids = DATA(b[5], int32_t), *labels = DATA(b[7], int32_t), *ntok = DATA(b[8], int32_t);
+    int32_t *hashes = (int32_t *)malloc((size_t)(n > 0 ? n : 1) * sizeof(int32_t));
+    if (hashes == NULL) {
+        release(b, 9);
+        return PyErr_NoMemory();
+    }
+    int64_t k = 0, m = 0, i = 0, line = 0;
+    Py_BEGIN_ALLOW_THREADS
+    line_ptr[0] = 0;
+    label_ptr[0] = 0;
+    while (i < n && line < nlines) {
+        int64_t j = i;
+        while (j < n && line_of[j] == line) j++;
+        int64_t nh = 0;
+        for (int64_t t = i; t < j; t++) {
+            if (tok_label[t]) {
+                if (tok_id[t] >= 0) labels[m++] = (int32_t)(tok_id[t] - nwords);
+            } else {
+                if (tok_id[t] >= 0) ids[k++] = tok_id[t];
+                hashes[nh++] = h32[t];
+            }
+        }
+        if (buckets > 0) {
+            for (int64_t a = 0; a < nh; a++) {
+                uint64_t h = (uint64_t)(int64_t)hashes[a];
+                int64_t last = a + word_ngrams < nh ? a + word_ngrams : nh;
+                for (int64_t c = a + 1; c < last; c++) {
+                    h = h * 116049371ull + (uint64_t)(int64_t)hashes[c];
+                    ids[k++] = (int32_t)(nwords + (int64_t)(h % (uint64_t)buckets));
+                }
+            }
+        }
+        ntok[line] = (int32_t)(j - i);
+        line++;
+        line_ptr[line] = k;
+        label_ptr[line] = m;
+        i = j;
+    }
+    for (int64_t rest = line; rest < nlines; rest++) { /* trailing lines without tokens */
+        ntok[rest] = 0;
+        line_ptr[rest + 1] = k;
+        label_ptr[rest + 1] = m;
+    }
+    Py_END_ALLOW_THREADS
+    free(hashes);
+    release(b, 9);
+    return Py_BuildValue("LL", (long long)k, (long long)m);
+}
+
+/* --- the model ------------------------------------------------------------------------------ */
+
+typedef struct {
+    float *wi;
+    float *wo;
+    int64_t nrows, dim, nl;
+    const int64_t *line_ptr;
+    const int32_t *ids;
+    const int64_t *label_ptr;
+    const int32_t *labels;
+} Model;
+
+static inline void hidden_of(const Model *M, int64_t a, int64_t b, float *hidden) {
+    const int64_t dim = M->dim;
+    for (int64_t d = 0; d < dim; d++) hidden[d] = 0.0f;
+    for (int64_t j = a; j < b; j++) {
+        const float *row = M->wi + (int64_t)M->ids[j] * dim;
+        for (int64_t d = 0; d < dim; d++) hidden[d] += row[d];
+    }
+    float inv = 1.0f / (float)(b - a);
+    for (int64_t d = 0; d < dim; d++) hidden[d] *= inv;
+}
+
+static inline void softmax_of(const Model *M, const float *hidden, float *out) {
+    const int64_t dim = M->dim, nl = M->nl;
+    float top = -INFINITY;
+    for (int64_t i = 0; i < nl; i++) {
+        const float *row = M->wo + i * dim;
+        float s = 0.0f;
+        for (int64_t d = 0; d < dim; d++) s += row[d] * hidden[d];
+        out[i] = s;
+        if (s > top) top = s;
+    }
+    float z = 0.0f;
+    for (int64_t i = 0; i < nl; i++) {
+        out[i] = expf(out[i] - top);
+        z += out[i];
+    }
+    for (int64_t i = 0; i < nl; i++) out[i] /= z;
+}
+
+/* Parse and check the model arrays shared by train, predict and count (buffers 0..3 of b). */
+static int get_model(PyObject **o, Buf *b, long long dim, int writable, Model *M) {
+    if (get_buf(o[0], &b[0], writable, 4, "wi") < 0 || get_buf(o[1], &b[1], writable, 4, "wo") < 0 ||
+        get_buf(o[2], &b[2], 0, 8, "line_ptr") < 0 || get_buf(o[3], &b[3], 0, 4, "ids") < 0)
+        return -1;
+    if (dim < 1 || COUNT(b[0], float) % dim != 0 || COUNT(b[1], float) % dim != 0 ||
+        COUNT(b[2], int64_t) < 1) {
+        PyErr_SetString(PyExc_ValueError, "the weight matrices do not have `dim` columns");
+        return -1;
+    }
+    M->wi = DATA(b[0], float);
+    M->wo = DATA(b[1], float);
+    M->dim = dim;
+    M->nrows = COUNT(b[0], float) / dim;
+    M->nl = COUNT(b[1], float) / dim;
+    M->line_ptr = DATA(b[2], int64_t);
+    M->ids = DATA(b[3], int32_t);
+    int64_t nlines = COUNT(b[2], int64_t) - 1, nids = COUNT(b[3], int32_t);
+    /* Every pointer and id is checked once here, so that the hot loops cannot go out of bounds. */
+    int bad = 0;
+    Py_BEGIN_ALLOW_THREADS
+    if (M->line_ptr[0] < 0) bad = 1;
+    for (int64_t li = 0; li < nlines && !bad; li++) {
+        if (M->line_ptr[li + 1] < M->line_ptr[li]) bad = 1;
+    }
+    if (!bad && M->line_ptr[nlines] > nids) bad = 1;
+    for (int64_t j = 0; j < nids && !bad; j++) {
+        if ((uint64_t)(int64_t)M->ids[j] >= (uint64_t)M->nrows) bad = 2;
+    }
+    Py_END_ALLOW_THREADS
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, bad == 1 ? "line_ptr is not a valid list of offsets"
+                                                   : "an id is outside the input matrix");
+        return -1;
+    }
+    return 0;
+}
+
+static int get_labels(PyObject **o, Buf *b, int64_t nlines, Model *M) {
+    if (get_buf(o[0], &b[0], 0, 8, "label_ptr") < 0 || get_buf(o[1], &b[1], 0, 4, "labels") < 0)
+        return -1;
+    if (COUNT(b[0], int64_t) != nlines + 1) {
+        PyErr_SetString(PyExc_ValueError, "label_ptr and line_ptr differ in length");
+        return -1;
+    }
+    M->label_ptr = DATA(b[0], int64_t);
+    M->labels = DATA(b[1], int32_t);
+    int64_t nlab = COUNT(b[1], int32_t);
+    int bad = M->label_ptr[0] < 0;
+    for (int64_t li = 0; li < nlines && !bad; li++) {
+        if (M->label_ptr[li + 1] < M->label_ptr[li]) bad = 1;
+    }
+    if (!bad && M->label_ptr[nlines] > nlab) bad = 1;
+    for (int64_t j = 0; j < nlab && !bad; j++) {
+        if ((uint64_t)(int64_t)M->labels[j] >= (uint64_t)M->nl) bad = 1;
+    }
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "label_ptr/labels do not index the output matrix");
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct {
+    Model M;
+    const int32_t *ntok;
+    double lr0, before, total;
+    uint64_t seed;
+    int threads;
+    double loss[256];
+    int64_t examples[256];
+    int64_t seen[256];
+    int oom;
+} Train;
+
+static void train_part(void *ctx, int t, int64_t start, int64_t end) {
+    Train *T = (Train *)ctx;
+    const Model *M = &T->M;
+    const int64_t dim = M->dim, nl = M->nl;
+    float *scratch = (float *)malloc((size_t)(2 * dim + nl) * sizeof(float));
+    if (scratch == NULL) {
+        T->oom = 1;
+        return;
+    }
+    float *hidden = scratch, *grad = scratch + dim, *out = scratch + 2 * dim;
+    uint64_t state = T->seed * 1000003ull + (uint64_t)t * 7919ull + 1ull;
+    int64_t local = 0, examples = 0;
+    double loss = 0.0;
+    for (int64_t li = start; li < end; li++) {
+        local += T->ntok[li];
+        int64_t a = M->line_ptr[li], b = M->line_ptr[li + 1];
+        int64_t la = M->label_ptr[li], lb = M->label_ptr[li + 1];
+        if (b == a || lb == la) continue;
+        double progress = (T->before + (double)local * T->threads) / T->total;
+        if (progress > 1.0) progress = 1.0;
+        float lr = (float)(T->lr0 * (1.0 - progress));
+        int32_t target;
+        if (lb - la == 1) {
+            target = M->labels[la];
+        } else { /* several labels: one at random per example, as fastText's softmax */
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            target = M->labels[la + (int64_t)(state % (uint64_t)(lb - la))];
+        }
+        hidden_of(M, a, b, hidden);
+        softmax_of(M, hidden, out);
+        for (int64_t d = 0; d < dim; d++) grad[d] = 0.0f;
+        for (int64_t i = 0; i < nl; i++) {
+            float alpha = lr * ((i == target ? 1.0f : 0.0f) - out[i]);
+            float *row = M->wo + i * dim;
+            for (int64_t d = 0; d < dim; d++) {
+                grad[d] += alpha * row[d];
+                row[d] += alpha * hidden[d];
+            }
+        }
+        loss -= log((double)out[target] + 1e-5);
+        examples++;
+        float scale = 1.0f / (float)(b - a);
+        for (int64_t d = 0; d < dim; d++) grad[d] *= scale;
+        for (int64_t j = a; j < b; j++) {
+            float *row = M->wi + (int64_t)M->ids[j] * dim;
+            for (int64_t d = 0; d < dim; d++) row[d] += grad[d];
+        }
+    }
+    free(scratch);
+    T->loss[t] = loss;
+    T->examples[t] = examples;
+    T->seen[t] = local;
+}
+
+/* train_lines(wi, wo, dim, line_ptr, ids, label_ptr, labels, ntok, bounds, lr0, tokens_before,
+ *             tokens_total, seed) -> (loss sum, examples, tokens).
+ * Hogwild: worker t trains lines [bounds[t], bounds[t+1]) on the shared matrices, no locks. */
+static PyObject *train_lines(PyObject *self, PyObject *args) {
+    PyObject *o[8];
+    long long dim;
+    unsigned long long seed;
+    Train *T = (Train *)calloc(1, sizeof(Train));
+    Buf b[8] = {0};
+    if (T == NULL) return PyErr_NoMemory();
+    if (!PyArg_ParseTuple(args, "OOLOOOOOOdddK", &o[0], &o[1], &dim, &o[2], &o[3], &o[4], &o[5],
+                          &o[6], &o[7], &T->lr0, &T->before, &T->total, &seed)) {
+        free(T);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (get_model(o, b, dim, 1, &T->M) < 0) goto done;
+    int64_t nlines = COUNT(b[2], int64_t) - 1;
+    if (get_labels(o + 4, b + 4, nlines, &T->M) < 0) goto done;
+    if (get_buf(o[6], &b[6], 0, 4, "ntok") < 0 || get_buf(o[7], &b[7], 0, 8, "bounds") < 0)
+        goto done;
+    const int64_t *bounds = DATA(b[7], int64_t);
+    int64_t nb = COUNT(b[7], int64_t);
+    if (COUNT(b[6], int32_t) != nlines || nb < 2 || nb > 257 || bounds[0] < 0 ||
+        bounds[nb - 1] > nlines) {
+        PyErr_SetString(PyExc_ValueError, "train_lines: ntok or bounds do not fit the lines");
+        goto done;
+    }
+    for (int64_t t = 0; t + 1 < nb; t++) {
+        if (bounds[t + 1] < bounds[t]) {
+            PyErr_SetString(PyExc_ValueError, "train_lines: bounds must not decrease");
+            goto done;
+        }
+    }
+    if (!(T->total > 0)) {
+        PyErr_SetString(PyExc_ValueError, "train_lines: tokens_total must be positive");
+        goto done;
+    }
+    T->ntok = DATA(b[6], int32_t);
+    T->seed = (uint64_t)seed;
+    T->threads = (int)(nb - 1);
+    Py_BEGIN_ALLOW_THREADS
+    run_parallel(T->threads, bounds, train_part, T);
+    Py_END_ALLOW_THREADS
+    if (T->oom) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    double loss = 0.0;
+    long long examples = 0, seen = 0;
+    for (int t = 0; t < T->threads; t++) {
+        loss += T->loss[t];
+        examples += T->examples[t];
+        seen += T->seen[t];
+    }
+    result = Py_BuildValue("dLL", loss, examples, seen);
+done:
+    release(b, 8);
+    free(T);
+    return result;
+}
+
+typedef struct {
+    Model M;
+    float *probs;
+    int64_t correct[256];
+    int64_t counted[256];
+    int oom;
+} Eval;
+
+static void predict_part(void *ctx, int t, int64_t start, int64_t end) {
+    Eval *E = (Eval *)ctx;
+    const Model *M = &E->M;
+    float *hidden = (float *)malloc((size_t)M->dim * sizeof(float));
+    if (hidden == NULL) {
+        E->oom = 1;
+        return;
+    }
+    for (int64_t li = start; li < end; li++) {
+        int64_t a = M->line_ptr[li], b = M->line_ptr[li + 1];
+        float *out = E->probs + li * M->nl;
+        if (b == a) {
+            for (int64_t i = 0; i < M->nl; i++) out[i] = 0.0f;
+            continue;
+        }
+        hidden_of(M, a, b, hidden);
+        softmax_of(M, hidden, out);
+    }
+    free(hidden);
+}
+
+static void count_part(void *ctx, int t, int64_t start, int64_t end) {
+    Eval *E = (Eval *)ctx;
+    const Model *M = &E->M;
+    float *scratch = (float *)malloc((size_t)(M->dim + M->nl) * sizeof(float));
+    if (scratch == NULL) {
+        E->oom = 1;
+        return;
+    }
+    float *hidden = scratch, *out = scratch + M->dim;
+    int64_t correct = 0, counted = 0;
+    for (int64_t li = start; li < end; li++) {
+        int64_t a = M->line_ptr[li], b = M->line_ptr[li + 1];
+        int64_t la = M->label_ptr[li], lb = M->label_ptr[li + 1];
+        if (b == a || lb == la) continue;
+        hidden_of(M, a, b, hidden);
+        softmax_of(M, hidden, out);
+        int64_t best = 0;
+        for (int64_t i = 1; i < M->nl; i++) {
+            if (out[i] > out[best]) best = i;
+        }
+        counted++;
+        for (int64_t j = la; j < lb; j++) {
+            if (M->labels[j] == best) {
+                correct++;
+                break;
+            }
+        }
+    }
+    free(scratch);
+    E->correct[t] = correct;
+    E->counted[t] = counted;
+}
+
+/* Lines per thread below which evaluation stays on one thread (starting threads costs more). */
+#define MIN_LINES_PER_THREAD 512
+
+static int eval_threads(int64_t nlines, int threads) {
+    if (threads < 1) threads = 1;
+    if (threads > 256) threads = 256;
+    int64_t useful = nlines / MIN_LINES_PER_THREAD;
+    if (useful < threads) threads = useful > 1 ? (int)useful : 1;
+    return threads;
+}
+
+/* predict_probs(wi, wo, dim, line_ptr, ids, probs f32[nlines * nlabels], threads): softmax
+ * probabilities of every label for every line (zeros for a line without ids). */
+static PyObject *predict_probs(PyObject *self, PyObject *args) {
+    PyObject *o[5];
+    long long dim;
+    int threads;
+    Eval *E = (Eval *)calloc(1, sizeof(Eval));
+    Buf b[5] = {0};
+    if (E == NULL) return PyErr_NoMemory();
+    if (!PyArg_ParseTuple(args, "OOLOOOi", &o[0], &o[1], &dim, &o[2], &o[3], &o[4], &threads)) {
+        free(E);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (get_model(o, b, dim, 0, &E->M) < 0) goto done;
+    int64_t nlines = COUNT(b[2], int64_t) - 1;
+    if (get_buf(o[4], &b[4], 1, 4, "probs") < 0) goto done;
+    if (COUNT(b[4], float) != nlines * E->M.nl) {
+        PyErr_SetString(PyExc_ValueError, "predict_probs: probs must hold nlines * nlabels");
+        goto done;
+    }
+    E->probs = DATA(b[4], float);
+    int64_t bounds[257];
+    threads = eval_threads(nlines, threads);
+    even_bounds(nlines, threads, bounds);
+    Py_BEGIN_ALLOW_THREADS
+    run_parallel(threads, bounds, predict_part, E);
+    Py_END_ALLOW_THREADS
+    if (E->oom) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    result = Py_NewRef(Py_None);
+done:
+    release(b, 5);
+    free(E);
+    return result;
+}
+
+/* count_correct(wi, wo, dim, line_ptr, ids, label_ptr, labels, threads) -> (correct, counted):
+ * fastText's `test` precision@1; lines without ids or labels are skipped, as there. */
+static PyObject *count_correct(PyObject *self, PyObject *args) {
+    PyObject *o[6];
+    long long dim;
+    int threads;
+    Eval *E = (Eval *)calloc(1, sizeof(Eval));
+    Buf b[6] = {0};
+    if (E == NULL) return PyErr_NoMemory();
+    if (!PyArg_ParseTuple(args, "OOLOOOOi", &o[0], &o[1], &dim, &o[2], &o[3], &o[4], &o[5],
+                          &threads)) {
+        free(E);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (get_model(o, b, dim, 0, &E->M) < 0) goto done;
+    int64_t nlines = COUNT(b[2], int64_t) - 1;
+    if (get_labels(o + 4, b + 4, nlines, &E->M) < 0) goto done;
+    int64_t bounds[257];
+    threads = eval_threads(nlines, threads);
+    even_bounds(nlines, threads, bounds);
+    Py_BEGIN_ALLOW_THREADS
+    run_parallel(threads, bounds, count_part, E);
+    Py_END_ALLOW_THREADS
+    if (E->oom) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    long long correct = 0, counted = 0;
+    for (int t = 0; t < threads; t++) {
+        correct += E->correct[t];
+        counted += E->counted[t];
+    }
+    result = Py_BuildValue("LL", correct, counted);
+done:
+    release(b, 6);
+    free(E);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"count_tokens", count_tokens, METH_VARARGS, "count_tokens(buf) -> (tokens, lines)"},
+    {"scan", scan, METH_VARARGS,
+     "scan(buf, starts, lengths, h32, h64, line_of, eos32, eos64) -> tokens written"},
+    {"encode", encode, METH_VARARGS,
+     "encode(tok_id, tok_label, h32, line_of, nwords, word_ngrams, buckets, line_ptr, ids, "
+     "label_ptr, labels, ntok) -> (ids written, labels written)"},
+    {"train_lines", train_lines, METH_VARARGS,
+     "train_lines(wi, wo, dim, line_ptr, ids, label_ptr, labels, ntok, bounds, lr0, "
+     "tokens_before, tokens_total, seed) -> (loss sum, examples, tokens)"},
+    {"predict_probs", predict_probs, METH_VARARGS,
+     "predict_probs(wi, wo, dim, line_ptr, ids, probs, threads) -> None"},
+    {"count_correct", count_correct, METH_VARARGS,
+     "count_correct(wi, wo, dim, line_ptr, ids, label_ptr, labels, threads) -> (correct, counted)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "sentiment.engine._core",
+    "The training engine's compiled core (see _core.c).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__core(void) { return PyModule_Create(&module); }

@@ -1,0 +1,52 @@
+# The compiled core (_core.c); the typed wrappers are in kernels.py and dictionary.py.
+from typing import Any
+
+def count_tokens(buf: Any, /) -> tuple[int, int]: ...
+def scan(
+    buf: Any, starts: Any, lengths: Any, h32: Any, h64: Any, line_of: Any, eos32: int, eos64: int, /
+) -> int: ...
+def encode(
+    tok_id: Any,
+    tok_label: Any,
+    h32: Any,
+    line_of: Any,
+    nwords: int,
+    word_ngrams: int,
+    buckets: int,
+    line_ptr: Any,
+    ids: Any,
+    label_ptr: Any,
+    labels: Any,
+    ntok: Any,
+    /,
+) -> tuple[int, int]: ...
+def train_lines(
+    wi: Any,
+    wo: Any,
+    dim: int,
+    line_ptr: Any,
+    ids: Any,
+    label_ptr: Any,
+    labels: Any,
+    ntok: Any,
+    bounds: Any,
+    lr0: float,
+    tokens_before: float,
+    tokens_total: float,
+    seed: int,
+    /,
+) -> tuple[float, int, int]: ...
+def predict_probs(
+    wi: Any, wo: Any, dim: int, line_ptr: Any, ids: Any, probs: Any, threads: int, /
+) -> None: ...
+def count_correct(
+    wi: Any,
+    wo: Any,
+    dim: int,
+    line_ptr: Any,
+    ids: Any,
+    label_ptr: Any,
+    labels: Any,
+    threads: int,
+    /,
+) -> tuple[int, int]: ...
