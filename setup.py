@@ -11,10 +11,12 @@ setup(
         Extension(
             "sentiment.engine._core",
             ["src/sentiment/engine/_core.c"],
-            # fastmath as the numba kernels had it; -pthread for the training threads.
-            extra_compile_args=["-O3", "-ffast-math", "-funroll-loops", "-pthread"],
+            # No -ffast-math: serving must reproduce fastText's float results (its softmax, log
+            # and exp), and fast-math may reorder sums and call approximate vector math.
+            # -pthread for the training threads.
+            extra_compile_args=["-O3", "-fno-math-errno", "-funroll-loops", "-pthread"],
             extra_link_args=["-pthread"],
-            libraries=["m"],  # with -ffast-math, gcc may call glibc's vector math (libmvec)
+            libraries=["m"],
         )
     ]
 )

@@ -3,8 +3,12 @@
 evaluate, serve and api all call `load_model` and `Model.predict`, so a report describes exactly
 what is served. A model is any fastText supervised `.bin` (ours or one SageMaker BlazingText
 trained), found from a job name in the bucket, a `model.tar.gz`, a folder or the file itself.
-Prediction runs in fastText's own C++ code (the `fasttext` binding); raw text is normalized first
-with the cleaning rules the model was trained with (from `preprocessing.json`, else the defaults).
+Raw text is normalized first with the cleaning rules the model was trained with (from
+`preprocessing.json`, else the defaults). Prediction is fastText's `predict`: run by our compiled
+core (`sentiment.engine._core.Predictor`, over the .bin mapped read-only, so server processes
+share the weights) for the models it covers (softmax loss, no character n-grams: what
+BlazingText's supervised mode and our trainer produce), else by the fastText library itself.
+Tests hold the two to the same labels and probabilities.
 """
 
 from __future__ import annotations
@@ -26,7 +30,13 @@ from sentiment import layout
 from sentiment.errors import InputNotFound, JobFailed, ModelError
 from sentiment.labels import strip_prefix
 from sentiment.storage import LocalBucket, atomic_directory
-from sentiment.text import DEFAULT_CLEANING, Cleaning, normalize, normalize_many
+from sentiment.text import (
+    DEFAULT_CLEANING,
+    Cleaning,
+    normalize,
+    normalize_encoded,
+    normalize_many,
+)
 
 
 @dataclass(frozen=True)
@@ -74,7 +84,8 @@ class Model:
     preprocessing: Preprocessing
     sha256: str
     args: dict[str, Any] = field(default_factory=dict)
-    _ft: Any = field(default=None, repr=False)
+    _ft: Any = field(default=None, repr=False)  # the fastText library's model (fallback)
+    _native: Any = field(default=None, repr=False)  # _core.Predictor, when it covers the model
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -89,15 +100,34 @@ class Model:
             return [normalize(texts[0], self.preprocessing.cleaning)]
         return normalize_many(texts, self.preprocessing.cleaning)
 
+    def top(
+        self, texts: Sequence[str], k: int = 1, *, raw: bool = False
+    ) -> list[tuple[tuple[str, ...], tuple[float, ...]]]:
+        """fastText's predict for each text: (labels, probabilities), k best first, the
+        probabilities clipped to [0, 1] (fastText reports p + 1e-5: a sure one reads 1.00001).
+        `predict` wraps these in `Prediction`s; the endpoint encodes them as they are."""
+        native = self._native
+        if native is None:
+            labels, probs = self._ft.predict(self.prepare_texts(texts, raw=raw), k=k)
+            return [
+                (tuple(ls), tuple(min(float(p), 1.0) for p in ps))
+                for ls, ps in zip(labels, probs, strict=True)
+            ]
+        names = self.labels
+        if len(texts) == 1 and not raw:  # a served request: UTF-8 from the kernel straight in
+            ids, probs = native.top(normalize_encoded(texts[0], self.preprocessing.cleaning), k)
+            return [(tuple([names[i] for i in ids]), probs)]
+        out = []
+        for text in self.prepare_texts(texts, raw=raw):
+            ids, probs = native.top(text.encode("utf-8", "surrogatepass"), k)
+            out.append((tuple([names[i] for i in ids]), probs))
+        return out
+
     def predict(self, texts: Sequence[str], k: int = 1, *, raw: bool = False) -> list[Prediction]:
-        """Top-k predictions for each text, in order. Probabilities are clipped to [0, 1]."""
+        """Top-k predictions for each text, in order (see `top`)."""
         if not texts:
             return []
-        labels, probs = self._ft.predict(self.prepare_texts(texts, raw=raw), k=k)
-        return [
-            Prediction(tuple(ls), tuple(float(min(max(p, 0.0), 1.0)) for p in ps))
-            for ls, ps in zip(labels, probs, strict=True)
-        ]
+        return [Prediction(ls, ps) for ls, ps in self.top(texts, k, raw=raw)]
 
     def predict_proba(self, texts: Sequence[str], *, raw: bool = False) -> np.ndarray:
         """Probabilities of every label (columns in `self.labels` order), one row per text."""
@@ -105,11 +135,10 @@ class Model:
         if not texts:
             return out
         index = {label: i for i, label in enumerate(self.labels)}
-        labels, probs = self._ft.predict(self.prepare_texts(texts, raw=raw), k=len(self.labels))
-        for row, (ls, ps) in enumerate(zip(labels, probs, strict=True)):
+        for row, (ls, ps) in enumerate(self.top(texts, len(self.labels), raw=raw)):
             for label, p in zip(ls, ps, strict=True):
                 out[row, index[label]] = p
-        return np.clip(out, 0.0, 1.0)
+        return out
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -136,7 +165,7 @@ def load_model_bin(path: Path, *, name: str | None = None) -> Model:
     """Load a fastText `.bin`; its `preprocessing.json` sidecar, if beside it, is read too."""
     if not path.is_file():
         raise InputNotFound(f"No model file at {path}.", hint="Train one with `sentiment train`.")
-    ft = _load_fasttext(path)
+    ft, native, labels, args = _load_predictor(path)
     sidecar = path.parent / layout.PREPROCESSING
     pre = Preprocessing()
     if sidecar.is_file():
@@ -144,8 +173,6 @@ def load_model_bin(path: Path, *, name: str | None = None) -> Model:
             pre = Preprocessing.from_dict(json.loads(sidecar.read_text()))
         except (ValueError, TypeError) as err:
             raise ModelError(f"{sidecar} is not valid preprocessing JSON: {err}.") from None
-    labels = tuple(ft.get_labels())
-    args = _args(ft)
     model = Model(
         path=path,
         name=name or path.parent.name or path.stem,
@@ -154,6 +181,7 @@ def load_model_bin(path: Path, *, name: str | None = None) -> Model:
         sha256=_sha256(path),
         args=args,
         _ft=ft,
+        _native=native,
     )
     # Load the compiled normalization now (single and batch entries), not on the first request:
     # a served worker would otherwise answer its first requests ~0.3 s late (p99 of a benchmark
@@ -233,6 +261,51 @@ def _find_bin(root: Path) -> Path | None:
     if direct.is_file():
         return direct
     return next(iter(sorted(root.rglob(layout.MODEL_BIN))), None)
+
+
+def _load_predictor(path: Path) -> tuple[Any, Any, tuple[str, ...], dict[str, Any]]:
+    """(fastText model or None, our Predictor or None, labels, args) for a .bin file."""
+    from sentiment.engine import _core
+    from sentiment.engine.fasttext_bin import read_bin
+
+    try:
+        bin_model = read_bin(path, mapped=True)
+    except ModelError:
+        # Not a file our reader takes (a quantized .ftz, a newer version): fastText decides.
+        ft = _load_fasttext(path)
+        return ft, None, tuple(ft.get_labels()), _args(ft)
+    nwords = bin_model.nwords
+    labels = tuple(w.decode("utf-8", "replace") for w in bin_model.words[nwords:])
+    args = {
+        "model": "supervised",
+        "loss": bin_model.loss,
+        "dim": bin_model.dim,
+        "word_ngrams": bin_model.word_ngrams,
+        "buckets": bin_model.buckets,
+        "min_count": bin_model.min_count,
+        "minn": bin_model.minn,
+        "maxn": bin_model.maxn,
+    }
+    covered = (
+        bin_model.loss == "softmax"
+        and bin_model.maxn == 0
+        and not any(bin_model.types[:nwords])
+        and bin_model.wi.shape[0] == nwords + bin_model.buckets
+        and len(labels) > 0
+    )
+    if not covered:
+        ft = _load_fasttext(path)
+        return ft, None, tuple(ft.get_labels()), _args(ft)
+    native = _core.Predictor(
+        bin_model.wi,
+        bin_model.wo,
+        bin_model.dim,
+        b"".join(w + b"\n" for w in bin_model.words),
+        nwords,
+        bin_model.word_ngrams,
+        bin_model.buckets,
+    )
+    return None, native, labels, args
 
 
 def _load_fasttext(path: Path) -> Any:

@@ -62,13 +62,26 @@ DEFAULT_CLEANING = Cleaning()
 
 def normalize(text: str, cleaning: Cleaning = DEFAULT_CLEANING) -> str:
     """The normalized, space-separated token string for one raw text ("" when nothing is left)."""
+    return bytes(normalize_encoded(text, cleaning)).decode("utf-8", "surrogatepass")
+
+
+def normalize_encoded(text: str, cleaning: Cleaning = DEFAULT_CLEANING) -> bytes | np.ndarray:
+    """`normalize(text)` as UTF-8 bytes (a uint8 array from the kernel), for a model to read
+    without a str made in between."""
+    kernel, flags, lower = _one_text_kernel()
+    data = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
+    out, fallback = kernel(data, flags, lower, kernel_options(cleaning))
+    if fallback:
+        return normalize_many([text], cleaning)[0].encode("utf-8", "surrogatepass")
+    return out
+
+
+@cache
+def _one_text_kernel() -> tuple[Any, np.ndarray, np.ndarray]:
+    """The compiled one-text entry and its tables, imported once (numba loads on first use)."""
     from sentiment.text_kernel import normalize_one, tables
 
-    data = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
-    out, fallback = normalize_one(data, *tables(), kernel_options(cleaning))
-    if fallback:
-        return normalize_many([text], cleaning)[0]
-    return out.tobytes().decode("utf-8", "surrogatepass")
+    return (normalize_one, *tables())
 
 
 def normalize_many(texts: Iterable[str], cleaning: Cleaning = DEFAULT_CLEANING) -> list[str]:

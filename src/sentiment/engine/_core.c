@@ -729,6 +729,338 @@ done:
     return result;
 }
 
+/* --- serving: one model, many texts ------------------------------------------------------- */
+
+/* A loaded supervised model answering fastText's `predict` for one line at a time. It holds
+ * the weight matrices (any buffers: a read-only map of the .bin file shares them between
+ * server processes) and an open-addressing table from each dictionary word's 64-bit FNV-1a
+ * hash to its id (fastText compares the words themselves; two different words with one 64-bit
+ * hash is the only way the two could disagree).
+ *
+ * fastText's predict for a line (Dictionary::getLine, FastText::predict, SoftmaxLoss): tokens
+ * up to the end of the line, then `</s>`; known words give their id, every word token (known
+ * or not, not a `__label__` token) its 32-bit hash for the n-grams; no ids, no prediction;
+ * hidden = mean of the input rows (scaled by float(1.0 / n)); softmax in float; the k best
+ * by log(p + 1e-5), reported as exp of that, clipped to 1 (fastText's can read 1.00001).
+ * Models this does not cover (character n-grams, other losses, pruned dictionaries) are left
+ * to the fastText library by the Python side. */
+typedef struct {
+    PyObject_HEAD
+    Py_buffer wi_view, wo_view;
+    int held;
+    Model M;
+    int64_t nwords, word_ngrams, buckets;
+    uint64_t *tkeys;
+    int32_t *tids;
+    uint64_t mask;
+} Predictor;
+
+static void Predictor_dealloc(Predictor *self) {
+    if (self->held) {
+        PyBuffer_Release(&self->wi_view);
+        PyBuffer_Release(&self->wo_view);
+    }
+    free(self->tkeys);
+    free(self->tids);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int32_t lookup(const Predictor *P, uint64_t key) {
+    uint64_t i = key & P->mask;
+    while (P->tids[i] >= 0) {
+        if (P->tkeys[i] == key) return P->tids[i];
+        i = (i + 1) & P->mask;
+    }
+    return -1;
+}
+
+/* Predictor(wi, wo, dim, words, nwords, word_ngrams, buckets): `words` is the dictionary's
+ * entries in id order (words, then labels), each followed by one '\n'. */
+static int Predictor_init(Predictor *self, PyObject *args, PyObject *kw) {
+    PyObject *o_wi, *o_wo, *o_words;
+    long long dim, nwords, word_ngrams, buckets;
+    if (!PyArg_ParseTuple(args, "OOLOLLL", &o_wi, &o_wo, &dim, &o_words, &nwords, &word_ngrams,
+                          &buckets))
+        return -1;
+    if (self->held) {
+        PyErr_SetString(PyExc_RuntimeError, "Predictor is already initialized");
+        return -1;
+    }
+    Buf b[3] = {0};
+    if (get_buf(o_wi, &b[0], 0, 4, "wi") < 0 || get_buf(o_wo, &b[1], 0, 4, "wo") < 0 ||
+        get_buf(o_words, &b[2], 0, 1, "words") < 0) {
+        release(b, 3);
+        return -1;
+    }
+    if (dim < 1 || COUNT(b[0], float) % dim || COUNT(b[1], float) % dim || nwords < 0 ||
+        buckets < 0 || word_ngrams < 1 || COUNT(b[0], float) / dim != nwords + buckets) {
+        release(b, 3);
+        PyErr_SetString(PyExc_ValueError,
+                        "Predictor: the input matrix must have nwords + buckets rows of dim");
+        return -1;
+    }
+    const uint8_t *w = DATA(b[2], uint8_t);
+    int64_t len = b[2].view.len, entries = 0;
+    for (int64_t i = 0; i < len; i++) entries += w[i] == 10;
+    int64_t nl = COUNT(b[1], float) / dim;
+    if (entries != nwords + nl) {
+        release(b, 3);
+        PyErr_Format(PyExc_ValueError, "Predictor: %lld dictionary entries for %lld words + %lld labels",
+                     (long long)entries, nwords, (long long)nl);
+        return -1;
+    }
+    uint64_t size = 16;
+    while (size < (uint64_t)(2 * entries + 1)) size <<= 1;
+    self->tkeys = (uint64_t *)malloc(size * sizeof(uint64_t));
+    self->tids = (int32_t *)malloc(size * sizeof(int32_t));
+    if (self->tkeys == NULL || self->tids == NULL) {
+        release(b, 3);
+        PyErr_NoMemory();
+        return -1;
+    }
+    memset(self->tids, 0xff, size * sizeof(int32_t));
+    self->mask = size - 1;
+    int64_t start = 0, id = 0;
+    for (int64_t i = 0; i < len; i++) {
+        if (w[i] != 10) continue;
+        uint64_t key = hash64(w, start, i);
+        if (lookup(self, key) < 0) { /* the first entry of a word wins, as fastText's find */
+            uint64_t j = key & self->mask;
+            while (self->tids[j] >= 0) j = (j + 1) & self->mask;
+            self->tkeys[j] = key;
+            self->tids[j] = (int32_t)id;
+        }
+        id++;
+        start = i + 1;
+    }
+    release(b + 2, 1);
+    self->wi_view = b[0].view;
+    self->wo_view = b[1].view;
+    self->held = 1;
+    self->M.wi = DATA(b[0], float);
+    self->M.wo = DATA(b[1], float);
+    self->M.dim = dim;
+    self->M.nrows = nwords + buckets;
+    self->M.nl = nl;
+    self->nwords = nwords;
+    self->word_ngrams = word_ngrams;
+    self->buckets = buckets;
+    return 0;
+}
+
+static const uint8_t LABEL[] = "__label__";
+
+/* The softmax as fastText's SoftmaxLoss::computeOutput computes it: dot products and sums in
+ * float, but `exp(float)` there is C's exp, computed in double and stored as float. */
+static inline void softmax_fasttext(const Model *M, const float *hidden, float *out) {
+    const int64_t dim = M->dim, nl = M->nl;
+    for (int64_t i = 0; i < nl; i++) {
+        const float *row = M->wo + i * dim;
+        float s = 0.0f;
+        for (int64_t d = 0; d < dim; d++) s += row[d] * hidden[d];
+        out[i] = s;
+    }
+    float top = out[0], z = 0.0f;
+    for (int64_t i = 0; i < nl; i++) top = out[i] > top ? out[i] : top;
+    for (int64_t i = 0; i < nl; i++) {
+        out[i] = (float)exp((double)(out[i] - top));
+        z += out[i];
+    }
+    for (int64_t i = 0; i < nl; i++) out[i] /= z;
+}
+
+/* fastText keeps its k best (log p, label) pairs in a heap ordered by `a.first > b.first`
+ * (std::push_heap / pop_heap / sort_heap), so labels of equal probability come out in the
+ * order that heap leaves them. These follow libstdc++'s algorithms step by step (the library
+ * fastText is built with), so that even ties are ordered as fastText orders them. */
+static void heap_sift_up(float *p, int32_t *id, int64_t hole, int64_t top, float vp, int32_t vi) {
+    int64_t parent = (hole - 1) / 2;
+    while (hole > top && p[parent] > vp) {
+        p[hole] = p[parent];
+        id[hole] = id[parent];
+        hole = parent;
+        parent = (hole - 1) / 2;
+    }
+    p[hole] = vp;
+    id[hole] = vi;
+}
+
+static void heap_push(float *p, int32_t *id, int64_t len) { /* the new item is at len - 1 */
+    heap_sift_up(p, id, len - 1, 0, p[len - 1], id[len - 1]);
+}
+
+static void heap_adjust(float *p, int32_t *id, int64_t hole, int64_t len, float vp, int32_t vi) {
+    const int64_t top = hole;
+    int64_t child = hole;
+    while (child < (len - 1) / 2) {
+        child = 2 * (child + 1);
+        if (p[child] > p[child - 1]) child--;
+        p[hole] = p[child];
+        id[hole] = id[child];
+        hole = child;
+    }
+    if ((len & 1) == 0 && child == (len - 2) / 2) {
+        child = 2 * (child + 1);
+        p[hole] = p[child - 1];
+        id[hole] = id[child - 1];
+        hole = child - 1;
+    }
+    heap_sift_up(p, id, hole, top, vp, vi);
+}
+
+static void heap_pop(float *p, int32_t *id, int64_t len) { /* the first item moves to len - 1 */
+    if (len < 2) return;
+    float vp = p[len - 1];
+    int32_t vi = id[len - 1];
+    p[len - 1] = p[0];
+    id[len - 1] = id[0];
+    heap_adjust(p, id, 0, len - 1, vp, vi);
+}
+
+/* One token of a line to predict: its id if it is a known word, its hash if it is a word. */
+static inline void take_token(const Predictor *P, const uint8_t *tok, int64_t len, int32_t *ids,
+                              int64_t *nids, int32_t *hashes, int64_t *nh) {
+    int32_t wid = lookup(P, hash64(tok, 0, len));
+    int is_label = wid >= 0 ? wid >= P->nwords : (len >= 9 && memcmp(tok, LABEL, 9) == 0);
+    if (is_label) return;
+    if (wid >= 0) ids[(*nids)++] = wid;
+    hashes[(*nh)++] = hash32(tok, 0, len);
+}
+
+/* The k best labels of one line: returns how many (0: the line gave no ids). `ids`, `hashes`
+ * hold at least (tokens + 1) * max(1, word_ngrams) and tokens + 1 items. */
+static int64_t top_line(const Predictor *P, const uint8_t *buf, int64_t n, int64_t k, int32_t *ids,
+                        int32_t *hashes, float *scratch, int32_t *best_i, float *best_p) {
+    int64_t nids = 0, nh = 0, i = 0;
+    while (i < n) {
+        while (i < n && is_space(buf[i]) && buf[i] != 10) i++;
+        if (i >= n || buf[i] == 10) break; /* fastText's line ends at a newline */
+        int64_t a = i;
+        while (i < n && !is_space(buf[i])) i++;
+        take_token(P, buf + a, i - a, ids, &nids, hashes, &nh);
+    }
+    take_token(P, (const uint8_t *)"</s>", 4, ids, &nids, hashes, &nh);
+    if (P->buckets > 0) {
+        for (int64_t a = 0; a < nh; a++) {
+            uint64_t h = (uint64_t)(int64_t)hashes[a];
+            int64_t last = a + P->word_ngrams < nh ? a + P->word_ngrams : nh;
+            for (int64_t c = a + 1; c < last; c++) {
+                h = h * 116049371ull + (uint64_t)(int64_t)hashes[c];
+                ids[nids++] = (int32_t)(P->nwords + (int64_t)(h % (uint64_t)P->buckets));
+            }
+        }
+    }
+    if (nids == 0) return 0;
+    const Model *M = &P->M;
+    float *hidden = scratch, *out = scratch + M->dim;
+    for (int64_t d = 0; d < M->dim; d++) hidden[d] = 0.0f;
+    for (int64_t j = 0; j < nids; j++) {
+        const float *row = M->wi + (int64_t)ids[j] * M->dim;
+        for (int64_t d = 0; d < M->dim; d++) hidden[d] += row[d];
+    }
+    float inv = (float)(1.0 / (double)nids);
+    for (int64_t d = 0; d < M->dim; d++) hidden[d] *= inv;
+    softmax_fasttext(M, hidden, out);
+    /* The k best by (float) log(p + 1e-5), as fastText's Loss::findKBest and sort_heap. */
+    int64_t kk = k < M->nl ? k : M->nl, have = 0;
+    for (int64_t i = 0; i < M->nl; i++) {
+        float lp = (float)log((double)out[i] + 1e-5);
+        if (have == kk && lp < best_p[0]) continue;
+        best_p[have] = lp;
+        best_i[have] = (int32_t)i;
+        have++;
+        heap_push(best_p, best_i, have);
+        if (have > kk) {
+            heap_pop(best_p, best_i, have);
+            have--;
+        }
+    }
+    for (int64_t end = have; end > 1; end--) heap_pop(best_p, best_i, end); /* sort_heap */
+    for (int64_t i = 0; i < have; i++) { /* fastText's exp(log(p + 1e-5)), clipped to 1 */
+        float p = expf(best_p[i]);
+        best_p[i] = p > 1.0f ? 1.0f : p;
+    }
+    return have;
+}
+
+/* top(text: UTF-8 bytes of one line, k) -> ((label index, ...), (probability, ...)) */
+static PyObject *Predictor_top(Predictor *self, PyObject *args) {
+    Py_buffer text;
+    long long k;
+    if (!self->held) {
+        PyErr_SetString(PyExc_RuntimeError, "Predictor is not initialized");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "y*L", &text, &k)) return NULL;
+    if (k < 1) {
+        PyBuffer_Release(&text);
+        PyErr_SetString(PyExc_ValueError, "k must be at least 1");
+        return NULL;
+    }
+    int64_t n = text.len, span = self->word_ngrams > 1 ? self->word_ngrams : 1;
+    int64_t kk = k < self->M.nl ? k : self->M.nl;
+    /* tokens <= n / 2 + 2 (with `</s>`); small texts use the stack */
+    int64_t ntok = n / 2 + 2;
+    int32_t stack_ids[1024], stack_hashes[512], best_i[64];
+    float stack_scratch[512], best_p[64];
+    int32_t *ids = stack_ids, *hashes = stack_hashes, *bi = best_i;
+    float *scratch = stack_scratch, *bp = best_p;
+    void *heap[5] = {NULL, NULL, NULL, NULL, NULL};
+    if (ntok * span > 1024) ids = heap[0] = malloc((size_t)(ntok * span) * sizeof(int32_t));
+    if (ntok > 512) hashes = heap[1] = malloc((size_t)ntok * sizeof(int32_t));
+    if (self->M.dim + self->M.nl > 512)
+        scratch = heap[2] = malloc((size_t)(self->M.dim + self->M.nl) * sizeof(float));
+    if (kk + 1 > 64) {
+        bi = heap[3] = malloc((size_t)(kk + 1) * sizeof(int32_t));
+        bp = heap[4] = malloc((size_t)(kk + 1) * sizeof(float));
+    }
+    if (ids == NULL || hashes == NULL || scratch == NULL || bi == NULL || bp == NULL) {
+        for (int i = 0; i < 5; i++) free(heap[i]);
+        PyBuffer_Release(&text);
+        return PyErr_NoMemory();
+    }
+    int64_t have;
+    if (n > 4096) {
+        Py_BEGIN_ALLOW_THREADS
+        have = top_line(self, (const uint8_t *)text.buf, n, k, ids, hashes, scratch, bi, bp);
+        Py_END_ALLOW_THREADS
+    } else {
+        have = top_line(self, (const uint8_t *)text.buf, n, k, ids, hashes, scratch, bi, bp);
+    }
+    PyBuffer_Release(&text);
+    PyObject *labels = PyTuple_New(have), *probs = PyTuple_New(have), *result = NULL;
+    if (labels != NULL && probs != NULL) {
+        for (int64_t i = 0; i < have; i++) {
+            PyTuple_SET_ITEM(labels, i, PyLong_FromLong(bi[i]));
+            PyTuple_SET_ITEM(probs, i, PyFloat_FromDouble((double)bp[i]));
+        }
+        result = PyTuple_Pack(2, labels, probs);
+    }
+    Py_XDECREF(labels);
+    Py_XDECREF(probs);
+    for (int i = 0; i < 5; i++) free(heap[i]);
+    return result;
+}
+
+static PyMethodDef Predictor_methods[] = {
+    {"top", (PyCFunction)Predictor_top, METH_VARARGS,
+     "top(text, k) -> ((label index, ...), (probability, ...)): fastText's predict for one "
+     "line of UTF-8 (no newline), k best first"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject PredictorType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "sentiment.engine._core.Predictor",
+    .tp_basicsize = sizeof(Predictor),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Predictor(wi, wo, dim, words, nwords, word_ngrams, buckets): fastText's "
+              "supervised predict over a model's matrices (see _core.c)",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Predictor_init,
+    .tp_dealloc = (destructor)Predictor_dealloc,
+    .tp_methods = Predictor_methods,
+};
+
 static PyMethodDef methods[] = {
     {"count_tokens", count_tokens, METH_VARARGS, "count_tokens(buf) -> (tokens, lines)"},
     {"scan", scan, METH_VARARGS,
@@ -751,4 +1083,13 @@ static struct PyModuleDef module = {
     "The training engine's compiled core (see _core.c).", -1, methods,
 };
 
-PyMODINIT_FUNC PyInit__core(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__core(void) {
+    if (PyType_Ready(&PredictorType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    if (PyModule_AddObjectRef(m, "Predictor", (PyObject *)&PredictorType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

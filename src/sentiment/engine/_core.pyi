@@ -50,3 +50,17 @@ def count_correct(
     threads: int,
     /,
 ) -> tuple[int, int]: ...
+
+class Predictor:
+    def __init__(
+        self,
+        wi: Any,
+        wo: Any,
+        dim: int,
+        words: bytes,
+        nwords: int,
+        word_ngrams: int,
+        buckets: int,
+        /,
+    ) -> None: ...
+    def top(self, text: Any, k: int, /) -> tuple[tuple[int, ...], tuple[float, ...]]: ...

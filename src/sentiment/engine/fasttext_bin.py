@@ -10,6 +10,8 @@ quantization flag (0); the output matrix. Little-endian, as fastText writes on x
 
 from __future__ import annotations
 
+import mmap
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,20 +97,27 @@ def _write_matrix(out: BinaryIO, matrix: np.ndarray) -> None:
     out.write(np.ascontiguousarray(matrix, dtype="<f4").data)
 
 
-def read_bin(path: Path) -> BinModel:
-    """Read a fastText supervised .bin (ours or one trained by fastText or SageMaker BlazingText)."""
+def read_bin(path: Path, *, mapped: bool = False) -> BinModel:
+    """Read a fastText supervised .bin (ours or one trained by fastText or SageMaker BlazingText).
+
+    With `mapped`, the weight matrices are read-only views of the file mapped into memory, so
+    processes serving the same file share one copy of them (the page cache's); otherwise they
+    are arrays of their own."""
     try:
         with open(path, "rb") as fh:
-            return _read(fh, path)
-    except (struct.error, ValueError, EOFError) as err:
+            if os.fstat(fh.fileno()).st_size == 0:
+                raise EOFError("the file is empty")
+            view = memoryview(mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ))
+        return _read(view, path, mapped)
+    except (struct.error, ValueError, EOFError, OSError) as err:
         raise ModelError(f"{path} is not a readable fastText model: {err}.") from None
 
 
-def _read(fh: BinaryIO, path: Path) -> BinModel:
-    magic, version = struct.unpack("<ii", fh.read(8))
+def _read(view: memoryview, path: Path, mapped: bool) -> BinModel:
+    magic, version = struct.unpack_from("<ii", view, 0)
     if magic != MAGIC or version > VERSION:
         raise ModelError(f"{path} is not a fastText model file (magic {magic}, version {version}).")
-    args = struct.unpack("<12id", fh.read(56))
+    args = struct.unpack_from("<12id", view, 8)
     (
         dim,
         _ws,
@@ -126,23 +135,27 @@ def _read(fh: BinaryIO, path: Path) -> BinModel:
     ) = args
     if model != MODEL_SUPERVISED:
         raise ModelError(f"{path} is a word-vector model, not a text classifier.")
-    size, _nwords, _nlabels, ntokens, prune = struct.unpack("<iiiqq", fh.read(28))
+    size, _nwords, _nlabels, ntokens, prune = struct.unpack_from("<iiiqq", view, 64)
+    pos = 92
+    raw = view.obj  # the mmap: its find() locates each word's NUL without copying the file
+    assert isinstance(raw, mmap.mmap)
     words, counts, types = [], [], []
+    entry = struct.Struct("<qb")
     for _ in range(size):
-        word = bytearray()
-        while (c := fh.read(1)) not in (b"\0", b""):
-            word += c
-        count, kind = struct.unpack("<qb", fh.read(9))
-        words.append(bytes(word))
+        end = raw.find(b"\0", pos)
+        if end < 0:
+            raise EOFError("the file ends inside the dictionary")
+        words.append(bytes(view[pos:end]))
+        count, kind = entry.unpack_from(view, end + 1)
         counts.append(count)
         types.append(kind)
+        pos = end + 1 + entry.size
     if prune > 0:
-        fh.read(prune * 8)
-    if fh.read(1) != b"\0":
+        pos += prune * 8
+    if view[pos] != 0:
         raise ModelError(f"{path} is a quantized model (.ftz); give the full .bin.")
-    wi = _read_matrix(fh)
-    fh.read(1)
-    wo = _read_matrix(fh)
+    wi, pos = _read_matrix(view, pos + 1, mapped)
+    wo, pos = _read_matrix(view, pos + 1, mapped)
     names = {v: k for k, v in LOSS.items()}
     return BinModel(
         dim=dim,
@@ -163,9 +176,10 @@ def _read(fh: BinaryIO, path: Path) -> BinModel:
     )
 
 
-def _read_matrix(fh: BinaryIO) -> np.ndarray:
-    rows, cols = struct.unpack("<qq", fh.read(16))
-    data = np.frombuffer(fh.read(rows * cols * 4), dtype="<f4")
-    if data.size != rows * cols:
+def _read_matrix(view: memoryview, pos: int, mapped: bool) -> tuple[np.ndarray, int]:
+    rows, cols = struct.unpack_from("<qq", view, pos)
+    pos += 16
+    if rows < 0 or cols < 0 or pos + rows * cols * 4 > len(view):
         raise EOFError("the file ends inside a matrix")
-    return data.reshape(rows, cols).astype(np.float32)
+    data = np.frombuffer(view, dtype="<f4", count=rows * cols, offset=pos).reshape(rows, cols)
+    return (data if mapped else data.astype(np.float32)), pos + rows * cols * 4

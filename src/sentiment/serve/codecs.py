@@ -9,7 +9,9 @@ from typing import Any
 import orjson
 
 from sentiment.errors import PayloadTooLarge, UnsupportedMediaType, UsageError
-from sentiment.model import Prediction
+
+# One prediction as `Model.top` gives it: (labels, probabilities), best first.
+Top = tuple[tuple[str, ...], tuple[float, ...]]
 
 JSON = "application/json"
 JSONLINES = "application/jsonlines"
@@ -18,17 +20,20 @@ ACCEPTED = (JSON, JSONLINES)
 MAX_BODY_BYTES = 6 * 1024 * 1024
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Batch:
     texts: list[str]
     ks: list[int]
+    k: int | None = None  # the k of every text, when one k was given for all
 
     @property
     def same_k(self) -> bool:
-        return len(set(self.ks)) <= 1
+        return self.k is not None or len(set(self.ks)) <= 1
 
 
 def content_type(header: str | None) -> str:
+    if header == JSON:
+        return JSON
     kind = (header or "").split(";", 1)[0].strip().lower()
     if kind in ("application/x-jsonlines", "application/jsonl"):
         kind = JSONLINES
@@ -76,7 +81,7 @@ def _decode_json(body: bytes) -> Batch:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as err:
         raise UsageError(f"The body is not valid JSON: {err}.", field="body") from None
-    if not isinstance(data, dict):
+    if type(data) is not dict:
         raise UsageError(
             'The body must be a JSON object: {"instances": ["text", ...]}.', field="body"
         )
@@ -85,21 +90,24 @@ def _decode_json(body: bytes) -> Batch:
         raise UsageError(
             'Field "instances" is missing: send {"instances": ["text", ...]}.', field="instances"
         )
-    if not isinstance(instances, list):
+    if type(instances) is not list:
         raise UsageError('Field "instances" must be a list of strings.', field="instances")
     for i, item in enumerate(instances):
-        if not isinstance(item, str):
+        if type(item) is not str:
             raise UsageError(
                 f"instances[{i}] must be a string, got {type(item).__name__}.",
                 field=f"instances[{i}]",
             )
-    configuration = data.get("configuration") or {}
-    if not isinstance(configuration, dict):
+    configuration = data.get("configuration")
+    if configuration is None:
+        k = 1
+    elif type(configuration) is not dict:
         raise UsageError(
             'Field "configuration" must be an object like {"k": 2}.', field="configuration"
         )
-    k = _k(configuration.get("k", 1), "configuration.k")
-    return Batch(list(instances), [k] * len(instances))
+    else:
+        k = _k(configuration.get("k", 1), "configuration.k")
+    return Batch(instances, [k] * len(instances), k)
 
 
 def _decode_jsonlines(body: bytes) -> Batch:
@@ -127,7 +135,9 @@ def _k(value: Any, name: str) -> int:
     return value
 
 
-def encode(kind: str, predictions: Sequence[Prediction]) -> bytes:
+def encode(kind: str, predictions: Sequence[Top]) -> bytes:
+    """SageMaker's answer: {"label": [...], "prob": [...]} per prediction, as a JSON list or
+    one per line."""
     if kind == JSON:
-        return orjson.dumps([p.to_sagemaker() for p in predictions])
-    return b"".join(orjson.dumps(p.to_sagemaker()) + b"\n" for p in predictions)
+        return orjson.dumps([{"label": ls, "prob": ps} for ls, ps in predictions])
+    return b"".join(orjson.dumps({"label": ls, "prob": ps}) + b"\n" for ls, ps in predictions)

@@ -1,0 +1,123 @@
+"""The one inference path: our compiled predictor answers exactly as fastText's own predict.
+
+`sentiment.model` predicts with `sentiment.engine._core.Predictor` for the models it covers
+(softmax, no character n-grams) and hands every other model to the fastText library; both
+are checked here against fastText itself, on real reviews and on awkward input.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import fasttext
+import numpy as np
+import pytest
+
+from sentiment.model import load_model
+from sentiment.text import normalize
+
+AWKWARD = [
+    "",
+    "   ",
+    "\t\v\f tabs\tand\vvertical\fspace\r",
+    "great",
+    "unknownword zzzqqq xxyyzz",
+    "__label__positive __label__negative great",
+    "__label__nonsense awful",
+    "café crème brûlée was délicieux 😀 ! ñandú straße 東京",
+    "a " * 3000,
+    "not bad at all , i would buy it again :)",
+]
+
+
+@pytest.fixture(scope="module")
+def reviews(tiny_model_dir: Path) -> list[str]:
+    """Normalized texts as the model reads them (the prepared training file's lines)."""
+    lines = (tiny_model_dir / "train.txt").read_text().splitlines()[:2000]
+    return [line.split(" ", 1)[1] if " " in line else "" for line in lines] + AWKWARD
+
+
+def _fasttext_model(tmp: Path, train: Path, **kw: object) -> Path:
+    model = fasttext.train_supervised(
+        str(train), **{"epoch": 2, "dim": 8, "minCount": 1, "thread": 1, "verbose": 0, **kw}
+    )  # type: ignore[arg-type]
+    path = tmp / "model.bin"
+    model.save_model(str(path))
+    return path
+
+
+def _compare(path: Path, texts: list[str]) -> None:
+    ours = load_model(path)
+    assert ours._native is not None, "the model should be served by our predictor"
+    theirs = fasttext.load_model(str(path))
+    k = len(ours.labels)
+    got = ours.top(texts, k=k, raw=True)
+    labels, probs = theirs.predict(texts, k=k)
+    for text, (our_labels, our_probs), their_labels, their_probs in zip(
+        texts, got, labels, probs, strict=True
+    ):
+        assert list(our_labels) == list(their_labels), text
+        expected = np.minimum(np.asarray(their_probs, np.float64), 1.0)
+        assert np.array_equal(np.asarray(our_probs, np.float64), expected), text
+
+
+def test_our_predictor_gives_fasttexts_labels_and_probabilities(
+    tiny_model_dir: Path, reviews: list[str]
+) -> None:
+    """A model fastText trained (word bigrams, 2 labels): identical, to the last bit."""
+    _compare(tiny_model_dir / "model.bin", reviews)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"wordNgrams": 1},  # no buckets at all
+        {"wordNgrams": 3, "bucket": 50_000},
+        {"wordNgrams": 2, "bucket": 10_000, "label": "__label__"},
+    ],
+    ids=["unigrams", "trigrams", "small-buckets"],
+)
+def test_identical_for_other_shapes_and_five_labels(
+    tmp_path: Path, tiny_model_dir: Path, reviews: list[str], kw: dict[str, object]
+) -> None:
+    stars = ["1", "2", "3", "4", "5"]
+    lines = [f"__label__{stars[i % 5]} {text}" for i, text in enumerate(reviews[:2000]) if text]
+    train = tmp_path / "train.txt"
+    train.write_text("\n".join(lines) + "\n")
+    _compare(_fasttext_model(tmp_path, train, **kw), reviews)
+
+
+def test_models_it_does_not_cover_go_to_fasttext(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """Character n-grams and other losses: the fastText library predicts, and says the same."""
+    train = tiny_model_dir / "train.txt"
+    for name, kw in (("subwords", {"minn": 2, "maxn": 4}), ("hs", {"loss": "hs"})):
+        folder = tmp_path / name
+        folder.mkdir()
+        path = _fasttext_model(folder, train, **kw)
+        model = load_model(path)
+        assert model._native is None and model._ft is not None, name
+        texts = ["i loved it , great", "broke after a day , awful"]
+        labels, probs = fasttext.load_model(str(path)).predict(texts, k=1)
+        got = model.top(texts, k=1, raw=True)
+        assert [list(g[0]) for g in got] == [list(x) for x in labels]
+        assert [g[1][0] for g in got] == pytest.approx([min(1.0, float(p[0])) for p in probs])
+
+
+def test_raw_text_is_normalized_once_either_way(tiny_model_dir: Path) -> None:
+    """One text (the served request's path: UTF-8 straight from the kernel) and a batch give
+    the predictions of the normalized text."""
+    model = load_model(tiny_model_dir / "model.bin")
+    raw = ["I LOVED it!!! Best purchase of 2023 :) http://x.y", "Broke after ONE day. &amp; :("]
+    one = [model.top([text], k=2)[0] for text in raw]
+    assert one == model.top(raw, k=2)
+    assert one == model.top([normalize(t) for t in raw], k=2, raw=True)
+
+
+def test_the_weights_are_shared_not_copied(tiny_model_dir: Path) -> None:
+    """The served weights are a read-only view of the mapped .bin file (shared by processes)."""
+    from sentiment.engine import read_bin
+
+    mapped = read_bin(tiny_model_dir / "model.bin", mapped=True)
+    assert not mapped.wi.flags.writeable and not mapped.wi.flags.owndata
+    copied = read_bin(tiny_model_dir / "model.bin")
+    assert copied.wi.flags.writeable and np.array_equal(copied.wi, mapped.wi)
