@@ -3,8 +3,8 @@
 `python -m benchmarks.serve [--quick] [--workers N] [--seconds S]` prints:
 - in-process predict throughput (texts/s through the one inference path: normalization,
   fastText's predict): the model's limit;
-- a raw ASGI echo app on the same server stack (uvicorn, httptools, uvloop, same workers):
-  the HTTP limit of this machine;
+- a raw ASGI echo app on the same server stack (uvicorn, httptools, uvloop, the same worker
+  processes: `sentiment.serve.server.run_workers`): the HTTP limit of this machine;
 - `sentiment serve` at 32 connections, 1 text and 100 texts per request (requests/s, p50/p99);
 - `sentiment serve` with its model call replaced by a constant (1 text): what HTTP, JSON and the
   endpoint's bookkeeping leave for any model;
@@ -85,6 +85,18 @@ app = endpoint.create_app(Settings.load(), model)
 """
 
 
+def on_our_stack(app: str, port: int, workers: int) -> list[str]:
+    """A command serving the ASGI app `app` ("module:attr" in OUT) exactly as `sentiment serve`
+    serves the endpoint: its uvicorn options and its worker processes (one SO_REUSEPORT socket
+    each), so the echo and the endpoint differ only by the app."""
+    code = (
+        "from sentiment.serve.server import run_workers, server_options\n"
+        f"options = server_options('127.0.0.1', {port}, 'warning')\n"
+        f"raise SystemExit(run_workers({workers}, options, {app!r}))\n"
+    )
+    return [python(), "-c", code]
+
+
 def in_process(model_path: str, texts: list[str], seconds: float) -> float:
     from sentiment.model import load_model
 
@@ -126,12 +138,13 @@ def main() -> None:
     uvicorn = [python(), "-m", "uvicorn", "--no-access-log", "--log-level", "warning",
                "--http", "httptools", "--loop", "uvloop", "--app-dir", str(apps)]  # fmt: skip
     results: dict[str, Load] = {}
+    apps_env = {
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(apps), os.environ.get("PYTHONPATH")]))
+    }
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with process(
-        [*uvicorn, "echo_app:app", "--port", str(port), "--workers", str(workers)], f"{url}/"
-    ):
+    with process(on_our_stack("echo_app:app", port, workers), f"{url}/", env=apps_env):
         results["echo"] = wrk(f"{url}/invocations", one, seconds=seconds)
     print(f"raw ASGI echo:        {results['echo'].line()}", flush=True)
 
@@ -151,8 +164,8 @@ def main() -> None:
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    no_model = [*uvicorn, "no_model_app:app", "--port", str(port), "--workers", str(workers)]
-    with process(no_model, f"{url}/ping", env={"BENCH_MODEL": model}):
+    no_model = on_our_stack("no_model_app:app", port, workers)
+    with process(no_model, f"{url}/ping", env=apps_env | {"BENCH_MODEL": model}):
         results["no-model-1"] = wrk(f"{url}/invocations", one, seconds=seconds)
         print(f"endpoint, no model:   {results['no-model-1'].line()}", flush=True)
 

@@ -107,7 +107,16 @@ def test_raw_text_is_normalized_once_either_way(tiny_model_dir: Path) -> None:
     """One text (the served request's path: UTF-8 straight from the kernel) and a batch give
     the predictions of the normalized text."""
     model = load_model(tiny_model_dir / "model.bin")
-    raw = ["I LOVED it!!! Best purchase of 2023 :) http://x.y", "Broke after ONE day. &amp; :("]
+    raw = [
+        "I LOVED it!!! Best purchase of 2023 :) http://x.y",
+        "Broke after ONE day. &amp; :(",  # an entity: the kernel hands it to Python
+        "İSTANBUL ΟΔΟΣ was great",  # lower cases the kernel leaves to Python
+        "lone \udc80 surrogate, not UTF-8",
+        "",
+        "great value, works well. " * 400,  # longer than the one-call path's stack buffers
+    ]
+    assert model._native is not None
+    assert model._native.top_text(raw[1], 1) is None  # the Python path, then `top`
     one = [model.top([text], k=2)[0] for text in raw]
     assert one == model.top(raw, k=2)
     assert one == model.top([normalize(t) for t in raw], k=2, raw=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import threading
@@ -372,3 +373,40 @@ def test_metrics_histograms_count_like_prometheus() -> None:
     assert samples[("sentiment_instances_per_request_bucket", (("le", "1.0"),))] == 1
     assert samples[("sentiment_instances_per_request_bucket", (("le", "5.0"),))] == 2
     assert samples[("sentiment_instances_per_request_bucket", (("le", "100.0"),))] == 3
+
+
+def test_several_workers_share_connections_replace_the_dead_and_stop_together(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """`--workers 2`: each worker listens on its own SO_REUSEPORT socket, so new connections
+    spread over both (uvicorn's shared socket let one worker take a whole burst); a worker that
+    dies is replaced; SIGTERM stops every worker."""
+    import os
+
+    process, url = start_endpoint(
+        tiny_model_dir / "model.bin", tmp_path / "w.log", "--workers", "2"
+    )
+    try:
+        pids = set()
+        for _ in range(24):  # a new connection each time: the kernel picks a worker
+            with httpx.Client() as client:
+                pids.add(client.get(f"{url}/").json()["pid"])
+        assert len(pids) == 2, process.output()
+        victim = pids.pop()
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        seen: set[int] = set()
+        while time.monotonic() < deadline and len(seen - {victim}) < 2:
+            # (an error: the dead worker's socket, until the kernel drops it)
+            with httpx.Client() as client, contextlib.suppress(httpx.HTTPError):
+                seen.add(client.get(f"{url}/", timeout=5).json()["pid"])
+            time.sleep(0.05)
+        assert len(seen - {victim}) == 2 and victim not in seen, process.output()
+        assert "starting another" in process.output()
+        process.proc.send_signal(signal.SIGTERM)
+        assert process.proc.wait(timeout=60) == 0
+        for pid in seen:
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+    finally:
+        process.stop()

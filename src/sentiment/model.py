@@ -114,8 +114,13 @@ class Model:
                 for ls, ps in zip(labels, probs, strict=True)
             ]
         names = self.labels
-        if len(texts) == 1 and not raw:  # a served request: UTF-8 from the kernel straight in
-            ids, probs = native.top(normalize_encoded(texts[0], self.preprocessing.cleaning), k)
+        if len(texts) == 1 and not raw:
+            # A served request: normalized and predicted in one call, no Python object made
+            # in between (None: the text needs the Python path of the normalization).
+            found = native.top_text(texts[0], k)
+            if found is None:
+                found = native.top(normalize_encoded(texts[0], self.preprocessing.cleaning), k)
+            ids, probs = found
             return [(tuple([names[i] for i in ids]), probs)]
         out = []
         for text in self.prepare_texts(texts, raw=raw):
@@ -183,6 +188,13 @@ def load_model_bin(path: Path, *, name: str | None = None) -> Model:
         _ft=ft,
         _native=native,
     )
+    if model._native is not None:
+        from sentiment.text import kernel_options
+        from sentiment.text_kernel import normalize_into, tables
+
+        model._native.set_normalizer(
+            normalize_into.address, *tables(), kernel_options(pre.cleaning)
+        )
     # Load the compiled normalization now (single and batch entries), not on the first request:
     # a served worker would otherwise answer its first requests ~0.3 s late (p99 of a benchmark
     # run showed 400 ms).

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from functools import cache
+from typing import Any
 
 import numba
 import numpy as np
@@ -470,6 +471,51 @@ def normalize_one(
     if end < 0:
         return np.empty(0, dtype=np.uint8), True
     return out[:end], False
+
+
+# A C entry to `normalize_one`, for the served model (sentiment.engine._core.Predictor calls it
+# through its address): no Python objects between a request's text and its prediction.
+_C_TEXT = numba.types.CPointer(numba.types.uint8)
+_C_TABLE = numba.types.CPointer(numba.types.uint32)
+
+
+@numba.cfunc(
+    numba.types.int64(
+        _C_TEXT, numba.types.int64, _C_TEXT, numba.types.int64, _C_TABLE, numba.types.int64,
+        _C_TEXT, numba.types.int64, _C_TEXT, numba.types.int64,
+    ),
+    cache=True,
+)  # fmt: skip
+def normalize_into(
+    data: Any,
+    n: int,
+    flags: Any,
+    nflags: int,
+    lower: Any,
+    nlower: int,
+    opts: Any,
+    nopts: int,
+    out: Any,
+    cap: int,
+) -> int:
+    """`normalize_one` on n UTF-8 bytes at `data`, written to `out` (cap bytes): the length,
+    -1 when Python must do it (FALLBACK), -2 when `cap` is too small (it needs 2n + 8)."""
+    text = numba.carray(data, n)
+    result, fallback = normalize_one(
+        text,
+        numba.carray(flags, nflags),
+        numba.carray(lower, nlower),
+        numba.carray(opts, nopts),
+    )
+    if fallback:
+        return -1
+    m = result.shape[0]
+    if m > cap:
+        return -2
+    target = numba.carray(out, cap)
+    for i in range(m):
+        target[i] = result[i]
+    return m
 
 
 @numba.njit(cache=True, nogil=True)

@@ -744,6 +744,10 @@ done:
  * by log(p + 1e-5), reported as exp of that, clipped to 1 (fastText's can read 1.00001).
  * Models this does not cover (character n-grams, other losses, pruned dictionaries) are left
  * to the fastText library by the Python side. */
+typedef int64_t (*normalize_fn)(const uint8_t *data, int64_t n, const uint8_t *flags,
+                                int64_t nflags, const uint32_t *lower, int64_t nlower,
+                                const uint8_t *opts, int64_t nopts, uint8_t *out, int64_t cap);
+
 typedef struct {
     PyObject_HEAD
     Py_buffer wi_view, wo_view;
@@ -753,12 +757,19 @@ typedef struct {
     uint64_t *tkeys;
     int32_t *tids;
     uint64_t mask;
+    /* the text normalization (sentiment.text_kernel.normalize_into) and its tables */
+    normalize_fn normalize;
+    Py_buffer norm_views[3];
+    int norm_held;
 } Predictor;
 
 static void Predictor_dealloc(Predictor *self) {
     if (self->held) {
         PyBuffer_Release(&self->wi_view);
         PyBuffer_Release(&self->wo_view);
+    }
+    if (self->norm_held) {
+        for (int i = 0; i < 3; i++) PyBuffer_Release(&self->norm_views[i]);
     }
     free(self->tkeys);
     free(self->tids);
@@ -983,6 +994,20 @@ static int64_t top_line(const Predictor *P, const uint8_t *buf, int64_t n, int64
     return have;
 }
 
+static PyObject *top_tuples(int64_t have, const int32_t *bi, const float *bp) {
+    PyObject *labels = PyTuple_New(have), *probs = PyTuple_New(have), *result = NULL;
+    if (labels != NULL && probs != NULL) {
+        for (int64_t i = 0; i < have; i++) {
+            PyTuple_SET_ITEM(labels, i, PyLong_FromLong(bi[i]));
+            PyTuple_SET_ITEM(probs, i, PyFloat_FromDouble((double)bp[i]));
+        }
+        result = PyTuple_Pack(2, labels, probs);
+    }
+    Py_XDECREF(labels);
+    Py_XDECREF(probs);
+    return result;
+}
+
 /* top(text: UTF-8 bytes of one line, k) -> ((label index, ...), (probability, ...)) */
 static PyObject *Predictor_top(Predictor *self, PyObject *args) {
     Py_buffer text;
@@ -1028,21 +1053,103 @@ static PyObject *Predictor_top(Predictor *self, PyObject *args) {
         have = top_line(self, (const uint8_t *)text.buf, n, k, ids, hashes, scratch, bi, bp);
     }
     PyBuffer_Release(&text);
-    PyObject *labels = PyTuple_New(have), *probs = PyTuple_New(have), *result = NULL;
-    if (labels != NULL && probs != NULL) {
-        for (int64_t i = 0; i < have; i++) {
-            PyTuple_SET_ITEM(labels, i, PyLong_FromLong(bi[i]));
-            PyTuple_SET_ITEM(probs, i, PyFloat_FromDouble((double)bp[i]));
-        }
-        result = PyTuple_Pack(2, labels, probs);
-    }
-    Py_XDECREF(labels);
-    Py_XDECREF(probs);
+    PyObject *result = top_tuples(have, bi, bp);
     for (int i = 0; i < 5; i++) free(heap[i]);
     return result;
 }
 
+/* set_normalizer(address, flags u8, lower u32, opts u8): the C entry of the text
+ * normalization (a numba cfunc's address) and the tables it reads, for top_text. */
+static PyObject *Predictor_set_normalizer(Predictor *self, PyObject *args) {
+    unsigned long long address;
+    PyObject *o[3];
+    if (!PyArg_ParseTuple(args, "KOOO", &address, &o[0], &o[1], &o[2])) return NULL;
+    if (address == 0) {
+        PyErr_SetString(PyExc_ValueError, "set_normalizer: a null address");
+        return NULL;
+    }
+    Buf b[3] = {0};
+    if (get_buf(o[0], &b[0], 0, 1, "flags") < 0 || get_buf(o[1], &b[1], 0, 4, "lower") < 0 ||
+        get_buf(o[2], &b[2], 0, 1, "opts") < 0) {
+        release(b, 3);
+        return NULL;
+    }
+    if (self->norm_held) {
+        for (int i = 0; i < 3; i++) PyBuffer_Release(&self->norm_views[i]);
+    }
+    for (int i = 0; i < 3; i++) self->norm_views[i] = b[i].view;
+    self->norm_held = 1;
+    self->normalize = (normalize_fn)(uintptr_t)address;
+    Py_RETURN_NONE;
+}
+
+/* top_text(text: str, k) -> ((label index, ...), (probability, ...)), or None when the text
+ * needs the Python path of the normalization (the kernel's FALLBACK, or a str that is not
+ * valid UTF-8): normalize, then `top`, with no Python object in between. */
+static PyObject *Predictor_top_text(Predictor *self, PyObject *args) {
+    PyObject *text;
+    long long k;
+    if (!self->held || !self->norm_held) {
+        PyErr_SetString(PyExc_RuntimeError, "Predictor has no model or no normalizer");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "UL", &text, &k)) return NULL;
+    if (k < 1) {
+        PyErr_SetString(PyExc_ValueError, "k must be at least 1");
+        return NULL;
+    }
+    Py_ssize_t n;
+    const char *utf8 = PyUnicode_AsUTF8AndSize(text, &n);
+    if (utf8 == NULL) { /* lone surrogates: the Python path encodes them its own way */
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    int64_t cap = 2 * (int64_t)n + 8;
+    int64_t ntok = cap / 2 + 2, span = self->word_ngrams > 1 ? self->word_ngrams : 1;
+    int64_t kk = k < self->M.nl ? k : self->M.nl;
+    uint8_t stack_out[4096];
+    int32_t stack_ids[2048], stack_hashes[1024], best_i[64];
+    float stack_scratch[512], best_p[64];
+    uint8_t *out = stack_out;
+    int32_t *ids = stack_ids, *hashes = stack_hashes, *bi = best_i;
+    float *scratch = stack_scratch, *bp = best_p;
+    void *heap[6] = {NULL, NULL, NULL, NULL, NULL, NULL};
+    if (cap > 4096) out = heap[5] = malloc((size_t)cap);
+    if (ntok * span > 2048) ids = heap[0] = malloc((size_t)(ntok * span) * sizeof(int32_t));
+    if (ntok > 1024) hashes = heap[1] = malloc((size_t)ntok * sizeof(int32_t));
+    if (self->M.dim + self->M.nl > 512)
+        scratch = heap[2] = malloc((size_t)(self->M.dim + self->M.nl) * sizeof(float));
+    if (kk + 1 > 64) {
+        bi = heap[3] = malloc((size_t)(kk + 1) * sizeof(int32_t));
+        bp = heap[4] = malloc((size_t)(kk + 1) * sizeof(float));
+    }
+    PyObject *result = NULL;
+    if (out == NULL || ids == NULL || hashes == NULL || scratch == NULL || bi == NULL ||
+        bp == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const Py_buffer *v = self->norm_views;
+    int64_t len = self->normalize((const uint8_t *)utf8, (int64_t)n, (const uint8_t *)v[0].buf,
+                                  v[0].len, (const uint32_t *)v[1].buf, v[1].len / 4,
+                                  (const uint8_t *)v[2].buf, v[2].len, out, cap);
+    if (len < 0) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    int64_t have = top_line(self, out, len, k, ids, hashes, scratch, bi, bp);
+    result = top_tuples(have, bi, bp);
+done:
+    for (int i = 0; i < 6; i++) free(heap[i]);
+    return result;
+}
+
 static PyMethodDef Predictor_methods[] = {
+    {"set_normalizer", (PyCFunction)Predictor_set_normalizer, METH_VARARGS,
+     "set_normalizer(address, flags, lower, opts): the normalization top_text applies"},
+    {"top_text", (PyCFunction)Predictor_top_text, METH_VARARGS,
+     "top_text(text, k) -> ((label index, ...), (probability, ...)), or None when the text "
+     "needs the Python path of the normalization"},
     {"top", (PyCFunction)Predictor_top, METH_VARARGS,
      "top(text, k) -> ((label index, ...), (probability, ...)): fastText's predict for one "
      "line of UTF-8 (no newline), k best first"},

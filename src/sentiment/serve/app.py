@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,7 +117,12 @@ class Endpoint:
     async def describe(self, request: Request) -> Response:
         model = self.slot.model
         return JSONResponse(
-            {"model": model.describe() if model else None, "ref": self.slot.ref, "raw": self.raw}
+            {
+                "model": model.describe() if model else None,
+                "ref": self.slot.ref,
+                "raw": self.raw,
+                "pid": os.getpid(),  # which worker process answered
+            }
         )
 
     async def swap(self, request: Request) -> Response:
@@ -260,23 +266,26 @@ def _lifespan(endpoint: Endpoint) -> Any:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> Any:
-        from sentiment.serve.server import resolve_model_ref
-        from sentiment.storage import open_bucket
-
-        settings = endpoint.settings
-        ref = resolve_model_ref(settings)
-        started = time.perf_counter()
-        model = await run_in_threadpool(
-            load_model, ref, bucket=open_bucket(settings.bucket), cache_dir=settings.cache_dir
-        )
-        endpoint.slot.model, endpoint.slot.ref = model, str(ref)
+        model, ref = await run_in_threadpool(load_served_model, endpoint.settings)
+        endpoint.slot.model, endpoint.slot.ref = model, ref
         endpoint.metrics.model_loaded(model)
-        log.info(
-            "loaded model %s (labels: %s) in %.2fs",
-            model.name,
-            ", ".join(model.classes),
-            time.perf_counter() - started,
-        )
         yield
 
     return lifespan
+
+
+def load_served_model(settings: Settings) -> tuple[Model, str]:
+    """The model the endpoint serves (settings.model, else SageMaker's folder), logged."""
+    from sentiment.serve.server import resolve_model_ref
+    from sentiment.storage import open_bucket
+
+    ref = resolve_model_ref(settings)
+    started = time.perf_counter()
+    model = load_model(ref, bucket=open_bucket(settings.bucket), cache_dir=settings.cache_dir)
+    log.info(
+        "loaded model %s (labels: %s) in %.2fs",
+        model.name,
+        ", ".join(model.classes),
+        time.perf_counter() - started,
+    )
+    return model, str(ref)
