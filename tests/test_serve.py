@@ -375,37 +375,64 @@ def test_metrics_histograms_count_like_prometheus() -> None:
     assert samples[("sentiment_instances_per_request_bucket", (("le", "100.0"),))] == 3
 
 
-def test_several_workers_share_connections_replace_the_dead_and_stop_together(
-    tiny_model_dir: Path, tmp_path: Path
+def test_several_workers_share_connections_follow_swaps_and_stop_together(
+    tiny_model_dir: Path, second_model: Path, tmp_path: Path
 ) -> None:
     """`--workers 2`: each worker listens on its own SO_REUSEPORT socket, so new connections
-    spread over both (uvicorn's shared socket let one worker take a whole burst); a worker that
-    dies is replaced; SIGTERM stops every worker."""
+    spread over both (uvicorn's shared socket let one worker take a whole burst); a model swap
+    sent to one worker reaches every worker before it is answered; a worker that dies is
+    replaced, on the swapped model; SIGTERM stops every worker."""
     import os
 
+    token = "s3cret"
     process, url = start_endpoint(
-        tiny_model_dir / "model.bin", tmp_path / "w.log", "--workers", "2"
+        tiny_model_dir / "model.bin",
+        tmp_path / "w.log",
+        "--workers",
+        "2",
+        env={"SENTIMENT_ADMIN_TOKEN": token},
     )
+
+    def served(connections: int) -> dict[int, str]:
+        """pid -> the model's sha256, each request on a new connection (the kernel picks)."""
+        seen: dict[int, str] = {}
+        for _ in range(connections):
+            # (an error: a dead worker's socket, until the kernel drops it)
+            with httpx.Client() as client, contextlib.suppress(httpx.HTTPError):
+                info = client.get(f"{url}/", timeout=5).json()
+                seen[info["pid"]] = info["model"]["sha256"]
+        return seen
+
     try:
-        pids = set()
-        for _ in range(24):  # a new connection each time: the kernel picks a worker
-            with httpx.Client() as client:
-                pids.add(client.get(f"{url}/").json()["pid"])
-        assert len(pids) == 2, process.output()
-        victim = pids.pop()
+        before = served(24)
+        assert len(before) == 2, process.output()
+        swap = httpx.post(
+            f"{url}/admin/model",
+            json={"model": str(second_model)},
+            headers={"authorization": f"Bearer {token}"},
+            timeout=120,
+        )
+        assert swap.status_code == 200, swap.text
+        assert swap.json()["workers"] == {"swapped": 2, "of": 2}
+        new_sha = swap.json()["model"]["sha256"]
+        assert new_sha not in before.values()
+        after = served(24)
+        assert set(after) == set(before) and set(after.values()) == {new_sha}
+
+        victim = next(iter(after))
         os.kill(victim, signal.SIGKILL)
         deadline = time.monotonic() + 60
-        seen: set[int] = set()
-        while time.monotonic() < deadline and len(seen - {victim}) < 2:
-            # (an error: the dead worker's socket, until the kernel drops it)
-            with httpx.Client() as client, contextlib.suppress(httpx.HTTPError):
-                seen.add(client.get(f"{url}/", timeout=5).json()["pid"])
+        replaced: dict[int, str] = {}
+        while time.monotonic() < deadline and len(set(replaced) - {victim}) < 2:
+            replaced |= served(4)
             time.sleep(0.05)
-        assert len(seen - {victim}) == 2 and victim not in seen, process.output()
+        assert len(set(replaced) - {victim}) == 2 and victim not in replaced, process.output()
+        assert set(replaced.values()) == {new_sha}  # the replacement started on the swap
         assert "starting another" in process.output()
+
         process.proc.send_signal(signal.SIGTERM)
         assert process.proc.wait(timeout=60) == 0
-        for pid in seen:
+        for pid in replaced:
             with pytest.raises(ProcessLookupError):
                 os.kill(pid, 0)
     finally:

@@ -37,6 +37,7 @@ from sentiment.errors import Forbidden, SentimentError, Unauthorized, Unavailabl
 from sentiment.model import Model, load_model
 from sentiment.serve import codecs
 from sentiment.serve.metrics import Metrics
+from sentiment.serve.peers import Peers
 
 log = logging.getLogger("sentiment.serve")
 
@@ -54,12 +55,26 @@ class ModelSlot:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
+# How long a swap waits for the other worker processes to serve the new model too.
+PEERS_TIMEOUT = 300.0
+
+
 class Endpoint:
-    def __init__(self, settings: Settings, model: Model | None, *, raw: bool | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        model: Model | None,
+        *,
+        raw: bool | None = None,
+        peers: Peers | None = None,
+        generation: int = 0,
+    ) -> None:
         self.settings = settings
         self.slot = ModelSlot(model, settings.model)
         self.raw = settings.serve_raw if raw is None else raw
         self.metrics = Metrics()
+        self.peers = peers  # the other worker processes, when there are several
+        self.generation = generation  # the peers' model generation this worker serves
         if model is not None:
             self.metrics.model_loaded(model)
 
@@ -138,24 +153,62 @@ class Endpoint:
         if not isinstance(ref, str) or not ref:
             raise UsageError("Field 'model' must be a non-empty string naming a model.")
         async with self.slot.lock:
-            from sentiment.storage import open_bucket
+            new, old = await self._load_and_swap(ref)
+            if self.peers is not None:
+                self.generation = await run_in_threadpool(self.peers.publish, ref)
+                self.peers.mark_applied(self.generation)
+        answer: dict[str, Any] = {
+            "model": new.describe(),
+            "previous": old.describe() if old else None,
+        }
+        if self.peers is not None:  # the others follow; answer once they serve it too
+            done = await run_in_threadpool(self.peers.wait_applied, self.generation, PEERS_TIMEOUT)
+            answer["workers"] = {"swapped": done, "of": self.peers.workers}
+            if done < self.peers.workers:
+                log.warning("model swap: %d of %d workers serve %s", done, self.peers.workers, ref)
+        return JSONResponse(answer)
 
-            new = await run_in_threadpool(
-                load_model,
-                ref,
-                bucket=open_bucket(self.settings.bucket),
-                cache_dir=self.settings.cache_dir,
-            )
-            old = self.slot.model
-            self.slot.model, self.slot.ref = new, ref
-            self.metrics.model_loaded(new, old)
+    async def _load_and_swap(self, ref: str) -> tuple[Model, Model | None]:
+        """Load `ref` off the event loop, then serve it (the caller holds the slot's lock)."""
+        from sentiment.storage import open_bucket
+
+        new = await run_in_threadpool(
+            load_model,
+            ref,
+            bucket=open_bucket(self.settings.bucket),
+            cache_dir=self.settings.cache_dir,
+        )
+        old = self.slot.model
+        self.slot.model, self.slot.ref = new, ref
+        self.metrics.model_loaded(new, old)
         log.info(
             "model swapped: %s -> %s (labels %s)",
             old.name if old else None,
             new.name,
             ", ".join(new.classes),
         )
-        return JSONResponse({"model": new.describe(), "previous": old.describe() if old else None})
+        return new, old
+
+    async def follow_peers(self) -> None:
+        """Serve the model the other workers published, whenever it changes (a task)."""
+        peers = self.peers
+        assert peers is not None
+        while True:
+            await asyncio.sleep(0.1)
+            if int(peers.generation.value) <= self.generation:
+                continue
+            async with self.slot.lock:
+                generation, ref = peers.latest()
+                if generation <= self.generation or ref is None:
+                    continue  # this worker published it (or a newer one is already served)
+                try:
+                    await self._load_and_swap(ref)
+                except SentimentError as err:  # keeps the old model; the swap reports it
+                    log.error("could not follow the model swap to %s: %s", ref, err)
+                    self.generation = generation
+                    continue
+                self.generation = generation
+                peers.mark_applied(generation)
 
     async def metrics_route(self, request: Request) -> Response:
         body, media_type = self.metrics.render()
@@ -191,10 +244,18 @@ def _predict(model: Model, batch: codecs.Batch, raw: bool) -> list[codecs.Top]:
     ]
 
 
-def create_app(settings: Settings, model: Model | None = None, *, raw: bool | None = None) -> Any:
+def create_app(
+    settings: Settings,
+    model: Model | None = None,
+    *,
+    raw: bool | None = None,
+    peers: Peers | None = None,
+    generation: int = 0,
+) -> Any:
     """The endpoint app for a loaded model (None: loaded at startup from settings.model): an
-    ASGI callable carrying the Starlette app's `.state`."""
-    endpoint = Endpoint(settings, model, raw=raw)
+    ASGI callable carrying the Starlette app's `.state`. `peers`: the endpoint's other worker
+    processes, which follow each other's model swaps."""
+    endpoint = Endpoint(settings, model, raw=raw, peers=peers, generation=generation)
 
     async def on_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, SentimentError)
@@ -229,7 +290,7 @@ def create_app(settings: Settings, model: Model | None = None, *, raw: bool | No
             HTTPException: on_http_error,
             Exception: on_bug,
         },
-        lifespan=_lifespan(endpoint) if model is None else None,
+        lifespan=_lifespan(endpoint) if model is None or peers is not None else None,
     )
     app.state.endpoint = endpoint
 
@@ -266,10 +327,18 @@ def _lifespan(endpoint: Endpoint) -> Any:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> Any:
-        model, ref = await run_in_threadpool(load_served_model, endpoint.settings)
-        endpoint.slot.model, endpoint.slot.ref = model, ref
-        endpoint.metrics.model_loaded(model)
+        if endpoint.slot.model is None:
+            model, ref = await run_in_threadpool(load_served_model, endpoint.settings)
+            endpoint.slot.model, endpoint.slot.ref = model, ref
+            endpoint.metrics.model_loaded(model)
+        follower = None
+        if endpoint.peers is not None:
+            follower = asyncio.get_running_loop().create_task(endpoint.follow_peers())
         yield
+        if follower is not None:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
 
     return lifespan
 

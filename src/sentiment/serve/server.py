@@ -125,21 +125,29 @@ def run_workers(count: int, options: dict[str, Any], app: str | None = None) -> 
         with socket.socket(_family(options["host"])) as probe:
             probe.bind((options["host"], 0))
             options = options | {"port": probe.getsockname()[1]}
+    import tempfile
+
+    from sentiment.serve.peers import Peers
+
     context = multiprocessing.get_context("spawn")
     stop = threading.Event()
+    shared = tempfile.TemporaryDirectory(prefix="sentiment-serve-")
+    peers = Peers(Path(shared.name), context.Value("q", 0), context.Array("q", count))
 
     def on_signal(signum: int, frame: object) -> None:
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
 
-    def start(barrier: Any = None) -> Any:
-        process = context.Process(target=_worker, args=(options, os.getpid(), barrier, app))
+    def start(index: int, barrier: Any = None) -> Any:
+        process = context.Process(
+            target=_worker, args=(options, os.getpid(), barrier, app, peers.for_worker(index))
+        )
         process.start()
         return process
 
     together = context.Barrier(count)
-    workers = [start(together) for _ in range(count)]
+    workers = [start(i, together) for i in range(count)]
     log.info(
         "%d workers on http://%s:%d (pids %s)",
         count,
@@ -159,7 +167,7 @@ def run_workers(count: int, options: dict[str, Any], app: str | None = None) -> 
                     stop.set()
                     break
                 log.warning("worker %s exited (%s); starting another", worker.pid, worker.exitcode)
-                workers[i] = start()  # the others serve meanwhile: no waiting for them
+                workers[i] = start(i)  # the others serve meanwhile: no waiting for them
     finally:
         for worker in workers:  # each finishes its requests in flight (uvicorn's shutdown)
             if worker.exitcode is None and worker.pid is not None:
@@ -172,6 +180,7 @@ def run_workers(count: int, options: dict[str, Any], app: str | None = None) -> 
                 worker.join()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        shared.cleanup()
     log.info("all workers stopped")
     return code
 
@@ -180,7 +189,9 @@ def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-def _worker(options: dict[str, Any], parent: int, barrier: Any, app_ref: str | None) -> None:
+def _worker(
+    options: dict[str, Any], parent: int, barrier: Any, app_ref: str | None, peers: Any
+) -> None:
     """One worker process: loads the model, waits for its siblings (`barrier`; None for a
     replacement), then serves on its own SO_REUSEPORT socket on the shared port. Listening only
     once every worker is ready, no client's connections pile onto the first one up."""
@@ -192,12 +203,16 @@ def _worker(options: dict[str, Any], parent: int, barrier: Any, app_ref: str | N
     if app_ref is None:
         settings = Settings.load()
         configure_logging(settings.log_level)
+        generation, swapped_to = peers.latest()  # a replacement starts on the latest swap
+        if swapped_to is not None:
+            settings = settings.replace(model=swapped_to)
         try:
             model, ref = load_served_model(settings)
         except SentimentError as err:
             log.error("worker %d could not load the model: %s", os.getpid(), err)
             raise SystemExit(STARTUP_FAILED) from None
-        app = create_app(settings.replace(model=ref), model)
+        peers.mark_applied(generation)
+        app = create_app(settings.replace(model=ref), model, peers=peers, generation=generation)
     config = uvicorn.Config(app, **options)
     config.load()  # imports the app now, before the siblings are waited for
     if barrier is not None:  # a broken barrier: a sibling failed, the supervisor stops all

@@ -1,0 +1,67 @@
+"""The worker processes of one endpoint agreeing on the model they serve.
+
+A model swap (`POST /admin/model`) reaches one worker; with several, the others must follow, or
+the endpoint would answer from two models at random. The supervisor (`server.run_workers`)
+gives every worker the same `Peers`: a generation counter and one slot per worker in shared
+memory, and a small file naming the model of the latest generation. The worker that takes the
+swap loads the model, swaps it in, publishes it (file, then counter) and waits until every
+worker has applied it; each worker watches the counter (a shared integer, read every 0.1 s)
+and, when it moves, loads the named model and swaps it in the same way (requests in flight
+finish on the model they started with). A replacement worker starts on the latest model.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sentiment.storage import atomic_path
+
+STATE = "model.json"
+
+
+@dataclass
+class Peers:
+    folder: Path  # holds STATE: {"generation": n, "ref": "..."}
+    generation: Any  # multiprocessing.Value("q"): the latest published generation
+    applied: Any  # multiprocessing.Array("q", workers): the generation each worker serves
+    index: int = 0  # this worker's slot
+
+    def for_worker(self, index: int) -> Peers:
+        return Peers(self.folder, self.generation, self.applied, index)
+
+    @property
+    def workers(self) -> int:
+        return len(self.applied)
+
+    def publish(self, ref: str) -> int:
+        """Name `ref` as the model every worker must serve; returns its generation."""
+        with self.generation.get_lock():
+            generation = int(self.generation.value) + 1
+            with atomic_path(self.folder / STATE) as tmp:
+                tmp.write_text(json.dumps({"generation": generation, "ref": ref}))
+            self.generation.value = generation
+        return generation
+
+    def latest(self) -> tuple[int, str | None]:
+        """(generation, model ref) last published; (0, None) before any swap."""
+        if int(self.generation.value) == 0:
+            return 0, None
+        with self.generation.get_lock():  # the file and the counter agree under the lock
+            state = json.loads((self.folder / STATE).read_text())
+        return int(state["generation"]), str(state["ref"])
+
+    def mark_applied(self, generation: int) -> None:
+        self.applied[self.index] = generation
+
+    def wait_applied(self, generation: int, timeout: float) -> int:
+        """Until every worker serves `generation` (or `timeout` s); how many do."""
+        deadline = time.monotonic() + timeout
+        while True:
+            done = sum(1 for g in self.applied[:] if g >= generation)
+            if done == self.workers or time.monotonic() >= deadline:
+                return done
+            time.sleep(0.05)
