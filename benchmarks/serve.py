@@ -1,8 +1,8 @@
 """The endpoint: `sentiment serve` against its limits and a plain baseline, same run.
 
 `python -m benchmarks.serve [--quick] [--workers N] [--seconds S]` prints:
-- in-process predict throughput (texts/s through the one inference path: normalization,
-  fastText's predict): the model's limit;
+- in-process predict throughput (texts/s through the one inference path, `Model.predict`:
+  normalization, fastText's predict in our C core): the model's limit;
 - a raw ASGI echo app on the same server stack (uvicorn, httptools, uvloop, the same worker
   processes: `sentiment.serve.server.run_workers`): the HTTP limit of this machine;
 - `sentiment serve` at 32 connections, 1 text and 100 texts per request (requests/s, p50/p99);
