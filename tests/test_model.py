@@ -114,6 +114,7 @@ def test_raw_text_is_normalized_once_either_way(tiny_model_dir: Path) -> None:
         "lone \udc80 surrogate, not UTF-8",
         "",
         "great value, works well. " * 400,  # longer than the one-call path's stack buffers
+        "1-" * 300,  # normalization's longest growth: each "1" becomes "_num_"
     ]
     assert model._native is not None
     assert model._native.top_text(raw[1], 1) is None  # the Python path, then `top`

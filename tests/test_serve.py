@@ -379,9 +379,10 @@ def test_several_workers_share_connections_follow_swaps_and_stop_together(
     tiny_model_dir: Path, second_model: Path, tmp_path: Path
 ) -> None:
     """`--workers 2`: each worker listens on its own SO_REUSEPORT socket, so new connections
-    spread over both (uvicorn's shared socket let one worker take a whole burst); a model swap
-    sent to one worker reaches every worker before it is answered; a worker that dies is
-    replaced, on the swapped model; SIGTERM stops every worker."""
+    spread over both (uvicorn's shared socket let one worker take a whole burst); a scrape of
+    /metrics shows every worker; a model swap sent to one worker reaches every worker before it
+    is answered; a worker that dies is replaced, on the swapped model; SIGTERM stops every
+    worker."""
     import os
 
     token = "s3cret"
@@ -406,6 +407,22 @@ def test_several_workers_share_connections_follow_swaps_and_stop_together(
     try:
         before = served(24)
         assert len(before) == 2, process.output()
+        # One scrape, whichever worker takes it, counts every worker's requests.
+        for _ in range(20):
+            with httpx.Client() as client:
+                assert client.post(f"{url}/invocations", json={"instances": ["ok"]}).is_success
+        time.sleep(1.5)  # workers publish their counts every second
+        from prometheus_client.parser import text_string_to_metric_families
+
+        counted = {
+            s.labels["pid"]: s.value
+            for family in text_string_to_metric_families(httpx.get(f"{url}/metrics").text)
+            for s in family.samples
+            if s.name == "sentiment_requests_total"
+            and s.labels["route"] == "/invocations"
+            and s.labels["status"] == "200"
+        }
+        assert set(counted) == {str(pid) for pid in before} and sum(counted.values()) == 20
         swap = httpx.post(
             f"{url}/admin/model",
             json={"model": str(second_model)},

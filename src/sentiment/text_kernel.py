@@ -499,7 +499,9 @@ def normalize_into(
     cap: int,
 ) -> int:
     """`normalize_one` on n UTF-8 bytes at `data`, written to `out` (cap bytes): the length,
-    -1 when Python must do it (FALLBACK), -2 when `cap` is too small (it needs 2n + 8)."""
+    -1 when Python must do it (FALLBACK), -2 when the result is longer than `cap` (numbers
+    standing alone can grow a text: "1 2 3" is "_num_ _num_ _num_"; the caller then takes the
+    Python path too)."""
     text = numba.carray(data, n)
     result, fallback = normalize_one(
         text,

@@ -1104,19 +1104,21 @@ static PyObject *Predictor_top_text(Predictor *self, PyObject *args) {
         PyErr_Clear();
         Py_RETURN_NONE;
     }
-    int64_t cap = 2 * (int64_t)n + 8;
+    /* room for the normalized text: numbers standing alone grow a text at most 4x ("1-1"
+     * is "_num_ - _num_"); were it ever longer, the kernel says so and Python does it */
+    int64_t cap = 4 * (int64_t)n + 64;
     int64_t ntok = cap / 2 + 2, span = self->word_ngrams > 1 ? self->word_ngrams : 1;
     int64_t kk = k < self->M.nl ? k : self->M.nl;
     uint8_t stack_out[4096];
-    int32_t stack_ids[2048], stack_hashes[1024], best_i[64];
+    int32_t stack_ids[4096], stack_hashes[2048], best_i[64];
     float stack_scratch[512], best_p[64];
     uint8_t *out = stack_out;
     int32_t *ids = stack_ids, *hashes = stack_hashes, *bi = best_i;
     float *scratch = stack_scratch, *bp = best_p;
     void *heap[6] = {NULL, NULL, NULL, NULL, NULL, NULL};
     if (cap > 4096) out = heap[5] = malloc((size_t)cap);
-    if (ntok * span > 2048) ids = heap[0] = malloc((size_t)(ntok * span) * sizeof(int32_t));
-    if (ntok > 1024) hashes = heap[1] = malloc((size_t)ntok * sizeof(int32_t));
+    if (ntok * span > 4096) ids = heap[0] = malloc((size_t)(ntok * span) * sizeof(int32_t));
+    if (ntok > 2048) hashes = heap[1] = malloc((size_t)ntok * sizeof(int32_t));
     if (self->M.dim + self->M.nl > 512)
         scratch = heap[2] = malloc((size_t)(self->M.dim + self->M.nl) * sizeof(float));
     if (kk + 1 > 64) {

@@ -190,11 +190,16 @@ class Endpoint:
         return new, old
 
     async def follow_peers(self) -> None:
-        """Serve the model the other workers published, whenever it changes (a task)."""
+        """Serve the model the other workers published, whenever it changes, and publish this
+        worker's metric counts every second (a task)."""
         peers = self.peers
         assert peers is not None
+        ticks = 0
         while True:
             await asyncio.sleep(0.1)
+            ticks += 1
+            if ticks % 10 == 1:  # every second: this worker's counts, for its siblings' scrapes
+                await run_in_threadpool(peers.publish_metrics, self.metrics.snapshot())
             if int(peers.generation.value) <= self.generation:
                 continue
             async with self.slot.lock:
@@ -211,7 +216,8 @@ class Endpoint:
                 peers.mark_applied(generation)
 
     async def metrics_route(self, request: Request) -> Response:
-        body, media_type = self.metrics.render()
+        others = self.peers.sibling_metrics() if self.peers is not None else None
+        body, media_type = self.metrics.render(others)
         return Response(body, media_type=media_type)
 
     def _authorize(self, request: Request) -> None:

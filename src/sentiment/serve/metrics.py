@@ -1,7 +1,10 @@
 """Prometheus metrics of the endpoint: requests, errors by status, latency, instances, model.
 
-Each worker process keeps its own registry (a scrape reaches one worker); run one worker per
-scrape target, or aggregate in Prometheus by the `pid` label every series carries.
+Every series carries the `pid` of the worker process that counted it. With several workers a
+scrape reaches one of them, so each worker also publishes a snapshot of its counts every
+second (`sentiment.serve.peers`) and the worker that is scraped adds its siblings' latest
+snapshots to its own live counts: one scrape shows every worker (the others' counts at most
+a second old), and sums over `pid` are the endpoint's totals.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ from collections.abc import Iterator
 from itertools import accumulate
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
 
 from sentiment.model import Model
@@ -36,10 +39,16 @@ class _Histogram:
         self.counts[bisect_left(self.bounds, value)] += 1
         self.sum += value
 
-    def add_to(self, family: HistogramMetricFamily, labels: list[str]) -> None:
-        cumulative = list(accumulate(self.counts))
-        buckets = [(floatToGoString(b), c) for b, c in zip(self.bounds, cumulative, strict=False)]
-        family.add_metric(labels, [*buckets, ("+Inf", cumulative[-1])], self.sum)
+    def snapshot(self) -> dict[str, Any]:
+        return {"counts": list(self.counts), "sum": self.sum}
+
+
+def _add_histogram(
+    family: HistogramMetricFamily, labels: list[str], bounds: tuple[float, ...], data: Any
+) -> None:
+    cumulative = list(accumulate(data["counts"]))
+    buckets = [(floatToGoString(b), c) for b, c in zip(bounds, cumulative, strict=False)]
+    family.add_metric(labels, [*buckets, ("+Inf", cumulative[-1])], data["sum"])
 
 
 class Metrics:
@@ -53,12 +62,8 @@ class Metrics:
         self._requests: Counter[tuple[str, int]] = Counter()
         self._latency: dict[str, _Histogram] = {}
         self.instances = _Histogram(INSTANCE_BUCKETS)
-        self.model = Gauge(
-            "sentiment_model_info",
-            "The model loaded (1).",
-            ["name", "sha256", "labels", "pid"],
-            registry=self.registry,
-        )
+        self._models: dict[tuple[str, str, str], int] = {}  # (name, sha256, labels) -> 0/1
+        self._others: list[dict[str, Any]] = []  # sibling workers' snapshots, for one scrape
         self.registry.register(self)
 
     def observe(self, route: str, status: int, seconds: float) -> None:
@@ -68,6 +73,16 @@ class Metrics:
         if latency is None:
             latency = self._latency[route] = _Histogram(LATENCY_BUCKETS)
         latency.observe(seconds)
+
+    def snapshot(self) -> dict[str, Any]:
+        """This worker's counts as plain data (JSON), what its siblings' scrapes show."""
+        return {
+            "pid": self.pid,
+            "requests": [[route, status, n] for (route, status), n in self._requests.items()],
+            "latency": {route: h.snapshot() for route, h in self._latency.items()},
+            "instances": self.instances.snapshot(),
+            "models": [[*key, value] for key, value in self._models.items()],
+        }
 
     def collect(self) -> Iterator[Any]:
         requests = CounterMetricFamily(
@@ -80,31 +95,45 @@ class Metrics:
             "Requests answered with 4xx/5xx, by status.",
             labels=["pid", "status"],
         )
-        by_status: Counter[int] = Counter()
-        for (route, status), n in sorted(self._requests.items()):
-            requests.add_metric([self.pid, route, str(status)], n)
-            if status >= 400:
-                by_status[status] += n
-        for status, n in sorted(by_status.items()):
-            errors.add_metric([self.pid, str(status)], n)
         latency = HistogramMetricFamily(
             "sentiment_request_seconds", "Request latency by route.", labels=["pid", "route"]
         )
-        for route, histogram in sorted(self._latency.items()):
-            histogram.add_to(latency, [self.pid, route])
         instances = HistogramMetricFamily(
             "sentiment_instances_per_request", "Instances per /invocations request.", labels=["pid"]
         )
-        self.instances.add_to(instances, [self.pid])
-        yield from (requests, errors, latency, instances)
+        model = GaugeMetricFamily(
+            "sentiment_model_info",
+            "The model loaded (1).",
+            labels=["name", "sha256", "labels", "pid"],
+        )
+        for worker in [self.snapshot(), *self._others]:
+            pid = str(worker["pid"])
+            by_status: Counter[int] = Counter()
+            for route, status, n in sorted(worker["requests"]):
+                requests.add_metric([pid, route, str(status)], n)
+                if status >= 400:
+                    by_status[status] += n
+            for status, n in sorted(by_status.items()):
+                errors.add_metric([pid, str(status)], n)
+            for route, data in sorted(worker["latency"].items()):
+                _add_histogram(latency, [pid, route], LATENCY_BUCKETS, data)
+            _add_histogram(instances, [pid], INSTANCE_BUCKETS, worker["instances"])
+            for name, sha256, labels, value in worker["models"]:
+                model.add_metric([name, sha256, labels, pid], value)
+        yield from (requests, errors, latency, instances, model)
 
     def model_loaded(self, model: Model, old: Model | None = None) -> None:
         if old is not None:
-            self.model.labels(old.name, old.sha256, ",".join(old.classes), self.pid).set(0)
-        self.model.labels(model.name, model.sha256, ",".join(model.classes), self.pid).set(1)
+            self._models[(old.name, old.sha256, ",".join(old.classes))] = 0
+        self._models[(model.name, model.sha256, ",".join(model.classes))] = 1
 
-    def render(self) -> tuple[bytes, str]:
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+    def render(self, others: list[dict[str, Any]] | None = None) -> tuple[bytes, str]:
+        """The exposition: this worker's counts, plus `others` (siblings' snapshots)."""
+        self._others = others or []
+        try:
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        finally:
+            self._others = []
 
     def wrap(self, app: Any) -> Any:
         """ASGI middleware recording every HTTP request (pure ASGI: no per-request task)."""

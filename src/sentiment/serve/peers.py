@@ -8,11 +8,15 @@ swap loads the model, swaps it in, publishes it (file, then counter) and waits u
 worker has applied it; each worker watches the counter (a shared integer, read every 0.1 s)
 and, when it moves, loads the named model and swaps it in the same way (requests in flight
 finish on the model they started with). A replacement worker starts on the latest model.
+Each worker also publishes its metric counts there every second, so that a scrape of any
+worker shows all of them (`sentiment.serve.metrics`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +25,7 @@ from typing import Any
 from sentiment.storage import atomic_path
 
 STATE = "model.json"
+METRICS = "metrics-{}.json"  # one per worker slot
 
 
 @dataclass
@@ -65,3 +70,20 @@ class Peers:
             if done == self.workers or time.monotonic() >= deadline:
                 return done
             time.sleep(0.05)
+
+    def publish_metrics(self, snapshot: dict[str, Any]) -> None:
+        """This worker's metric counts, for its siblings' scrapes (replaced atomically)."""
+        path = self.folder / METRICS.format(self.index)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(snapshot))
+        os.replace(tmp, path)
+
+    def sibling_metrics(self) -> list[dict[str, Any]]:
+        """The latest published snapshot of every other worker slot."""
+        found = []
+        for index in range(self.workers):
+            if index == self.index:
+                continue
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                found.append(json.loads((self.folder / METRICS.format(index)).read_text()))
+        return found
