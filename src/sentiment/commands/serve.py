@@ -17,7 +17,10 @@ import click
     help="Port (default 8080; env SENTIMENT_SERVE_PORT or SAGEMAKER_BIND_TO_PORT).",
 )
 @click.option(
-    "--workers", type=int, help="Worker processes, each with the model loaded (default 1)."
+    "--workers",
+    type=int,
+    help="Worker processes (default 1). They share the model's weights, follow each other's "
+    "model swaps, and any one of them answers /metrics for all.",
 )
 @click.option(
     "--raw",
