@@ -386,7 +386,8 @@ static inline void softmax_of(const Model *M, const float *hidden, float *out) {
 
 /* Parse and check the model arrays shared by train, predict and count (buffers 0..3 of b). */
 static int get_model(PyObject **o, Buf *b, long long dim, int writable, Model *M) {
-    if (get_buf(o[0], &b[0], writable, 4, "wi") < 0 || get_buf(o[1], &b[1], writable, 4, "wo") < 0 ||
+    if (get_buf(o[0], &b[0], writable, 4, "wi") < 0 ||
+        get_buf(o[1], &b[1], writable, 4, "wo") < 0 ||
         get_buf(o[2], &b[2], 0, 8, "line_ptr") < 0 || get_buf(o[3], &b[3], 0, 4, "ids") < 0)
         return -1;
     if (dim < 1 || COUNT(b[0], float) % dim != 0 || COUNT(b[1], float) % dim != 0 ||
@@ -816,7 +817,8 @@ static int Predictor_init(Predictor *self, PyObject *args, PyObject *kw) {
     int64_t nl = COUNT(b[1], float) / dim;
     if (entries != nwords + nl) {
         release(b, 3);
-        PyErr_Format(PyExc_ValueError, "Predictor: %lld dictionary entries for %lld words + %lld labels",
+        PyErr_Format(PyExc_ValueError,
+                     "Predictor: %lld dictionary entries for %lld words + %lld labels",
                      (long long)entries, nwords, (long long)nl);
         return -1;
     }
