@@ -1,7 +1,8 @@
-"""The one compiled part of the package: the training engine's core (src/sentiment/engine/_core.c).
+"""The compiled parts of the package: the training engine's core (src/sentiment/engine/_core.c)
+and the text normalization (src/sentiment/_text.c).
 
-Everything else is configured in pyproject.toml. The extension needs only a C compiler and
-Python's headers (scripts/prereqs.sh checks for both); it uses no numpy headers.
+Everything else is configured in pyproject.toml. The extensions need only a C compiler and
+Python's headers (scripts/prereqs.sh checks for both); they use no numpy headers.
 """
 
 from setuptools import Extension, setup
@@ -17,6 +18,11 @@ setup(
             extra_compile_args=["-O3", "-fno-math-errno", "-funroll-loops", "-pthread"],
             extra_link_args=["-pthread"],
             libraries=["m"],
-        )
+        ),
+        Extension(
+            "sentiment._text",
+            ["src/sentiment/_text.c"],
+            extra_compile_args=["-O3", "-funroll-loops"],
+        ),
     ]
 )

@@ -210,7 +210,7 @@ def main() -> None:
         "full (binary)": prepared("amazon_review_full", Layout.FULL, Policy.BINARY),
         "full (stars)": prepared("amazon_review_full", Layout.FULL, Policy.STARS),
     }
-    # Warm numba's on-disk cache so that no timed run pays for compilation.
+    # One untimed run first (file caches warm), so that no timed run pays for a cold start.
     run_worker("ours", datasets["full (binary)"]["test"], SEED_HP | {"epochs": 1}, threads)
 
     print(f"\naccuracy, seed hyperparameters {SEED_HP}, early stopping off, {seeds} seed(s):")

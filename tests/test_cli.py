@@ -103,11 +103,11 @@ def test_user_mistakes_print_error_lines_not_tracebacks(tmp_path: Path) -> None:
 
 
 def test_help_does_not_import_heavy_stages() -> None:
-    """`sentiment --help` stays fast: Spark, numba and the servers load only when used."""
+    """`sentiment --help` stays fast: Spark, the servers and matplotlib load only when used."""
     code = (
         "import sys; from click.testing import CliRunner; from sentiment.cli import cli;"
         "CliRunner().invoke(cli, ['--help']);"
-        "print(sorted(m for m in ('pyspark', 'numba', 'uvicorn', 'matplotlib') if m in sys.modules))"
+        "print(sorted(m for m in ('pyspark', 'uvicorn', 'matplotlib') if m in sys.modules))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60

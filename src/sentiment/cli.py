@@ -1,7 +1,7 @@
 """The `sentiment` command: a root group that builds settings once, and one module per command.
 
 Commands live in `sentiment.commands.<name>` and are imported only when used, so `sentiment
---help` does not start numba or import pyspark. Errors are printed here and only here:
+--help` does not import pyspark, the servers or matplotlib. Errors are printed here and only here:
 `Error: <message>` on stderr and the error's exit code, never a traceback for a user mistake.
 """
 

@@ -190,11 +190,9 @@ def load_model_bin(path: Path, *, name: str | None = None) -> Model:
     )
     if model._native is not None:
         from sentiment.text import kernel_options
-        from sentiment.text_kernel import normalize_into, tables
+        from sentiment.text_kernel import normalize_address, tables
 
-        model._native.set_normalizer(
-            normalize_into.address, *tables(), kernel_options(pre.cleaning)
-        )
+        model._native.set_normalizer(normalize_address(), *tables(), kernel_options(pre.cleaning))
     # Load the compiled normalization now (single and batch entries), not on the first request:
     # a served worker would otherwise answer its first requests ~0.3 s late (p99 of a benchmark
     # run showed 400 ms).

@@ -78,7 +78,7 @@ def normalize_encoded(text: str, cleaning: Cleaning = DEFAULT_CLEANING) -> bytes
 
 @cache
 def _one_text_kernel() -> tuple[Any, np.ndarray, np.ndarray]:
-    """The compiled one-text entry and its tables, imported once (numba loads on first use)."""
+    """The compiled one-text entry and its tables (built on first use), looked up once."""
     from sentiment.text_kernel import normalize_one, tables
 
     return (normalize_one, *tables())
