@@ -239,8 +239,8 @@ def test_the_compiled_core_rejects_arrays_that_do_not_fit(ours: Trainer) -> None
 
 
 def test_training_loads_no_compiler_runtime(corpus: dict[str, Path]) -> None:
-    """The trainer is plain C under numpy: a training process never imports numba, whose
-    runtime alone is ~100 MB resident (the memory target of issue 4 is fastText's own)."""
+    """The trainer is plain C under numpy: a training process loads no JIT compiler (numba's
+    runtime alone was ~100 MB resident; the memory target of issue 4 is fastText's own)."""
     import subprocess
     import sys
 

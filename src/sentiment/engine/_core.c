@@ -1,7 +1,7 @@
 /* The training engine's compiled core: fastText's file scanning, line encoding, hogwild SGD
  * and prediction (supervised mode, softmax loss).
  *
- * Why C and not numba (which the text kernel uses): the training process must fit in the
+ * Why C and not numba (which this code was): the training process must fit in the
  * memory fastText itself takes (issue 4). numba's runtime costs ~100 MB resident before the
  * first kernel runs (llvmlite's LLVM alone touches ~65 MB of library pages on import and on
  * its runtime's initialization), against fastText's 235 MB in all for a 2M-bucket model whose
@@ -9,8 +9,8 @@
  *
  * The Python side (`kernels.py`, `dictionary.py`) owns the arrays: it allocates them with the
  * right dtypes and sizes and this module fills or reads them through the buffer protocol,
- * so nothing here allocates a result that Python must free. The GIL is released for all work;
- * training and evaluation run their threads with pthreads.
+ * so the kernels allocate no result Python must free (the Predictor owns its word table).
+ * The GIL is released for all work; training and evaluation run their threads with pthreads.
  *
  * The algorithm (the fastText paper and its source describe it; this is our own code):
  * - Tokens are split on fastText's whitespace (' ', '\n', '\r', '\t', '\v', '\f', '\0'); each
@@ -758,7 +758,7 @@ typedef struct {
     uint64_t *tkeys;
     int32_t *tids;
     uint64_t mask;
-    /* the text normalization (sentiment.text_kernel.normalize_into) and its tables */
+    /* the text normalization (normalize_into in sentiment/_text.c) and its tables */
     normalize_fn normalize;
     Py_buffer norm_views[3];
     int norm_held;
@@ -1061,7 +1061,7 @@ static PyObject *Predictor_top(Predictor *self, PyObject *args) {
 }
 
 /* set_normalizer(address, flags u8, lower u32, opts u8): the C entry of the text
- * normalization (a numba cfunc's address) and the tables it reads, for top_text. */
+ * normalization (sentiment.text_kernel.normalize_address()) and the tables it reads. */
 static PyObject *Predictor_set_normalizer(Predictor *self, PyObject *args) {
     unsigned long long address;
     PyObject *o[3];
