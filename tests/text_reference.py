@@ -1,7 +1,7 @@
 """The normalization rules written as the regular expressions they are specified as.
 
-`sentiment.text.normalize` implements them with a compiled kernel (sentiment/text_kernel.py,
-~10x faster than Python's `re`); this slow, obviously-correct form is the oracle the tests
+`sentiment.text.normalize` implements them in compiled code (sentiment/_text.c, ~10x faster
+than Python's `re`); this slow, obviously-correct form is the oracle the tests
 compare it with. Same order of rules, same switches.
 """
 
@@ -10,10 +10,17 @@ from __future__ import annotations
 import html
 import re
 
-from sentiment.text import DEFAULT_CLEANING, LABEL_PREFIX, NUMBER_TOKEN, URL_TOKEN, Cleaning
+from sentiment.text import (
+    DEFAULT_CLEANING,
+    INVISIBLE_CHARS,
+    LABEL_PREFIX,
+    NUMBER_TOKEN,
+    URL_TOKEN,
+    Cleaning,
+)
 
 LITERAL_NEWLINE = re.compile(r"\\[nrt]")
-INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
+INVISIBLE = re.compile(INVISIBLE_CHARS)  # a character set, defined once
 URL = re.compile(r"(?:[hH][tT][tT][pP][sS]?://|[wW][wW][wW]\.)\S+")
 EMOTICON = r"(?<!\S)(?:[:;=][\-o\*']?[\)\]\(\[dp/\\|@3]+|<3+|[\)\]\(\[/\\]+[\-o\*']?[:;=])(?!\S)"
 NUMBER = re.compile(r"(?<!<)\b\d+(?:[.,:]\d+)*\b")

@@ -154,70 +154,60 @@ static int64_t prelude(const uint32_t *src, int64_t n, const Rules *R, uint32_t 
     return o;
 }
 
-static inline int64_t put(const uint32_t *token, int64_t len, uint32_t *dst, int64_t o) {
-    for (int64_t k = 0; k < len; k++) dst[o++] = token[k];
-    return o;
-}
-
-/* `(?:https?://|www\.)\S+` (ASCII case-insensitive) -> " _url_ " */
-static int64_t urls(const uint32_t *src, int64_t n, const Rules *R, uint32_t *dst) {
-    int64_t i = 0, o = 0;
-    while (i < n) {
-        uint32_t c = src[i];
-        int64_t p = -1; /* end of the scheme/`www.` prefix when one starts here */
-        uint32_t low = c | 32;
-        if (low == 'h' && i + 6 < n) {
-            if ((src[i + 1] | 32) == 't' && (src[i + 2] | 32) == 't' && (src[i + 3] | 32) == 'p') {
-                int64_t j = i + 4;
-                if ((src[j] | 32) == 's') j++;
-                if (j + 2 < n && src[j] == ':' && src[j + 1] == '/' && src[j + 2] == '/') p = j + 3;
-            }
-        } else if (low == 'w' && i + 4 < n) {
-            if ((src[i + 1] | 32) == 'w' && (src[i + 2] | 32) == 'w' && src[i + 3] == '.') p = i + 4;
+/* Where a URL `(?:https?://|www\.)\S+` (ASCII case-insensitive) starting at src[i] ends, or -1. */
+static int64_t url_end(const uint32_t *src, int64_t n, int64_t i, const Rules *R) {
+    int64_t p = -1; /* end of the scheme/`www.` prefix when one starts here */
+    uint32_t low = src[i] | 32;
+    if (low == 'h' && i + 6 < n) {
+        if ((src[i + 1] | 32) == 't' && (src[i + 2] | 32) == 't' && (src[i + 3] | 32) == 'p') {
+            int64_t j = i + 4;
+            if ((src[j] | 32) == 's') j++;
+            if (j + 2 < n && src[j] == ':' && src[j + 1] == '/' && src[j + 2] == '/') p = j + 3;
         }
-        if (p > 0) {
-            int64_t e = p;
-            while (e < n && !(R->flags[src[e]] & SPACE)) e++;
-            if (e > p) {
-                o = put(URL_TOKEN, 7, dst, o);
-                i = e;
-                continue;
-            }
-        }
-        dst[o++] = c;
-        i++;
+    } else if (low == 'w' && i + 4 < n) {
+        if ((src[i + 1] | 32) == 'w' && (src[i + 2] | 32) == 'w' && src[i + 3] == '.') p = i + 4;
     }
-    return o;
+    if (p < 0) return -1;
+    int64_t e = p;
+    while (e < n && !(R->flags[src[e]] & SPACE)) e++;
+    return e > p ? e : -1;
 }
 
-/* `\d(?<![<\w]\d)\d*(?:[.,:]\d+)*\b` -> " _num_ ". The match is a chain of digit runs joined
- * by single `.`, `,` or `:`; the regex takes the longest chain whose end is a word boundary:
- * the whole chain when a non-word character (or the end) follows it, else the chain without
- * its last run (if it has two). */
-static int64_t numbers(const uint32_t *src, int64_t n, const Rules *R, uint32_t *dst) {
+/* Where a number `\d(?<![<\w]\d)\d*(?:[.,:]\d+)*\b` starting at src[i] ends, or -1. The match
+ * is a chain of digit runs joined by single `.`, `,` or `:`; the regex takes the longest chain
+ * whose end is a word boundary: the whole chain when a non-word character (or the end)
+ * follows it, else the chain without its last run (if it has two). */
+static int64_t number_end(const uint32_t *src, int64_t n, int64_t i, const Rules *R) {
     const uint8_t *F = R->flags;
+    if (!(F[src[i]] & DIGIT) || (i > 0 && ((F[src[i - 1]] & WORD) || src[i - 1] == '<'))) {
+        return -1;
+    }
+    int64_t j = i + 1;
+    while (j < n && (F[src[j]] & DIGIT)) j++;
+    int64_t before = -1; /* end of the chain without its last run */
+    while (j + 1 < n && is_joiner(src[j]) && (F[src[j + 1]] & DIGIT)) {
+        before = j;
+        j += 2;
+        while (j < n && (F[src[j]] & DIGIT)) j++;
+    }
+    return (j == n || !(F[src[j]] & WORD)) ? j : before;
+}
+
+typedef int64_t (*match_fn)(const uint32_t *src, int64_t n, int64_t i, const Rules *R);
+
+/* src[:n] to dst with every match (from its start to `match`'s end) replaced by `token` (7
+ * code points, spaces around): the new length. dst holds at least 7n. */
+static int64_t replace(const uint32_t *src, int64_t n, const Rules *R, match_fn match,
+                       const uint32_t *token, uint32_t *dst) {
     int64_t i = 0, o = 0;
     while (i < n) {
-        uint32_t c = src[i];
-        int64_t end = -1;
-        if ((F[c] & DIGIT) && (i == 0 || !((F[src[i - 1]] & WORD) || src[i - 1] == '<'))) {
-            int64_t j = i + 1;
-            while (j < n && (F[src[j]] & DIGIT)) j++;
-            int64_t before = -1; /* end of the chain without its last run */
-            while (j + 1 < n && is_joiner(src[j]) && (F[src[j + 1]] & DIGIT)) {
-                before = j;
-                j += 2;
-                while (j < n && (F[src[j]] & DIGIT)) j++;
-            }
-            end = (j == n || !(F[src[j]] & WORD)) ? j : before;
-        }
+        int64_t end = match(src, n, i, R);
         if (end > 0) {
-            o = put(NUM_TOKEN, 7, dst, o);
+            for (int q = 0; q < 7; q++) dst[o++] = token[q];
             i = end;
-            continue;
+        } else {
+            dst[o++] = src[i++];
         }
-        dst[o++] = c;
-        i++;
     }
     return o;
 }
@@ -344,12 +334,12 @@ static int64_t pipeline(const uint32_t *cps, int64_t n, const Rules *R, Scratch 
     Cps *a = &S->a, *b = &S->b, *t;
     if (grow_cps(b, 7 * n + 8) < 0) return -2;
     if (R->opts[3]) {
-        n = urls(a->p, n, R, b->p);
+        n = replace(a->p, n, R, url_end, URL_TOKEN, b->p);
         t = a, a = b, b = t;
     }
     if (grow_cps(b, 7 * n + 8) < 0) return -2;
     if (R->opts[4]) {
-        n = numbers(a->p, n, R, b->p);
+        n = replace(a->p, n, R, number_end, NUM_TOKEN, b->p);
         t = a, a = b, b = t;
     }
     if (grow_bytes(out, o + 5 * n + 1) < 0) return -2;
@@ -398,26 +388,19 @@ static int get_rules(PyObject **o, Buf *b, Rules *R) {
     return 0;
 }
 
-/* One text's UTF-8 into `out` (cap bytes): its length; -1 FALLBACK; -2 longer than cap or out
- * of memory. Lower-case values are taken from the table as they are (all below 0x110000). */
-static int64_t normalize_text(const uint8_t *data, int64_t n, const Rules *R, uint8_t *out,
-                              int64_t cap) {
+/* One text's UTF-8 normalized into `out` (grown as needed): its length; -1 FALLBACK; -2 out
+ * of memory. */
+static int64_t normalize_bytes(const uint8_t *data, int64_t n, const Rules *R, Bytes *out) {
     Cps cps = {NULL, 0};
     Scratch S = {{NULL, 0}, {NULL, 0}};
-    Bytes o = {NULL, 0};
     int64_t result = -2;
     if (grow_cps(&cps, n + 1) == 0) {
         int64_t m = decode(data, 0, n, 1, cps.p, 0);
-        result = m < 0 ? -1 : pipeline(cps.p, m, R, &S, &o, 0);
-        if (result >= 0) {
-            if (result > cap) result = -2;
-            else memcpy(out, o.p, (size_t)result);
-        }
+        result = m < 0 ? -1 : pipeline(cps.p, m, R, &S, out, 0);
     }
     free(cps.p);
     free(S.a.p);
     free(S.b.p);
-    free(o.p);
     return result;
 }
 
@@ -427,7 +410,12 @@ static int64_t normalize_into(const uint8_t *data, int64_t n, const uint8_t *fla
                               const uint8_t *opts, int64_t nopts, uint8_t *out, int64_t cap) {
     if (nflags != NCODES || nlower != NCODES || nopts < 6) return -1;
     Rules R = {flags, lower, opts};
-    return normalize_text(data, n, &R, out, cap);
+    Bytes o = {NULL, 0};
+    int64_t len = normalize_bytes(data, n, &R, &o);
+    if (len > cap) len = -2;
+    if (len > 0) memcpy(out, o.p, (size_t)len);
+    free(o.p);
+    return len;
 }
 
 static PyObject *py_normalize_address(PyObject *self, PyObject *noargs) {
@@ -443,23 +431,14 @@ static PyObject *py_normalize_one(PyObject *self, PyObject *args) {
     PyObject *result = NULL;
     if (get(o[0], &b[0], 1, "data") < 0 || get_rules(o + 1, b + 1, &R) < 0) goto done;
     const uint8_t *data = (const uint8_t *)b[0].v.buf;
-    int64_t n = b[0].v.len;
-    Cps cps = {NULL, 0};
-    Scratch S = {{NULL, 0}, {NULL, 0}};
+    int64_t n = b[0].v.len, end;
     Bytes out = {NULL, 0};
-    int64_t end = -2;
     Py_BEGIN_ALLOW_THREADS
-    if (grow_cps(&cps, n + 1) == 0) {
-        int64_t m = decode(data, 0, n, 1, cps.p, 0);
-        end = m < 0 ? -1 : pipeline(cps.p, m, &R, &S, &out, 0);
-    }
+    end = normalize_bytes(data, n, &R, &out);
     Py_END_ALLOW_THREADS
     if (end == -2) PyErr_NoMemory();
     else if (end == -1) result = Py_NewRef(Py_None);
     else result = PyBytes_FromStringAndSize((const char *)out.p, end);
-    free(cps.p);
-    free(S.a.p);
-    free(S.b.p);
     free(out.p);
 done:
     release(b, 4);

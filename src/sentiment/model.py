@@ -30,13 +30,7 @@ from sentiment import layout
 from sentiment.errors import InputNotFound, JobFailed, ModelError
 from sentiment.labels import strip_prefix
 from sentiment.storage import LocalBucket, atomic_directory
-from sentiment.text import (
-    DEFAULT_CLEANING,
-    Cleaning,
-    normalize,
-    normalize_encoded,
-    normalize_many,
-)
+from sentiment.text import DEFAULT_CLEANING, Cleaning, normalize_many
 
 
 @dataclass(frozen=True)
@@ -96,8 +90,6 @@ class Model:
         """What the model reads for each text: normalized, or (raw) only made one line."""
         if raw:
             return [_one_line(t) for t in texts]
-        if len(texts) == 1:
-            return [normalize(texts[0], self.preprocessing.cleaning)]
         return normalize_many(texts, self.preprocessing.cleaning)
 
     def top(
@@ -116,12 +108,10 @@ class Model:
         names = self.labels
         if len(texts) == 1 and not raw:
             # A served request: normalized and predicted in one call, no Python object made
-            # in between (None: the text needs the Python path of the normalization).
+            # in between (None: the text needs the Python path of the normalization, below).
             found = native.top_text(texts[0], k)
-            if found is None:
-                found = native.top(normalize_encoded(texts[0], self.preprocessing.cleaning), k)
-            ids, probs = found
-            return [(tuple([names[i] for i in ids]), probs)]
+            if found is not None:
+                return [(tuple([names[i] for i in found[0]]), found[1])]
         out = []
         for text in self.prepare_texts(texts, raw=raw):
             ids, probs = native.top(text.encode("utf-8", "surrogatepass"), k)

@@ -62,18 +62,11 @@ DEFAULT_CLEANING = Cleaning()
 
 def normalize(text: str, cleaning: Cleaning = DEFAULT_CLEANING) -> str:
     """The normalized, space-separated token string for one raw text ("" when nothing is left)."""
-    return bytes(normalize_encoded(text, cleaning)).decode("utf-8", "surrogatepass")
-
-
-def normalize_encoded(text: str, cleaning: Cleaning = DEFAULT_CLEANING) -> bytes | np.ndarray:
-    """`normalize(text)` as UTF-8 bytes (a uint8 array from the kernel), for a model to read
-    without a str made in between."""
     kernel, flags, lower = _one_text_kernel()
-    data = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
-    out, fallback = kernel(data, flags, lower, kernel_options(cleaning))
-    if fallback:
-        return normalize_many([text], cleaning)[0].encode("utf-8", "surrogatepass")
-    return out
+    out = kernel(text.encode("utf-8", "surrogatepass"), flags, lower, kernel_options(cleaning))
+    if out is None:  # a text for the Python path of the rules
+        return normalize_many([text], cleaning)[0]
+    return str(out.decode("utf-8", "surrogatepass"))
 
 
 @cache
@@ -111,9 +104,8 @@ def normalize_many(texts: Iterable[str], cleaning: Cleaning = DEFAULT_CLEANING) 
     encoded = [t.encode("utf-8", "surrogatepass") for t in texts]
     offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
     np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=offsets[1:])
-    data = np.frombuffer(b"".join(encoded), dtype=np.uint8)
-    out, fallback = normalize_utf8(data, offsets, *tables(), kernel_options(cleaning))
-    result = out.tobytes().decode("utf-8", "surrogatepass").split("\n")
+    out, fallback = normalize_utf8(b"".join(encoded), offsets, *tables(), kernel_options(cleaning))
+    result = out.decode("utf-8", "surrogatepass").split("\n")
     if fallback.any():
         # Steps 1-4 in Python for these few texts (an entity to unescape, an unusual lower
         # case), then the kernel's 5-8 with those steps switched off.

@@ -79,8 +79,8 @@ def crc_table() -> np.ndarray:
 
 
 def normalize_utf8(
-    data: np.ndarray, offsets: np.ndarray, flags: np.ndarray, lower: np.ndarray, opts: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+    data: bytes, offsets: np.ndarray, flags: np.ndarray, lower: np.ndarray, opts: np.ndarray
+) -> tuple[bytes, np.ndarray]:
     """Texts data[offsets[i]:offsets[i+1]] (UTF-8) -> (normalized texts as UTF-8 joined by
     newlines, fallback flag per text: 1 = Python must do it; its output line is empty).
 
@@ -88,23 +88,20 @@ def normalize_utf8(
     texts, fallback = _text.normalize_utf8(
         data, np.ascontiguousarray(offsets, np.int64), flags, lower, opts
     )
-    return np.frombuffer(texts, np.uint8), np.frombuffer(fallback, np.uint8)
+    return texts, np.frombuffer(fallback, np.uint8)
 
 
 def normalize_one(
-    data: np.ndarray, flags: np.ndarray, lower: np.ndarray, opts: np.ndarray
-) -> tuple[np.ndarray, bool]:
-    """One text's UTF-8 -> (normalized UTF-8, True when Python must do it)."""
-    out = _text.normalize_one(data, flags, lower, opts)
-    if out is None:
-        return np.empty(0, dtype=np.uint8), True
-    return np.frombuffer(out, np.uint8), False
+    data: bytes, flags: np.ndarray, lower: np.ndarray, opts: np.ndarray
+) -> bytes | None:
+    """One text's UTF-8 -> its normalized UTF-8, or None when Python must do it."""
+    return _text.normalize_one(data, flags, lower, opts)
 
 
 def normalize_address() -> int:
     """The address of the C entry `normalize_into(data, n, flags, nflags, lower, nlower, opts,
     nopts, out, cap)`: the normalized length, -1 when Python must do it, -2 when longer than
-    `cap`. sentiment.engine._core.Predictor calls it on a request's text."""
+    `cap` (or out of memory). sentiment.engine._core.Predictor calls it on a request's text."""
     return int(_text.normalize_address())
 
 

@@ -143,6 +143,8 @@ static inline uint64_t hash64(const uint8_t *buf, int64_t start, int64_t end) {
     return h;
 }
 
+static const uint8_t EOS[] = "</s>"; /* fastText's end-of-sentence token, one per newline */
+
 static PyObject *count_tokens(PyObject *self, PyObject *args) {
     PyObject *o_buf;
     Buf b[1] = {0};
@@ -179,17 +181,13 @@ static PyObject *count_tokens(PyObject *self, PyObject *args) {
     return Py_BuildValue("LL", (long long)tokens, (long long)lines);
 }
 
-/* scan(buf, starts i64, lengths i32, h32 i32, h64 u64, line_of i64, eos32, eos64) -> count.
+/* scan(buf, starts i64, lengths i32, h32 i32, h64 u64, line_of i64) -> count.
  * Token k: start offset (-1 for </s>), length, hashes, line number. The arrays hold at least
  * count_tokens(buf) items. A last line without a newline gets no </s>, as fastText's reader. */
 static PyObject *scan(PyObject *self, PyObject *args) {
     PyObject *o[6];
-    int eos32;
-    unsigned long long eos64;
     Buf b[6] = {0};
-    if (!PyArg_ParseTuple(args, "OOOOOOiK", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &eos32,
-                          &eos64))
-        return NULL;
+    if (!PyArg_ParseTuple(args, "OOOOOO", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5])) return NULL;
     if (get_buf(o[0], &b[0], 0, 1, "buf") < 0 || get_buf(o[1], &b[1], 1, 8, "starts") < 0 ||
         get_buf(o[2], &b[2], 1, 4, "lengths") < 0 || get_buf(o[3], &b[3], 1, 4, "h32") < 0 ||
         get_buf(o[4], &b[4], 1, 8, "h64") < 0 || get_buf(o[5], &b[5], 1, 8, "line_of") < 0) {
@@ -210,6 +208,8 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     uint64_t *h64 = DATA(b[4], uint64_t);
     int64_t k = 0, line = 0, begin = -1;
     int overflow = 0;
+    const int32_t eos32 = hash32(EOS, 0, 4);
+    const uint64_t eos64 = hash64(EOS, 0, 4);
     Py_BEGIN_ALLOW_THREADS
     for (int64_t i = 0; i <= n; i++) {
         uint8_t c = i < n ? buf[i] : 10;
@@ -241,8 +241,8 @@ static PyObject *scan(PyObject *self, PyObject *args) {
             }
             starts[k] = -1;
             lengths[k] = 0;
-            h32[k] = (int32_t)eos32;
-            h64[k] = (uint64_t)eos64;
+            h32[k] = eos32;
+            h64[k] = eos64;
             line_of[k] = line;
             k++;
             line++;
@@ -258,6 +258,23 @@ static PyObject *scan(PyObject *self, PyObject *args) {
 }
 
 /* --- encoding ------------------------------------------------------------------------------- */
+
+/* fastText's word n-grams of a line (Dictionary::addWordNgrams): for each word hash, the
+ * following ones up to `word_ngrams` in all, h = h * 116049371 + hash (64-bit), appended to
+ * ids[k..] as nwords + h % buckets. Returns the new k. */
+static int64_t add_ngrams(const int32_t *hashes, int64_t nh, int64_t word_ngrams, int64_t buckets,
+                          int64_t nwords, int32_t *ids, int64_t k) {
+    if (buckets <= 0) return k;
+    for (int64_t a = 0; a < nh; a++) {
+        uint64_t h = (uint64_t)(int64_t)hashes[a];
+        int64_t last = a + word_ngrams < nh ? a + word_ngrams : nh;
+        for (int64_t c = a + 1; c < last; c++) {
+            h = h * 116049371ull + (uint64_t)(int64_t)hashes[c];
+            ids[k++] = (int32_t)(nwords + (int64_t)(h % (uint64_t)buckets));
+        }
+    }
+    return k;
+}
 
 /* encode(tok_id i32, tok_label u8, h32 i32, line_of i64, nwords, word_ngrams, buckets,
  *        line_ptr i64[nlines+1], ids i32[cap], label_ptr i64[nlines+1], labels i32[ntokens],
@@ -316,16 +333,7 @@ static PyObject *encode(PyObject *self, PyObject *args) {
                 hashes[nh++] = h32[t];
             }
         }
-        if (buckets > 0) {
-            for (int64_t a = 0; a < nh; a++) {
-                uint64_t h = (uint64_t)(int64_t)hashes[a];
-                int64_t last = a + word_ngrams < nh ? a + word_ngrams : nh;
-                for (int64_t c = a + 1; c < last; c++) {
-                    h = h * 116049371ull + (uint64_t)(int64_t)hashes[c];
-                    ids[k++] = (int32_t)(nwords + (int64_t)(h % (uint64_t)buckets));
-                }
-            }
-        }
+        k = add_ngrams(hashes, nh, word_ngrams, buckets, nwords, ids, k);
         ntok[line] = (int32_t)(j - i);
         line++;
         line_ptr[line] = k;
@@ -355,36 +363,42 @@ typedef struct {
     const int32_t *labels;
 } Model;
 
-static inline void hidden_of(const Model *M, int64_t a, int64_t b, float *hidden) {
+/* fastText scales by `1.0 / n` computed in double and stored as float (Vector::mul(real)). */
+static inline float mean_scale(int64_t n) { return (float)(1.0 / (double)n); }
+
+/* The hidden vector: the mean of the input rows of ids[0..n) (Model::computeHidden). */
+static inline void hidden_of(const Model *M, const int32_t *ids, int64_t n, float *hidden) {
     const int64_t dim = M->dim;
     for (int64_t d = 0; d < dim; d++) hidden[d] = 0.0f;
-    for (int64_t j = a; j < b; j++) {
-        const float *row = M->wi + (int64_t)M->ids[j] * dim;
+    for (int64_t j = 0; j < n; j++) {
+        const float *row = M->wi + (int64_t)ids[j] * dim;
         for (int64_t d = 0; d < dim; d++) hidden[d] += row[d];
     }
-    float inv = 1.0f / (float)(b - a);
+    float inv = mean_scale(n);
     for (int64_t d = 0; d < dim; d++) hidden[d] *= inv;
 }
 
+/* The softmax as fastText's SoftmaxLoss::computeOutput computes it: dot products and sums in
+ * float, but `exp(float)` there is C's exp, computed in double and stored as float (expf
+ * differed by up to 3 ulp from the fastText library on 1 review in 2,000). */
 static inline void softmax_of(const Model *M, const float *hidden, float *out) {
     const int64_t dim = M->dim, nl = M->nl;
-    float top = -INFINITY;
     for (int64_t i = 0; i < nl; i++) {
         const float *row = M->wo + i * dim;
         float s = 0.0f;
         for (int64_t d = 0; d < dim; d++) s += row[d] * hidden[d];
         out[i] = s;
-        if (s > top) top = s;
     }
-    float z = 0.0f;
+    float top = out[0], z = 0.0f;
+    for (int64_t i = 0; i < nl; i++) top = out[i] > top ? out[i] : top;
     for (int64_t i = 0; i < nl; i++) {
-        out[i] = expf(out[i] - top);
+        out[i] = (float)exp((double)(out[i] - top));
         z += out[i];
     }
     for (int64_t i = 0; i < nl; i++) out[i] /= z;
 }
 
-/* Parse and check the model arrays shared by train, predict and count (buffers 0..3 of b). */
+/* Parse and check the model arrays shared by train and count (buffers 0..3 of b). */
 static int get_model(PyObject **o, Buf *b, long long dim, int writable, Model *M) {
     if (get_buf(o[0], &b[0], writable, 4, "wi") < 0 ||
         get_buf(o[1], &b[1], writable, 4, "wo") < 0 ||
@@ -490,7 +504,7 @@ static void train_part(void *ctx, int t, int64_t start, int64_t end) {
             state ^= state << 17;
             target = M->labels[la + (int64_t)(state % (uint64_t)(lb - la))];
         }
-        hidden_of(M, a, b, hidden);
+        hidden_of(M, M->ids + a, b - a, hidden);
         softmax_of(M, hidden, out);
         for (int64_t d = 0; d < dim; d++) grad[d] = 0.0f;
         for (int64_t i = 0; i < nl; i++) {
@@ -503,7 +517,7 @@ static void train_part(void *ctx, int t, int64_t start, int64_t end) {
         }
         loss -= log((double)out[target] + 1e-5);
         examples++;
-        float scale = 1.0f / (float)(b - a);
+        float scale = mean_scale(b - a);
         for (int64_t d = 0; d < dim; d++) grad[d] *= scale;
         for (int64_t j = a; j < b; j++) {
             float *row = M->wi + (int64_t)M->ids[j] * dim;
@@ -580,32 +594,10 @@ done:
 
 typedef struct {
     Model M;
-    float *probs;
     int64_t correct[256];
     int64_t counted[256];
     int oom;
 } Eval;
-
-static void predict_part(void *ctx, int t, int64_t start, int64_t end) {
-    Eval *E = (Eval *)ctx;
-    const Model *M = &E->M;
-    float *hidden = (float *)malloc((size_t)M->dim * sizeof(float));
-    if (hidden == NULL) {
-        E->oom = 1;
-        return;
-    }
-    for (int64_t li = start; li < end; li++) {
-        int64_t a = M->line_ptr[li], b = M->line_ptr[li + 1];
-        float *out = E->probs + li * M->nl;
-        if (b == a) {
-            for (int64_t i = 0; i < M->nl; i++) out[i] = 0.0f;
-            continue;
-        }
-        hidden_of(M, a, b, hidden);
-        softmax_of(M, hidden, out);
-    }
-    free(hidden);
-}
 
 static void count_part(void *ctx, int t, int64_t start, int64_t end) {
     Eval *E = (Eval *)ctx;
@@ -621,7 +613,7 @@ static void count_part(void *ctx, int t, int64_t start, int64_t end) {
         int64_t a = M->line_ptr[li], b = M->line_ptr[li + 1];
         int64_t la = M->label_ptr[li], lb = M->label_ptr[li + 1];
         if (b == a || lb == la) continue;
-        hidden_of(M, a, b, hidden);
+        hidden_of(M, M->ids + a, b - a, hidden);
         softmax_of(M, hidden, out);
         int64_t best = 0;
         for (int64_t i = 1; i < M->nl; i++) {
@@ -649,45 +641,6 @@ static int eval_threads(int64_t nlines, int threads) {
     int64_t useful = nlines / MIN_LINES_PER_THREAD;
     if (useful < threads) threads = useful > 1 ? (int)useful : 1;
     return threads;
-}
-
-/* predict_probs(wi, wo, dim, line_ptr, ids, probs f32[nlines * nlabels], threads): softmax
- * probabilities of every label for every line (zeros for a line without ids). */
-static PyObject *predict_probs(PyObject *self, PyObject *args) {
-    PyObject *o[5];
-    long long dim;
-    int threads;
-    Eval *E = (Eval *)calloc(1, sizeof(Eval));
-    Buf b[5] = {0};
-    if (E == NULL) return PyErr_NoMemory();
-    if (!PyArg_ParseTuple(args, "OOLOOOi", &o[0], &o[1], &dim, &o[2], &o[3], &o[4], &threads)) {
-        free(E);
-        return NULL;
-    }
-    PyObject *result = NULL;
-    if (get_model(o, b, dim, 0, &E->M) < 0) goto done;
-    int64_t nlines = COUNT(b[2], int64_t) - 1;
-    if (get_buf(o[4], &b[4], 1, 4, "probs") < 0) goto done;
-    if (COUNT(b[4], float) != nlines * E->M.nl) {
-        PyErr_SetString(PyExc_ValueError, "predict_probs: probs must hold nlines * nlabels");
-        goto done;
-    }
-    E->probs = DATA(b[4], float);
-    int64_t bounds[257];
-    threads = eval_threads(nlines, threads);
-    even_bounds(nlines, threads, bounds);
-    Py_BEGIN_ALLOW_THREADS
-    run_parallel(threads, bounds, predict_part, E);
-    Py_END_ALLOW_THREADS
-    if (E->oom) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    result = Py_NewRef(Py_None);
-done:
-    release(b, 5);
-    free(E);
-    return result;
 }
 
 /* count_correct(wi, wo, dim, line_ptr, ids, label_ptr, labels, threads) -> (correct, counted):
@@ -863,25 +816,6 @@ static int Predictor_init(Predictor *self, PyObject *args, PyObject *kw) {
 
 static const uint8_t LABEL[] = "__label__";
 
-/* The softmax as fastText's SoftmaxLoss::computeOutput computes it: dot products and sums in
- * float, but `exp(float)` there is C's exp, computed in double and stored as float. */
-static inline void softmax_fasttext(const Model *M, const float *hidden, float *out) {
-    const int64_t dim = M->dim, nl = M->nl;
-    for (int64_t i = 0; i < nl; i++) {
-        const float *row = M->wo + i * dim;
-        float s = 0.0f;
-        for (int64_t d = 0; d < dim; d++) s += row[d] * hidden[d];
-        out[i] = s;
-    }
-    float top = out[0], z = 0.0f;
-    for (int64_t i = 0; i < nl; i++) top = out[i] > top ? out[i] : top;
-    for (int64_t i = 0; i < nl; i++) {
-        out[i] = (float)exp((double)(out[i] - top));
-        z += out[i];
-    }
-    for (int64_t i = 0; i < nl; i++) out[i] /= z;
-}
-
 /* fastText keeps its k best (log p, label) pairs in a heap ordered by `a.first > b.first`
  * (std::push_heap / pop_heap / sort_heap), so labels of equal probability come out in the
  * order that heap leaves them. These follow libstdc++'s algorithms step by step (the library
@@ -952,28 +886,13 @@ static int64_t top_line(const Predictor *P, const uint8_t *buf, int64_t n, int64
         while (i < n && !is_space(buf[i])) i++;
         take_token(P, buf + a, i - a, ids, &nids, hashes, &nh);
     }
-    take_token(P, (const uint8_t *)"</s>", 4, ids, &nids, hashes, &nh);
-    if (P->buckets > 0) {
-        for (int64_t a = 0; a < nh; a++) {
-            uint64_t h = (uint64_t)(int64_t)hashes[a];
-            int64_t last = a + P->word_ngrams < nh ? a + P->word_ngrams : nh;
-            for (int64_t c = a + 1; c < last; c++) {
-                h = h * 116049371ull + (uint64_t)(int64_t)hashes[c];
-                ids[nids++] = (int32_t)(P->nwords + (int64_t)(h % (uint64_t)P->buckets));
-            }
-        }
-    }
+    take_token(P, EOS, 4, ids, &nids, hashes, &nh);
+    nids = add_ngrams(hashes, nh, P->word_ngrams, P->buckets, P->nwords, ids, nids);
     if (nids == 0) return 0;
     const Model *M = &P->M;
     float *hidden = scratch, *out = scratch + M->dim;
-    for (int64_t d = 0; d < M->dim; d++) hidden[d] = 0.0f;
-    for (int64_t j = 0; j < nids; j++) {
-        const float *row = M->wi + (int64_t)ids[j] * M->dim;
-        for (int64_t d = 0; d < M->dim; d++) hidden[d] += row[d];
-    }
-    float inv = (float)(1.0 / (double)nids);
-    for (int64_t d = 0; d < M->dim; d++) hidden[d] *= inv;
-    softmax_fasttext(M, hidden, out);
+    hidden_of(M, ids, nids, hidden);
+    softmax_of(M, hidden, out);
     /* The k best by (float) log(p + 1e-5), as fastText's Loss::findKBest and sort_heap. */
     int64_t kk = k < M->nl ? k : M->nl, have = 0;
     for (int64_t i = 0; i < M->nl; i++) {
@@ -1010,53 +929,76 @@ static PyObject *top_tuples(int64_t have, const int32_t *bi, const float *bp) {
     return result;
 }
 
+/* The buffers top_line needs for a line of `nbytes` bytes: on the stack for most texts. */
+typedef struct {
+    int32_t ids_s[4096], hashes_s[2048], bi_s[64];
+    float scratch_s[512], bp_s[64];
+    int32_t *ids, *hashes, *bi;
+    float *scratch, *bp;
+    void *heap[5];
+} Work;
+
+static void work_free(Work *W) {
+    for (int i = 0; i < 5; i++) free(W->heap[i]);
+}
+
+/* 0, or -1 (out of memory, W freed). Tokens <= nbytes / 2 + 2 (with `</s>`). */
+static int work_init(Work *W, const Predictor *P, int64_t nbytes, int64_t k) {
+    int64_t ntok = nbytes / 2 + 2, span = P->word_ngrams > 1 ? P->word_ngrams : 1;
+    int64_t kk = k < P->M.nl ? k : P->M.nl, nscratch = P->M.dim + P->M.nl;
+    memset(W->heap, 0, sizeof W->heap);
+    W->ids = W->ids_s, W->hashes = W->hashes_s, W->bi = W->bi_s;
+    W->scratch = W->scratch_s, W->bp = W->bp_s;
+    if (ntok * span > 4096) W->ids = W->heap[0] = malloc((size_t)(ntok * span) * 4);
+    if (ntok > 2048) W->hashes = W->heap[1] = malloc((size_t)ntok * 4);
+    if (nscratch > 512) W->scratch = W->heap[2] = malloc((size_t)nscratch * 4);
+    if (kk + 1 > 64) {
+        W->bi = W->heap[3] = malloc((size_t)(kk + 1) * 4);
+        W->bp = W->heap[4] = malloc((size_t)(kk + 1) * 4);
+    }
+    if (W->ids && W->hashes && W->scratch && W->bi && W->bp) return 0;
+    work_free(W);
+    PyErr_NoMemory();
+    return -1;
+}
+
+static int64_t top_work(const Predictor *P, const uint8_t *buf, int64_t n, int64_t k, Work *W) {
+    return top_line(P, buf, n, k, W->ids, W->hashes, W->scratch, W->bi, W->bp);
+}
+
+static int check_top(const Predictor *self, long long k, int normalizer) {
+    if (!self->held || (normalizer && !self->norm_held)) {
+        PyErr_SetString(PyExc_RuntimeError, "Predictor has no model or no normalizer");
+        return -1;
+    }
+    if (k < 1) {
+        PyErr_SetString(PyExc_ValueError, "k must be at least 1");
+        return -1;
+    }
+    return 0;
+}
+
 /* top(text: UTF-8 bytes of one line, k) -> ((label index, ...), (probability, ...)) */
 static PyObject *Predictor_top(Predictor *self, PyObject *args) {
     Py_buffer text;
     long long k;
-    if (!self->held) {
-        PyErr_SetString(PyExc_RuntimeError, "Predictor is not initialized");
-        return NULL;
-    }
+    Work W;
     if (!PyArg_ParseTuple(args, "y*L", &text, &k)) return NULL;
-    if (k < 1) {
+    if (check_top(self, k, 0) < 0 || work_init(&W, self, text.len, k) < 0) {
         PyBuffer_Release(&text);
-        PyErr_SetString(PyExc_ValueError, "k must be at least 1");
         return NULL;
-    }
-    int64_t n = text.len, span = self->word_ngrams > 1 ? self->word_ngrams : 1;
-    int64_t kk = k < self->M.nl ? k : self->M.nl;
-    /* tokens <= n / 2 + 2 (with `</s>`); small texts use the stack */
-    int64_t ntok = n / 2 + 2;
-    int32_t stack_ids[1024], stack_hashes[512], best_i[64];
-    float stack_scratch[512], best_p[64];
-    int32_t *ids = stack_ids, *hashes = stack_hashes, *bi = best_i;
-    float *scratch = stack_scratch, *bp = best_p;
-    void *heap[5] = {NULL, NULL, NULL, NULL, NULL};
-    if (ntok * span > 1024) ids = heap[0] = malloc((size_t)(ntok * span) * sizeof(int32_t));
-    if (ntok > 512) hashes = heap[1] = malloc((size_t)ntok * sizeof(int32_t));
-    if (self->M.dim + self->M.nl > 512)
-        scratch = heap[2] = malloc((size_t)(self->M.dim + self->M.nl) * sizeof(float));
-    if (kk + 1 > 64) {
-        bi = heap[3] = malloc((size_t)(kk + 1) * sizeof(int32_t));
-        bp = heap[4] = malloc((size_t)(kk + 1) * sizeof(float));
-    }
-    if (ids == NULL || hashes == NULL || scratch == NULL || bi == NULL || bp == NULL) {
-        for (int i = 0; i < 5; i++) free(heap[i]);
-        PyBuffer_Release(&text);
-        return PyErr_NoMemory();
     }
     int64_t have;
-    if (n > 4096) {
+    if (text.len > 4096) {
         Py_BEGIN_ALLOW_THREADS
-        have = top_line(self, (const uint8_t *)text.buf, n, k, ids, hashes, scratch, bi, bp);
+        have = top_work(self, (const uint8_t *)text.buf, text.len, k, &W);
         Py_END_ALLOW_THREADS
     } else {
-        have = top_line(self, (const uint8_t *)text.buf, n, k, ids, hashes, scratch, bi, bp);
+        have = top_work(self, (const uint8_t *)text.buf, text.len, k, &W);
     }
     PyBuffer_Release(&text);
-    PyObject *result = top_tuples(have, bi, bp);
-    for (int i = 0; i < 5; i++) free(heap[i]);
+    PyObject *result = top_tuples(have, W.bi, W.bp);
+    work_free(&W);
     return result;
 }
 
@@ -1091,15 +1033,7 @@ static PyObject *Predictor_set_normalizer(Predictor *self, PyObject *args) {
 static PyObject *Predictor_top_text(Predictor *self, PyObject *args) {
     PyObject *text;
     long long k;
-    if (!self->held || !self->norm_held) {
-        PyErr_SetString(PyExc_RuntimeError, "Predictor has no model or no normalizer");
-        return NULL;
-    }
-    if (!PyArg_ParseTuple(args, "UL", &text, &k)) return NULL;
-    if (k < 1) {
-        PyErr_SetString(PyExc_ValueError, "k must be at least 1");
-        return NULL;
-    }
+    if (!PyArg_ParseTuple(args, "UL", &text, &k) || check_top(self, k, 1) < 0) return NULL;
     Py_ssize_t n;
     const char *utf8 = PyUnicode_AsUTF8AndSize(text, &n);
     if (utf8 == NULL) { /* lone surrogates: the Python path encodes them its own way */
@@ -1109,42 +1043,21 @@ static PyObject *Predictor_top_text(Predictor *self, PyObject *args) {
     /* room for the normalized text: numbers standing alone grow a text at most 4x ("1-1"
      * is "_num_ - _num_"); were it ever longer, the kernel says so and Python does it */
     int64_t cap = 4 * (int64_t)n + 64;
-    int64_t ntok = cap / 2 + 2, span = self->word_ngrams > 1 ? self->word_ngrams : 1;
-    int64_t kk = k < self->M.nl ? k : self->M.nl;
-    uint8_t stack_out[4096];
-    int32_t stack_ids[4096], stack_hashes[2048], best_i[64];
-    float stack_scratch[512], best_p[64];
-    uint8_t *out = stack_out;
-    int32_t *ids = stack_ids, *hashes = stack_hashes, *bi = best_i;
-    float *scratch = stack_scratch, *bp = best_p;
-    void *heap[6] = {NULL, NULL, NULL, NULL, NULL, NULL};
-    if (cap > 4096) out = heap[5] = malloc((size_t)cap);
-    if (ntok * span > 4096) ids = heap[0] = malloc((size_t)(ntok * span) * sizeof(int32_t));
-    if (ntok > 2048) hashes = heap[1] = malloc((size_t)ntok * sizeof(int32_t));
-    if (self->M.dim + self->M.nl > 512)
-        scratch = heap[2] = malloc((size_t)(self->M.dim + self->M.nl) * sizeof(float));
-    if (kk + 1 > 64) {
-        bi = heap[3] = malloc((size_t)(kk + 1) * sizeof(int32_t));
-        bp = heap[4] = malloc((size_t)(kk + 1) * sizeof(float));
-    }
-    PyObject *result = NULL;
-    if (out == NULL || ids == NULL || hashes == NULL || scratch == NULL || bi == NULL ||
-        bp == NULL) {
-        PyErr_NoMemory();
-        goto done;
+    uint8_t stack_out[4096], *out = stack_out, *heap_out = NULL;
+    Work W;
+    if (cap > 4096 && (out = heap_out = malloc((size_t)cap)) == NULL) return PyErr_NoMemory();
+    if (work_init(&W, self, cap, k) < 0) {
+        free(heap_out);
+        return NULL;
     }
     const Py_buffer *v = self->norm_views;
     int64_t len = self->normalize((const uint8_t *)utf8, (int64_t)n, (const uint8_t *)v[0].buf,
                                   v[0].len, (const uint32_t *)v[1].buf, v[1].len / 4,
                                   (const uint8_t *)v[2].buf, v[2].len, out, cap);
-    if (len < 0) {
-        result = Py_NewRef(Py_None);
-        goto done;
-    }
-    int64_t have = top_line(self, out, len, k, ids, hashes, scratch, bi, bp);
-    result = top_tuples(have, bi, bp);
-done:
-    for (int i = 0; i < 6; i++) free(heap[i]);
+    PyObject *result =
+        len < 0 ? Py_NewRef(Py_None) : top_tuples(top_work(self, out, len, k, &W), W.bi, W.bp);
+    work_free(&W);
+    free(heap_out);
     return result;
 }
 
@@ -1174,16 +1087,13 @@ static PyTypeObject PredictorType = {
 
 static PyMethodDef methods[] = {
     {"count_tokens", count_tokens, METH_VARARGS, "count_tokens(buf) -> (tokens, lines)"},
-    {"scan", scan, METH_VARARGS,
-     "scan(buf, starts, lengths, h32, h64, line_of, eos32, eos64) -> tokens written"},
+    {"scan", scan, METH_VARARGS, "scan(buf, starts, lengths, h32, h64, line_of) -> tokens written"},
     {"encode", encode, METH_VARARGS,
      "encode(tok_id, tok_label, h32, line_of, nwords, word_ngrams, buckets, line_ptr, ids, "
      "label_ptr, labels, ntok) -> (ids written, labels written)"},
     {"train_lines", train_lines, METH_VARARGS,
      "train_lines(wi, wo, dim, line_ptr, ids, label_ptr, labels, ntok, bounds, lr0, "
      "tokens_before, tokens_total, seed) -> (loss sum, examples, tokens)"},
-    {"predict_probs", predict_probs, METH_VARARGS,
-     "predict_probs(wi, wo, dim, line_ptr, ids, probs, threads) -> None"},
     {"count_correct", count_correct, METH_VARARGS,
      "count_correct(wi, wo, dim, line_ptr, ids, label_ptr, labels, threads) -> (correct, counted)"},
     {NULL, NULL, 0, NULL},

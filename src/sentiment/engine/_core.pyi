@@ -2,9 +2,7 @@
 from typing import Any
 
 def count_tokens(buf: Any, /) -> tuple[int, int]: ...
-def scan(
-    buf: Any, starts: Any, lengths: Any, h32: Any, h64: Any, line_of: Any, eos32: int, eos64: int, /
-) -> int: ...
+def scan(buf: Any, starts: Any, lengths: Any, h32: Any, h64: Any, line_of: Any, /) -> int: ...
 def encode(
     tok_id: Any,
     tok_label: Any,
@@ -36,9 +34,6 @@ def train_lines(
     seed: int,
     /,
 ) -> tuple[float, int, int]: ...
-def predict_probs(
-    wi: Any, wo: Any, dim: int, line_ptr: Any, ids: Any, probs: Any, threads: int, /
-) -> None: ...
 def count_correct(
     wi: Any,
     wo: Any,

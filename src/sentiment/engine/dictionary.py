@@ -1,7 +1,7 @@
 """fastText's dictionary and line encoding, over whole files at once.
 
-A training file is read as bytes and scanned by the compiled core (`_core.c`) into tokens (fastText's
-whitespace rules, an end-of-sentence token `</s>` at each newline). Each token gets two hashes:
+A training file is read as bytes and scanned by the compiled core (`_core.c`) into tokens
+(fastText's whitespace rules, an end-of-sentence token `</s>` at each newline). Each token gets two hashes:
 fastText's 32-bit FNV-1a (bytes sign-extended before the xor, as fastText's `int8_t` cast does),
 which feeds the word n-gram buckets, and a 64-bit FNV-1a that identifies the word (so the
 vocabulary is built with numpy instead of a Python dict per token).
@@ -26,26 +26,6 @@ from sentiment.errors import DataError
 LABEL_PREFIX = b"__label__"
 EOS = b"</s>"
 WORD, LABEL = 0, 1
-
-
-def _hash_bytes32(word: bytes) -> int:
-    h = 2166136261
-    for b in word:
-        h ^= (b - 256 if b > 127 else b) & 0xFFFFFFFF
-        h = (h * 16777619) & 0xFFFFFFFF
-    return h - (1 << 32) if h >= (1 << 31) else h
-
-
-def _hash_bytes64(word: bytes) -> int:
-    h = 14695981039346656037
-    for b in word:
-        h ^= b
-        h = (h * 1099511628211) & 0xFFFFFFFFFFFFFFFF
-    return h
-
-
-EOS32 = np.int32(_hash_bytes32(EOS))
-EOS64 = np.uint64(_hash_bytes64(EOS))
 
 
 @dataclass
@@ -80,7 +60,7 @@ def scan(buf: np.ndarray) -> Tokens:
     h32 = np.empty(ntok, np.int32)
     h64 = np.empty(ntok, np.uint64)
     line_of = np.empty(ntok, np.int64)
-    k = _core.scan(buf, starts, lengths, h32, h64, line_of, int(EOS32), int(EOS64))
+    k = _core.scan(buf, starts, lengths, h32, h64, line_of)
     return Tokens(buf, starts[:k], lengths[:k], h32[:k], h64[:k], line_of[:k], nlines)
 
 
@@ -189,24 +169,6 @@ def build_dictionary(
     )
 
 
-def dictionary_from_entries(
-    words: list[bytes], counts: np.ndarray, types: np.ndarray, ntokens: int
-) -> Dictionary:
-    """A dictionary read back from a fastText .bin (words then labels)."""
-    hashes = np.array([_hash_bytes64(w) for w in words], dtype=np.uint64)
-    order = np.argsort(hashes)
-    nwords = int((types == WORD).sum())
-    return Dictionary(
-        words=list(words),
-        counts=np.asarray(counts, np.int64),
-        nwords=nwords,
-        nlabels=len(words) - nwords,
-        ntokens=ntokens,
-        keys=hashes[order],
-        key_ids=order.astype(np.int32),
-    )
-
-
 @dataclass
 class Encoded:
     """Lines as model input: ids per line (words + n-grams), labels per line, tokens per line."""
@@ -291,13 +253,3 @@ def join_encoded(parts: list[Encoded]) -> Encoded:
         np.concatenate([p.labels for p in parts]),
         np.concatenate([p.ntok for p in parts]),
     )
-
-
-def encode_texts(
-    texts: list[str], dictionary: Dictionary, word_ngrams: int, buckets: int
-) -> Encoded:
-    """Model input for texts given in memory, each ending with `</s>` as fastText's predict adds."""
-    data = "".join(t.replace("\n", " ") + "\n" for t in texts).encode()
-    tokens = scan(np.frombuffer(data, np.uint8))
-    tokens.nlines = len(texts)
-    return encode(tokens, dictionary, word_ngrams, buckets)

@@ -80,16 +80,6 @@ def train_lines(
     return float(loss), int(examples), int(tokens)
 
 
-def predict_probs(
-    wi: np.ndarray, wo: np.ndarray, line_ptr: np.ndarray, ids: np.ndarray, threads: int = 0
-) -> np.ndarray:
-    """Softmax probabilities of every label for every line (zeros for a line without ids)."""
-    wi, wo, dim = _weights(_f32(wi), _f32(wo))
-    probs = np.empty((line_ptr.shape[0] - 1, wo.shape[0]), np.float32)
-    _core.predict_probs(wi, wo, dim, _i64(line_ptr), _i32(ids), probs, threads or cores())
-    return probs
-
-
 def count_correct(
     wi: np.ndarray,
     wo: np.ndarray,

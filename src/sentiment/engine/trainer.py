@@ -3,8 +3,8 @@
 fastText's own library trains all epochs in one call, with no hook between them and no way to
 resume; BlazingText's early stopping (validate after each epoch, keep the best weights) needs
 exactly that, so the algorithm is re-implemented here: `dictionary` builds the vocabulary and
-encodes lines as fastText does, `kernels` does the hogwild SGD (compiled C, `_core.c`), `fasttext_bin` writes
-the model in fastText's format, which the fastText library (and SageMaker's BlazingText
+encodes lines as fastText does, `kernels` does the hogwild SGD (compiled C, `_core.c`),
+`fasttext_bin` writes the model in fastText's format, which the fastText library (and SageMaker's BlazingText
 container) loads and predicts with identically.
 """
 
@@ -18,14 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from sentiment.engine import kernels
+from sentiment.engine import _core, kernels
 from sentiment.engine.dictionary import (
     Dictionary,
     Encoded,
     build_dictionary,
     encode,
     encode_chunks,
-    encode_texts,
     join_encoded,
     scan_chunks,
 )
@@ -78,7 +77,7 @@ class Snapshot:
 class Pieces:
     """The encoded training file, written to a temporary folder a piece at a time and read back
     one piece at a time each epoch, as fastText re-reads its input file: memory holds one piece
-    (~8 MB of text), not the corpus (8 bytes a token with bigrams: 400 MB at 51M tokens)."""
+    (1 MB of text), not the corpus (8 bytes a token with bigrams: 400 MB at 51M tokens)."""
 
     def __init__(self, parts: Iterator[Encoded], folder: Path | None = None) -> None:
         self._folder = tempfile.TemporaryDirectory(prefix="sentiment-train-", dir=folder)
@@ -293,9 +292,18 @@ class Trainer:
             self.data.close()
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
-        """Label probabilities for tokenized texts (columns in `labels` order), as fastText's predict."""
-        encoded = encode_texts(texts, self._dict, self.params.word_ngrams, self.buckets)
-        return kernels.predict_probs(self.wi, self.wo, encoded.line_ptr, encoded.ids, self.threads)
+        """Label probabilities for tokenized texts (columns in `labels` order): fastText's
+        predict, by the Predictor that serves models (`_core.c`), over the current weights."""
+        d = self._dict
+        predictor = _core.Predictor(
+            self.wi, self.wo, self.params.dim, b"".join(w + b"\n" for w in d.words),
+            d.nwords, self.params.word_ngrams, self.buckets,
+        )  # fmt: skip
+        out = np.zeros((len(texts), d.nlabels), np.float32)
+        for row, text in enumerate(texts):
+            ids, probs = predictor.top(text.replace("\n", " ").encode(), d.nlabels)
+            out[row, list(ids)] = probs
+        return out
 
     def snapshot(self) -> Snapshot:
         return Snapshot(self.wi.copy(), self.wo.copy(), self.epochs_done)

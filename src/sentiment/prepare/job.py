@@ -1,7 +1,8 @@
-"""The Spark job: read lines, parse + clean in Python over Arrow batches, dedupe, split, write.
+"""The Spark job: read lines, parse + clean over Arrow batches, dedupe, split, write.
 
-Parsing and cleaning are `sentiment.reviews.parse_line` / `clean_rows`, the same functions the
-inference path uses. Output is written into a temporary folder that replaces `output` only
+Parsing and cleaning are `sentiment.reviews.clean_lines` (the compiled rules, on the batch's
+Arrow buffers) and, for the lines it leaves to Python, `parse_line` / `clean_rows`: the same
+rules the inference path uses. Output is written into a temporary folder that replaces `output` only
 when everything (files + manifest) is complete.
 """
 

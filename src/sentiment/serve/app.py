@@ -120,7 +120,7 @@ class Endpoint:
                     "type": "http.response.start",
                     "status": status,
                     "headers": [
-                        (b"content-type", _MEDIA_TYPES.get(media_type) or media_type.encode()),
+                        (b"content-type", _MEDIA_TYPES[media_type]),
                         (b"content-length", b"%d" % len(payload)),
                     ],
                 }
@@ -211,6 +211,7 @@ class Endpoint:
                 except SentimentError as err:  # keeps the old model; the swap reports it
                     log.error("could not follow the model swap to %s: %s", ref, err)
                     self.generation = generation
+                    peers.mark_failed(generation)
                     continue
                 self.generation = generation
                 peers.mark_applied(generation)
@@ -242,7 +243,7 @@ def _predict(model: Model, batch: codecs.Batch, raw: bool) -> list[codecs.Top]:
     if not texts:
         return []
     ks = batch.ks
-    if batch.k is not None or batch.same_k:
+    if batch.same_k:
         return model.top(texts, k=min(ks[0], len(model.labels)), raw=raw)
     return [
         model.top([t], k=min(k, len(model.labels)), raw=raw)[0]
@@ -303,8 +304,8 @@ def create_app(
     measured = endpoint.metrics.wrap(app)
 
     async def asgi(scope: Any, receive: Any, send: Any) -> None:
-        # The hot route skips Starlette's routing and middleware stack: measured in process,
-        # 23.5 us a one-text request this way, 29.6 us through the Route below.
+        # The hot route skips Starlette's routing and middleware stack (measured in process:
+        # ~6 us less a one-text request than through the Route below).
         if (
             scope["type"] == "http"
             and scope["path"] == "/invocations"

@@ -24,11 +24,10 @@ MAX_BODY_BYTES = 6 * 1024 * 1024
 class Batch:
     texts: list[str]
     ks: list[int]
-    k: int | None = None  # the k of every text, when one k was given for all
 
     @property
     def same_k(self) -> bool:
-        return self.k is not None or len(set(self.ks)) <= 1
+        return len(set(self.ks)) <= 1
 
 
 def content_type(header: str | None) -> str:
@@ -107,7 +106,7 @@ def _decode_json(body: bytes) -> Batch:
         )
     else:
         k = _k(configuration.get("k", 1), "configuration.k")
-    return Batch(instances, [k] * len(instances), k)
+    return Batch(instances, [k] * len(instances))
 
 
 def _decode_jsonlines(body: bytes) -> Batch:

@@ -62,12 +62,19 @@ class Peers:
     def mark_applied(self, generation: int) -> None:
         self.applied[self.index] = generation
 
+    def mark_failed(self, generation: int) -> None:
+        """This worker could not load `generation`'s model (it keeps serving its own)."""
+        self.applied[self.index] = -generation
+
     def wait_applied(self, generation: int, timeout: float) -> int:
-        """Until every worker serves `generation` (or `timeout` s); how many do."""
+        """Until every worker serves `generation` or failed to load it (or `timeout` s); how
+        many serve it."""
         deadline = time.monotonic() + timeout
         while True:
-            done = sum(1 for g in self.applied[:] if g >= generation)
-            if done == self.workers or time.monotonic() >= deadline:
+            states = self.applied[:]
+            done = sum(1 for g in states if g >= generation)
+            failed = sum(1 for g in states if g == -generation)
+            if done + failed == self.workers or time.monotonic() >= deadline:
                 return done
             time.sleep(0.05)
 
