@@ -1,8 +1,8 @@
 """The soak: the endpoint and the API under steady load while workers die, models swap, and
 both servers stop, all in one run (issue 14).
 
-`python -m benchmarks soak [--quick] [--duration S] [--connections C]` (default 300 s at 64
-connections; `--quick`: 30 s at 16) starts, on 127.0.0.1, `sentiment serve --workers 2` with an
+`python -m benchmarks soak [--quick] [--duration S] [--connections C] [--no-move]
+[--stop-together]` (default 300 s at 64 connections; `--quick`: 30 s at 16) starts, on 127.0.0.1, `sentiment serve --workers 2` with an
 admin token and `sentiment api --endpoint-url` in front of it, and loads both: half the
 connections POST /sentiment through the API, half POST /invocations on the endpoint directly
 (one text a request, the texts of the shared polarity test in turn). Meanwhile, at fixed
@@ -12,12 +12,13 @@ fractions of the duration:
 - 20%: `kill -9` of one endpoint worker (the supervisor replaces dead workers);
 - 40%: model swap through `POST /admin/model` to a second real model (the benchmark model
   trained with another seed), given as a staged file that a deploy then moves away (the
-  endpoint maps the model, so moving its file must not matter);
+  endpoint maps the model, so moving its file must not matter; `--no-move` leaves it);
 - 60%: `kill -9` of the first one's replacement: its own replacement starts on the swapped
   model, whose file moved;
 - 80%: model swap back to the first model;
-- 100%: memory "end" sample, then SIGTERM to both servers at once (as `sentiment up` stops
-  them) with the load still running; the load stops once both have exited.
+- 100%: memory "end" sample, then SIGTERM to both servers with the load still running: the
+  API first, the endpoint once the API has exited (`--stop-together`: both at once, as
+  `sentiment up` does); the load stops once both have exited.
 
 It prints requests served, errors by kind (HTTP status, connection reset / closed without an
 answer / refused, timeouts), the memory of each process (supervisor, each worker slot, the
@@ -99,8 +100,9 @@ MAX_EVENTS = 200_000
 # stays with the process that accepted it). HTTP/1.1 is written and read by hand over asyncio
 # streams on uvloop: the servers always send Content-Length, and aiohttp's pool would hide
 # which connection a request went on. It runs in a process of its own so that its CPU is not
-# the orchestrator's; on this 2-core machine it reached ~4-6k requests/s (see the README),
-# which is not the servers' limit but is steady, and the soak is about errors, not speed.
+# the orchestrator's. On this 2-core machine, sharing it with the servers, it kept ~9.6k
+# requests/s going at 16 connections (quick runs): not the servers' limit (wrk gets 35k/s from
+# the endpoint alone), but steady, and the soak is about errors and memory, not speed.
 
 
 @dataclass(frozen=True)
@@ -433,7 +435,7 @@ def swap(url: str, token: str, ref: Path) -> dict[str, Any]:
         "seconds": _since(started),
         "workers": body.get("workers"),
         "sha256": (body.get("model") or {}).get("sha256"),
-        "error": None if answer.status_code == 200 else answer.text[:300],
+        **({} if answer.status_code == 200 else {"error": answer.text[:300]}),
     }
 
 
@@ -449,7 +451,7 @@ class Plan:
 
 
 def classify(
-    errors: list[list[Any]], kills: list[dict[str, Any]], term_at: float | None
+    errors: list[list[Any]], kills: list[dict[str, Any]], term_at: dict[str, float]
 ) -> dict[str, dict[str, Counter[str]]]:
     """Each error event, by lane and kind, into: "failures" (the target is none), "killed"
     (in flight on a killed worker's connection, or queued on its listening socket at the
@@ -461,7 +463,7 @@ def classify(
     queued_window_s = 1.0
     for t, lane, kind, phase, pid, _started in errors:
         bucket = "failures"
-        if term_at is not None and t >= term_at:
+        if lane in term_at and t >= term_at[lane]:
             bucket = "refused_after_shutdown" if kind == "refused" else "cut"
         else:
             for kill in kills:
@@ -512,7 +514,130 @@ def memory_table(
     return rows
 
 
-def run(duration: float, connections: int, move: bool) -> dict[str, Any]:
+class LoadProcess:
+    """The load generator's process (`--client`): started with its lanes, stopped by a line on
+    its stdin (or its time bound), its record read back; never outlives the `with`."""
+
+    def __init__(self, lanes: list[Lane], seconds: float) -> None:
+        self.config = OUT / f"client-{os.getpid()}.json"
+        self.out = self.config.with_suffix(".out.json")
+        self.config.write_text(
+            json.dumps(
+                {"lanes": [asdict(x) for x in lanes], "seconds": seconds, "out": str(self.out)}
+            )
+        )
+        self.proc = subprocess.Popen(
+            [python(), "-m", "benchmarks.soak", "--client", str(self.config)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT,
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        self.t0 = float(json.loads(self.proc.stdout.readline())["t0"])  # its clock's zero
+
+    def __enter__(self) -> LoadProcess:
+        return self
+
+    def finish(self) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(b"stop\n")
+        self.proc.stdin.flush()
+        if self.proc.wait(60) != 0 or not self.out.exists():
+            raise SystemExit(f"the load generator failed (exit code {self.proc.returncode})")
+        return dict(json.loads(self.out.read_text()))
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.config.unlink(missing_ok=True)
+        self.out.unlink(missing_ok=True)
+
+
+class Soak:
+    """What one run does to the servers, and what it saw: events on the load's clock, the kills
+    and their replacements, the worker slots (the pids that held each in turn)."""
+
+    def __init__(self, endpoint: Server, api: Server, url: str, token: str, t0: float) -> None:
+        self.endpoint, self.api, self.url, self.token, self.t0 = endpoint, api, url, token, t0
+        self.events: list[Event] = []
+        self.kills: list[dict[str, Any]] = []
+        self.slots = [[pid] for pid in workers_of(endpoint.proc.pid)]
+        if len(self.slots) != WORKERS:
+            raise SystemExit(f"expected {WORKERS} endpoint workers, found {self.slots}")
+        self.known = {slot[0] for slot in self.slots}
+        self.sha = model_sha(url)  # of the model every worker should serve
+
+    def at(self, fraction: float, duration: float) -> None:
+        time.sleep(max(0.0, self.t0 + fraction * duration - time.monotonic()))
+
+    def note(self, what: str, since: float | None = None, **detail: Any) -> None:
+        """An event, at `since` (monotonic; default now), printed as it happens."""
+        event = Event(round((since or time.monotonic()) - self.t0, 2), what, detail)
+        self.events.append(event)
+        shown = ", ".join(
+            f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in detail.items()
+        )
+        print(f"  t={event.t:7.2f} s  {what}{': ' + shown if shown else ''}", flush=True)
+
+    def alive(self) -> bool:
+        if self.endpoint.proc.poll() is None:
+            return True
+        if not any(e.what == "endpoint exited" for e in self.events):
+            self.note("endpoint exited", code=self.endpoint.proc.returncode)
+        return False
+
+    def kill_worker(self, slot: list[int]) -> None:
+        """kill -9 the slot's current worker; wait for its replacement to answer."""
+        if not self.alive():
+            return
+        victim = slot[-1]
+        killed_at = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        replaced = await_replacement(self.url, self.endpoint.proc, killed_at, self.known, self.sha)
+        self.kills.append({"pid": victim, "at": killed_at, "t": round(killed_at - self.t0, 2)})
+        self.kills[-1] |= replaced
+        if replaced.get("new_pid"):
+            slot.append(int(replaced["new_pid"]))
+            self.known.add(int(replaced["new_pid"]))
+        self.note(f"kill -9 worker {victim}", killed_at, **replaced)
+        self.alive()
+
+    def swap_to(self, ref: Path) -> None:
+        if not self.alive():
+            self.note(f"swap to {ref.name} skipped: the endpoint is gone")
+            return
+        started = time.monotonic()
+        answer = swap(self.url, self.token, ref)
+        if answer["status"] == 200:
+            self.sha = answer["sha256"]
+        answer["sha256"] = (answer["sha256"] or "")[:12]
+        self.note(f"swap to {ref.parent.name}/{ref.name}", started, **answer)
+
+    def stop_servers(self, together: bool) -> tuple[dict[str, float], dict[str, Any]]:
+        """SIGTERM, the API first and the endpoint once the API has exited: the API drains its
+        requests while the endpoint still answers them, then the endpoint stops under its own
+        direct load. Together (as `sentiment up` does), the API answers 503 to what it
+        forwards after the endpoint stopped listening: a matter of order, not of graceful
+        shutdown, which the target tests. Returns when each was signalled, and how it ended."""
+        servers = {"api": self.api, "endpoint": self.endpoint}
+        term_at: dict[str, float] = {}
+        exits: dict[str, Any] = {}
+        for group in [["api", "endpoint"]] if together else [["api"], ["endpoint"]]:
+            for name in group:
+                term_at[name] = time.monotonic()
+                if servers[name].proc.poll() is None:
+                    servers[name].proc.send_signal(signal.SIGTERM)
+            self.note(f"SIGTERM to the {' and the '.join(group)}", term_at[group[0]])
+            for name in group:
+                try:
+                    code = servers[name].proc.wait(60)
+                    exits[name] = {"code": code, "after_s": _since(term_at[name])}
+                except subprocess.TimeoutExpired:
+                    exits[name] = {"code": None, "after_s": None}
+                self.note(f"{name} exited", **exits[name])
+        return term_at, exits
+
+
+def run(duration: float, connections: int, move: bool, together: bool) -> dict[str, Any]:
     OUT.mkdir(parents=True, exist_ok=True)
     first, second = benchmark_model(1), benchmark_model(2)
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -526,12 +651,11 @@ def run(duration: float, connections: int, move: bool) -> dict[str, Any]:
     texts = review_texts(200)
     token = secrets.token_urlsafe(16)
     serve_port, api_port = free_port(), free_port()
-    endpoint_url = f"http://127.0.0.1:{serve_port}"
-    api_url = f"http://127.0.0.1:{api_port}"
+    url = f"http://127.0.0.1:{serve_port}"
     env = {"SENTIMENT_LOG_LEVEL": "warning"}
     serve = [python(), "-m", "sentiment", "serve", "--model", str(first), "--port",
              str(serve_port), "--workers", str(WORKERS)]  # fmt: skip
-    api_cmd = [python(), "-m", "sentiment", "api", "--endpoint-url", endpoint_url, "--port",
+    api_cmd = [python(), "-m", "sentiment", "api", "--endpoint-url", url, "--port",
                str(api_port)]  # fmt: skip
     half = connections // 2
     lanes = [
@@ -541,172 +665,59 @@ def run(duration: float, connections: int, move: bool) -> dict[str, Any]:
              [instances_body([t]).decode() for t in texts], half, probe=True),
     ]  # fmt: skip
     plan = Plan()
-    events: list[Event] = []
-    kills: list[dict[str, Any]] = []
     try:
         with (
-            process(
-                serve, f"{endpoint_url}/ping", env=env | {"SENTIMENT_ADMIN_TOKEN": token}
-            ) as endpoint,
-            process(api_cmd, f"{api_url}/healthz", env=env) as api,
+            process(serve, f"{url}/ping", env=env | {"SENTIMENT_ADMIN_TOKEN": token}) as endpoint,
+            process(api_cmd, f"http://127.0.0.1:{api_port}/healthz", env=env) as api,
+            LoadProcess(lanes, duration + CLIENT_GRACE_S) as client,
         ):
-            result = soak(
-                endpoint, api, endpoint_url, token, lanes, duration, plan, staged, first,
-                events, kills, move,
-            )  # fmt: skip
-            result["logs"] = {"endpoint": endpoint.log()[-4000:], "api": api.log()[-4000:]}
+            soak = Soak(endpoint, api, url, token, client.t0)
+            memory = MemorySampler(endpoint.proc.pid, api.proc.pid, client.t0)
+            memory.start()
+            print("timeline:", flush=True)
+            soak.at(plan.memory_start, duration)
+            start_memory = memory.snapshot()
+            soak.note("memory start sample")
+            soak.at(plan.first_kill, duration)
+            soak.kill_worker(soak.slots[0])
+            soak.at(plan.first_swap, duration)
+            soak.swap_to(staged)
+            if move:  # a deploy moving its staged file away; the workers map the old inode
+                staged.rename(staging / "moved" / staged.name)
+                soak.note(f"moved {staged.name} to moved/ (the swapped model's file)")
+            soak.at(plan.second_kill, duration)
+            soak.kill_worker(soak.slots[0])  # the first kill's replacement
+            soak.at(plan.second_swap, duration)
+            soak.swap_to(first)
+            soak.at(1.0, duration)
+            soak.alive()
+            end_memory = memory.snapshot()
+            term_at, exits = soak.stop_servers(together)
+            time.sleep(0.5)  # the load runs on: the refusals of servers that are gone
+            memory.halt.set()
+            load = client.finish()
+            logs = {"endpoint": endpoint.log()[-4000:], "api": api.log()[-4000:]}
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    result |= {
+    return {
+        "stamp": stamp,
         "duration_s": duration,
         "connections": {lane.name: lane.connections for lane in lanes},
         "models": {"first": first.name, "second": second.name},
-        "events": [asdict(e) for e in events],
-        "kills": kills,
-        "stamp": stamp,
         "moved_swapped_file": move,
-    }
-    return result
-
-
-def soak(
-    endpoint: Server,
-    api: Server,
-    url: str,
-    token: str,
-    lanes: list[Lane],
-    duration: float,
-    plan: Plan,
-    staged: Path,
-    first: Path,
-    events: list[Event],
-    kills: list[dict[str, Any]],
-    move: bool,
-) -> dict[str, Any]:
-    supervisor = endpoint.proc.pid
-    slots = [[pid] for pid in workers_of(supervisor)]
-    if len(slots) != WORKERS:
-        raise SystemExit(f"expected {WORKERS} endpoint workers, found {slots}")
-    known = {pid for slot in slots for pid in slot}
-    sha = model_sha(url)
-    config = OUT / f"client-{os.getpid()}.json"
-    client_out = config.with_suffix(".out.json")
-    config.write_text(
-        json.dumps(
-            {
-                "lanes": [asdict(lane) for lane in lanes],
-                "seconds": duration + CLIENT_GRACE_S,
-                "out": str(client_out),
-            }
-        )
-    )
-    client = subprocess.Popen(
-        [python(), "-m", "benchmarks.soak", "--client", str(config)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT,
-    )  # fmt: skip
-    assert client.stdin is not None and client.stdout is not None
-    t0 = float(json.loads(client.stdout.readline())["t0"])
-    memory = MemorySampler(supervisor, api.proc.pid, t0)
-    memory.start()
-
-    def at(fraction: float) -> None:
-        time.sleep(max(0.0, t0 + fraction * duration - time.monotonic()))
-
-    def note(what: str, since: float | None = None, **detail: Any) -> None:
-        """An event, at `since` (monotonic; default now)."""
-        event = Event(round((since or time.monotonic()) - t0, 2), what, detail)
-        events.append(event)
-        shown = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
-                          for k, v in detail.items())  # fmt: skip
-        print(f"  t={event.t:7.2f} s  {what}{': ' + shown if shown else ''}", flush=True)
-
-    def alive() -> bool:
-        if endpoint.proc.poll() is None:
-            return True
-        if not any(e.what == "endpoint exited" for e in events):
-            note("endpoint exited", code=endpoint.proc.returncode)
-        return False
-
-    def kill_worker(slot: list[int]) -> None:
-        if not alive():
-            return
-        victim = slot[-1]
-        killed_at = time.monotonic()
-        os.kill(victim, signal.SIGKILL)
-        kills.append({"pid": victim, "at": killed_at, "t": round(killed_at - t0, 2)})
-        replaced = await_replacement(url, endpoint.proc, killed_at, known, sha)
-        if replaced.get("new_pid"):
-            slot.append(int(replaced["new_pid"]))
-            known.add(int(replaced["new_pid"]))
-        kills[-1] |= replaced
-        note(f"kill -9 worker {victim}", killed_at, **replaced)
-        alive()
-
-    def swap_to(ref: Path) -> None:
-        nonlocal sha
-        if not alive():
-            note(f"swap to {ref.name} skipped: the endpoint is gone")
-            return
-        started = time.monotonic()
-        answer = swap(url, token, ref)
-        if answer["status"] == 200:
-            sha = answer["sha256"]
-        note(f"swap to {ref.parent.name}/{ref.name}", started, **answer)
-
-    print("timeline:", flush=True)
-    at(plan.memory_start)
-    start_memory = memory.snapshot()
-    note("memory start sample")
-    at(plan.first_kill)
-    kill_worker(slots[0])
-    at(plan.first_swap)
-    swap_to(staged)
-    if move:
-        moved = staged.parent / "moved" / staged.name
-        staged.rename(moved)  # a deploy moving its staged file away; workers map the old inode
-        note(f"moved {staged.name} to {moved.parent.name}/ (the swapped model's file)")
-    at(plan.second_kill)
-    kill_worker(slots[0])
-    at(plan.second_swap)
-    swap_to(first)
-    at(1.0)
-    alive()
-    end_memory = memory.snapshot()
-    term_at = time.monotonic()
-    exits: dict[str, Any] = {}
-    for server in (endpoint, api):
-        if server.proc.poll() is None:
-            server.proc.send_signal(signal.SIGTERM)
-    note("SIGTERM to the endpoint and the API")
-    for name, server in (("endpoint", endpoint), ("api", api)):
-        try:
-            server.proc.wait(60)
-            exits[name] = {
-                "code": server.proc.returncode,
-                "after_s": round(time.monotonic() - term_at, 2),
-            }
-        except subprocess.TimeoutExpired:
-            exits[name] = {"code": None, "after_s": None}
-    note("servers exited", **exits)
-    time.sleep(0.5)  # the load still runs: the refusals of servers that are gone
-    memory.halt.set()
-    client.stdin.write(b"stop\n")
-    client.stdin.flush()
-    if client.wait(60) != 0 or not client_out.exists():
-        raise SystemExit(f"the load generator failed (exit code {client.returncode})")
-    load = json.loads(client_out.read_text())
-    config.unlink()
-    client_out.unlink()
-    return {
-        "load": load,
+        "stopped_together": together,
+        "t0": client.t0,
+        "events": [asdict(e) for e in soak.events],
+        "kills": soak.kills,
+        "slots": soak.slots,
         "term_at": term_at,
         "exits": exits,
-        "slots": slots,
+        "load": load,
         "memory_start": {str(k): v for k, v in start_memory.items()},
         "memory_end": {str(k): v for k, v in end_memory.items()},
-        "memory_table": memory_table(start_memory, end_memory, slots),
+        "memory_table": memory_table(start_memory, end_memory, soak.slots),
         "memory_samples": memory.samples,
-        "t0": t0,
+        "logs": logs,
     }
 
 
@@ -769,7 +780,7 @@ def report(result: dict[str, Any]) -> list[tuple[str, str]]:
         + "; ".join(
             f"at the kill at t={k['t']:.1f} s {connections_on(load, k['at'])}" for k in kills
         )
-        + f"; at the SIGTERM {connections_on(load, result['term_at'])}"
+        + f"; at its SIGTERM {connections_on(load, result['term_at']['endpoint'])}"
     )
 
     print("memory (VmRSS, MB; a worker slot: its first pid at start, its last at end):")
@@ -851,6 +862,11 @@ def main() -> None:
         action="store_true",
         help="leave the swapped model's file where it is (no replacement then needs a moved file)",
     )
+    parser.add_argument(
+        "--stop-together",
+        action="store_true",
+        help="SIGTERM to both servers at once (as `sentiment up` stops them), not the API first",
+    )
     parser.add_argument("--client", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
@@ -865,7 +881,7 @@ def main() -> None:
         f"endpoint), {WORKERS} endpoint workers; cores {os.cpu_count()}, load {os.getloadavg()}",
         flush=True,
     )
-    result = run(duration, connections, move=not args.no_move)
+    result = run(duration, connections, move=not args.no_move, together=args.stop_together)
     targets = report(result)
     result["targets"] = [{"target": t, "status": status} for t, status in targets]
     print("targets:")
