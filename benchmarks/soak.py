@@ -2,10 +2,11 @@
 both servers stop, all in one run (issue 14).
 
 `python -m benchmarks soak [--quick] [--duration S] [--connections C] [--no-move]
-[--stop-together]` (default 300 s at 64 connections; `--quick`: 30 s at 16) starts, on 127.0.0.1, `sentiment serve --workers 2` with an
-admin token and `sentiment api --endpoint-url` in front of it, and loads both: half the
-connections POST /sentiment through the API, half POST /invocations on the endpoint directly
-(one text a request, the texts of the shared polarity test in turn). Meanwhile, at fixed
+[--stop-together]` (default 300 s at 64 connections; `--quick`: 30 s at 16) starts, on
+127.0.0.1, `sentiment serve --workers 2` with an admin token and `sentiment api
+--endpoint-url` in front of it, and loads both: half the connections POST /sentiment through
+the API, half POST /invocations on the endpoint directly (one text a request, the texts of the
+shared polarity test in turn). Meanwhile, at fixed
 fractions of the duration:
 
 - 10%: memory (VmRSS) "start" sample, after warm-up (first requests touch the model's pages);
@@ -91,18 +92,19 @@ MAX_EVENTS = 200_000
 # --- the load generator: asyncio clients in their own process ------------------------------
 #
 # Why not wrk (benchmarks/serve uses it): wrk reports socket errors as four totals (connect,
-# read, write, timeout) at the end of a run. The soak must tell apart the requests cut by a
-# kill -9 (on that worker's connections, at that moment) from those cut by the final SIGTERM
-# and from real failures, and must count resets, closes and refusals each. So each request
-# here is accounted for with its time, its outcome and the worker its connection reached: one
-# coroutine per connection, one request in flight on it at a time (as wrk does), and on a new
-# endpoint connection a GET / first, whose answer names the worker's pid (a TCP connection
-# stays with the process that accepted it). HTTP/1.1 is written and read by hand over asyncio
-# streams on uvloop: the servers always send Content-Length, and aiohttp's pool would hide
-# which connection a request went on. It runs in a process of its own so that its CPU is not
-# the orchestrator's. On this 2-core machine, sharing it with the servers, it kept ~9.6k
-# requests/s going at 16 connections (quick runs): not the servers' limit (wrk gets 35k/s from
-# the endpoint alone), but steady, and the soak is about errors and memory, not speed.
+# read, write, timeout) at the end of a run, and its Lua `response()` hook sees statuses only.
+# The soak must tell apart the requests cut by a kill -9 (on that worker's connections, at
+# that moment) from those cut by the final SIGTERM and from real failures, and must count
+# resets, closes and refusals each. So each request here is accounted for with its time, its
+# outcome and the worker its connection reached: one coroutine per connection, one request in
+# flight on it at a time (as wrk does), and on a new endpoint connection a GET / first, whose
+# answer names the worker's pid (a TCP connection stays with the process that accepted it).
+# HTTP/1.1 is written and read by hand over asyncio streams on uvloop: the servers always send
+# Content-Length, and aiohttp's pool would hide which connection a request went on. It runs in
+# a process of its own so that its CPU is not the orchestrator's. On this 2-core machine,
+# sharing it with the servers, it kept ~9.6k requests/s going at 16 connections (quick runs):
+# not the servers' limit (wrk gets 35k/s from the endpoint alone), but steady, and the soak is
+# about errors and memory, not speed.
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,7 @@ def _kind(err: BaseException) -> str:
         return "closed"  # the server closed the connection without (all of) an answer
     if isinstance(err, TimeoutError):
         return "timeout"
-    if isinstance(err, ProtocolError | ValueError | asyncio.LimitOverrunError):
+    if isinstance(err, ProtocolError | ValueError | KeyError | asyncio.LimitOverrunError):
         return "protocol"
     if isinstance(err, OSError) and err.errno is not None:
         import errno
@@ -241,8 +243,8 @@ async def _client(lane: Lane, index: int, load: Tally, stop: asyncio.Event) -> N
                     load.error(lane.name, f"http_{status}", phase, pid, started)
                 if not keep:
                     load.clean_closes.append((time.monotonic(), lane.name))
-        except (OSError, TimeoutError, ProtocolError, ValueError, asyncio.IncompleteReadError,
-                asyncio.LimitOverrunError) as err:  # fmt: skip
+        except (OSError, TimeoutError, ProtocolError, ValueError, KeyError,
+                asyncio.IncompleteReadError, asyncio.LimitOverrunError) as err:  # fmt: skip
             load.error(lane.name, _kind(err), phase, pid, started)
         finally:
             writer.close()
