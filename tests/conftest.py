@@ -14,6 +14,9 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 FULL = SHARED_DATA / "amazon_review_full"
 POLARITY = SHARED_DATA / "amazon_review_polarity"
 
+# The AWS fixtures (moto's server) live in their own module.
+pytest_plugins = ("aws_fixtures",)
+
 
 def pytest_configure(config: pytest.Config) -> None:
     if not (FULL / "train.csv").is_file() or not (POLARITY / "train.csv").is_file():

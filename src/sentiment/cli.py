@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "api": "api",
     "up": "up",
     "run": "run",
+    "deploy": "deploy",
 }
 
 
@@ -69,7 +70,10 @@ def _exists(module: str) -> bool:
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sentiment")
-@click.option("--bucket", help="Artifact folder (env SENTIMENT_BUCKET; default ./bucket).")
+@click.option(
+    "--bucket",
+    help="Artifact folder or s3://BUCKET/prefix (env SENTIMENT_BUCKET; default ./bucket).",
+)
 @click.option("--cache-dir", help="Download/model cache (env SENTIMENT_CACHE_DIR).")
 @click.option("--log-level", help="debug, info, warning or error (env SENTIMENT_LOG_LEVEL).")
 @click.pass_context

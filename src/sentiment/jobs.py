@@ -55,7 +55,7 @@ from sentiment.errors import (
     SentimentError,
     UsageError,
 )
-from sentiment.storage import LocalBucket, atomic_path
+from sentiment.storage import Bucket, LocalBucket, atomic_path
 
 NAME_PREFIX = "blazingtext"
 STATUSES = ("InProgress", "Completed", "Failed", "Stopped")
@@ -163,7 +163,7 @@ def _name_taken(bucket: LocalBucket, name: str) -> UsageError:
 # Reading records
 
 
-def read_job(bucket: LocalBucket, name: str) -> dict[str, Any]:
+def read_job(bucket: Bucket, name: str) -> dict[str, Any]:
     """The record of job `name` (InputNotFound if there is none).
 
     An InProgress job whose process is gone (killed) is reported as Failed; the file itself is
@@ -182,17 +182,12 @@ def read_job(bucket: LocalBucket, name: str) -> dict[str, Any]:
     return _with_liveness(record)
 
 
-def list_jobs(bucket: LocalBucket) -> list[dict[str, Any]]:
+def list_jobs(bucket: Bucket) -> list[dict[str, Any]]:
     """Every job record in the bucket, newest first (unreadable records are skipped)."""
-    root = bucket.local_path("")
-    if not root.is_dir():
-        return []
     records = []
-    for folder in root.iterdir():
-        if not (folder / layout.JOB_RECORD).is_file():
-            continue
+    for name in bucket.children():
         with contextlib.suppress(ValueError, SentimentError, OSError):
-            records.append(read_job(bucket, folder.name))
+            records.append(read_job(bucket, name))
     return sorted(records, key=lambda r: (r.get("created") or "", r.get("name", "")), reverse=True)
 
 

@@ -37,7 +37,7 @@ from sentiment import layout
 from sentiment.calibration import Calibration
 from sentiment.errors import InputNotFound, JobFailed, ModelError
 from sentiment.labels import strip_prefix
-from sentiment.storage import LocalBucket, atomic_directory
+from sentiment.storage import Bucket, atomic_directory, fetch, is_remote
 from sentiment.text import DEFAULT_CLEANING, Cleaning, normalize_many
 
 
@@ -222,7 +222,7 @@ class Model:
 
 
 def load_model(
-    ref: str | Path, *, bucket: LocalBucket | None = None, cache_dir: Path | None = None
+    ref: str | Path, *, bucket: Bucket | None = None, cache_dir: Path | None = None
 ) -> Model:
     """Load the model that `ref` names: a `.bin`, a `model.tar.gz`, a folder, or a job name."""
     model_dir = resolve_model_dir(ref, bucket=bucket, cache_dir=cache_dir)
@@ -280,10 +280,10 @@ def _read_calibration(path: Path, labels: Sequence[str]) -> Calibration | None:
     return found.reordered([strip_prefix(label) for label in labels])
 
 
-def resolve_model_dir(
-    ref: str | Path, *, bucket: LocalBucket | None, cache_dir: Path | None
-) -> Path:
+def resolve_model_dir(ref: str | Path, *, bucket: Bucket | None, cache_dir: Path | None) -> Path:
     """A folder holding model.bin (or the .bin itself) for any accepted model reference."""
+    if is_remote(ref):
+        return _unpack(_fetch_remote_archive(str(ref), cache_dir), cache_dir)
     path = Path(ref).expanduser()
     if path.is_file():
         if path.name.endswith((".tar.gz", ".tgz")):
@@ -313,11 +313,31 @@ def resolve_model_dir(
                     f"Training job {ref!r} is {status}, so it has no model. {reason}".strip()
                 )
         if bucket.exists(archive_key):
+            if is_remote(bucket.uri):
+                return _unpack(_fetch_remote_archive(bucket.url(archive_key), cache_dir), cache_dir)
             return _unpack(bucket.local_path(archive_key), cache_dir)
     raise InputNotFound(
         f"No model found at {ref!r} (not a file, a folder, or a training job in {bucket.uri if bucket else 'the bucket'}).",
         hint="Train one with `sentiment train`, or list jobs with `sentiment jobs list`.",
     )
+
+
+def _fetch_remote_archive(uri: str, cache_dir: Path | None) -> Path:
+    """A local copy of the model.tar.gz at `uri` (s3://.../model.tar.gz, or a job's folder)."""
+    from sentiment.config import Settings
+    from sentiment.storage import open_bucket
+
+    cache = cache_dir or Settings().cache_dir
+    if not uri.endswith((".tar.gz", ".tgz")):
+        folder = open_bucket(uri)
+        for key in (layout.MODEL_ARCHIVE, f"output/{layout.MODEL_ARCHIVE}"):
+            if folder.exists(key):
+                return fetch(folder.url(key), cache)
+        raise InputNotFound(
+            f"{uri} holds no {layout.MODEL_ARCHIVE} (nor output/{layout.MODEL_ARCHIVE}).",
+            hint="Point --model at s3://BUCKET/.../model.tar.gz.",
+        )
+    return fetch(uri, cache)
 
 
 def _unpack(archive: Path, cache_dir: Path | None) -> Path:

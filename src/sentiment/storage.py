@@ -1,8 +1,11 @@
 """The "bucket": where stages put and find artifacts.
 
-A bucket is addressed by keys (`jobs/NAME/output/model.tar.gz`), like S3. The local folder is
-the only backend for now; stages go through `Bucket` so another scheme plugs in here alone.
+A bucket is addressed by keys (`jobs/NAME/output/model.tar.gz`), like S3. Two backends sit
+behind one protocol, `Bucket`: a local folder (`LocalBucket`) and S3 (`sentiment.aws.s3.S3Bucket`,
+for `s3://` URIs, imported only when one is used). `open_bucket(uri)` picks the backend.
 Every write is atomic: a reader sees the old object, the new one, or none, never half of one.
+A set of files (a prepared folder, a training job) is published with its manifest or record
+last, so whoever finds the manifest finds every file it lists.
 """
 
 from __future__ import annotations
@@ -14,11 +17,15 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from sentiment.errors import ConfigError, InputNotFound
 
+# Temporary objects and files start with this; listings hide them.
+TMP_PREFIX = ".tmp-"
 
+
+@runtime_checkable
 class Bucket(Protocol):
     """What stages need from storage."""
 
@@ -27,9 +34,18 @@ class Bucket(Protocol):
     def exists(self, key: str) -> bool: ...
     def read_bytes(self, key: str) -> bytes: ...
     def write_bytes(self, key: str, data: bytes) -> None: ...
+    def read_json(self, key: str) -> Any: ...
+    def write_json(self, key: str, value: Any) -> None: ...
     def put_file(self, key: str, source: Path) -> None: ...
-    def list(self, prefix: str = "") -> list[str]: ...
+    def get_file(self, key: str, target: Path) -> Path: ...
+    def delete(self, key: str) -> None: ...
+    def children(self, prefix: str = "") -> list[str]: ...
+    def url(self, key: str) -> str: ...
+    # The file behind `key` on this machine; a remote bucket raises ConfigError (stages that
+    # need files stage them through `sentiment.remote`).
     def local_path(self, key: str) -> Path: ...
+    # Last: in a class body, a method named `list` shadows the builtin in later annotations.
+    def list(self, prefix: str = "") -> list[str]: ...
 
 
 class LocalBucket:
@@ -64,6 +80,32 @@ class LocalBucket:
         with atomic_path(target) as tmp:
             shutil.copyfile(source, tmp)
 
+    def get_file(self, key: str, target: Path) -> Path:
+        source = self.local_path(key)
+        if not source.is_file():
+            raise InputNotFound(f"{key!r} is not in the bucket {self.uri}.")
+        with atomic_path(target) as tmp:
+            shutil.copyfile(source, tmp)
+        return target
+
+    def delete(self, key: str) -> None:
+        self.local_path(key).unlink(missing_ok=True)
+
+    def url(self, key: str) -> str:
+        return str(self.local_path(key))
+
+    def children(self, prefix: str = "") -> list[str]:
+        base = self.local_path(prefix) if prefix else self.root
+        if not base.is_dir():
+            return []
+        return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def read_json(self, key: str) -> Any:
+        return json.loads(self.read_bytes(key))
+
+    def write_json(self, key: str, value: Any) -> None:
+        self.write_bytes(key, dumps_json(value))
+
     def list(self, prefix: str = "") -> list[str]:
         base = self.local_path(prefix) if prefix else self.root
         if not base.exists():
@@ -72,26 +114,87 @@ class LocalBucket:
         return sorted(
             str(p.resolve().relative_to(root))
             for p in base.rglob("*")
-            if p.is_file() and not p.name.startswith(".tmp-")
+            if p.is_file() and not p.name.startswith(TMP_PREFIX)
         )
 
-    def read_json(self, key: str) -> Any:
-        return json.loads(self.read_bytes(key))
 
-    def write_json(self, key: str, value: Any) -> None:
-        self.write_bytes(key, dumps_json(value))
-
-
-def open_bucket(uri: str | Path) -> LocalBucket:
-    """The bucket at `uri`: a local folder path or `file://` URL."""
+def is_remote(uri: str | Path) -> bool:
+    """Whether `uri` names an object store (s3://...) rather than a path on this machine."""
     text = str(uri)
-    if "://" in text and not text.startswith("file://"):
+    return "://" in text and not text.startswith("file://")
+
+
+def open_bucket(uri: str | Path) -> Bucket:
+    """The bucket at `uri`: a local folder path, a `file://` URL or `s3://bucket[/prefix]`."""
+    text = str(uri)
+    if text.startswith(("s3://", "s3a://", "s3n://")):
+        from sentiment.aws.s3 import S3Bucket
+
+        return S3Bucket(text)
+    if is_remote(text):
         scheme = text.split("://", 1)[0]
         raise ConfigError(
-            f"Bucket scheme {scheme!r} is not supported yet.",
-            hint="Use a local folder (e.g. --bucket ./bucket).",
+            f"Bucket scheme {scheme!r} is not supported.",
+            hint="Use a local folder (e.g. --bucket ./bucket) or s3://BUCKET/prefix.",
         )
     return LocalBucket(Path(text.removeprefix("file://")).expanduser())
+
+
+def split_file_uri(uri: str) -> tuple[Bucket, str]:
+    """(the bucket holding the file at `uri`, its key): s3://b/a/f.txt -> (s3://b/a, f.txt)."""
+    head, _, name = str(uri).rstrip("/").rpartition("/")
+    if not name or not head:
+        raise ConfigError(f"{uri!r} names no file.")
+    return open_bucket(head), name
+
+
+def fetch(uri: str | Path, cache_dir: Path) -> Path:
+    """A file on this machine with the content at `uri`: a local path as it is, a remote object
+    downloaded once into `cache_dir/remote/` (again when its size or ETag changed)."""
+    if not is_remote(uri):
+        return Path(str(uri).removeprefix("file://")).expanduser()
+    import hashlib
+
+    bucket, key = split_file_uri(str(uri))
+    digest = hashlib.sha256(str(uri).encode()).hexdigest()[:16]
+    target = cache_dir / "remote" / digest / key
+    stamp = target.with_name(f".{key}.version")
+    version = _version(bucket, key)
+    if target.is_file() and stamp.is_file() and stamp.read_text() == version:
+        return target
+    bucket.get_file(key, target)
+    atomic_write_bytes(stamp, version.encode())
+    return target
+
+
+def _version(bucket: Bucket, key: str) -> str:
+    head = getattr(bucket, "head", None)
+    return str(head(key)) if head is not None else ""
+
+
+def publish_tree(source: Path, bucket: Bucket, prefix: str, *, last: tuple[str, ...]) -> list[str]:
+    """Upload every file under `source` to `bucket` under `prefix`, the files named in `last`
+    (a manifest, a job record) after all the others; returns the keys written.
+
+    If an upload fails, the keys this call already wrote are deleted again, so a failed publish
+    leaves no part of the set under its final names (and never its manifest).
+    """
+    files = sorted(p for p in source.rglob("*") if p.is_file() and not p.name.startswith("."))
+    order = [p for p in files if p.parent != source or p.name not in last] + [
+        p for name in last for p in files if p.name == name and p.parent == source
+    ]
+    written: list[str] = []
+    try:
+        for path in order:
+            key = "/".join(filter(None, [prefix.strip("/"), *path.relative_to(source).parts]))
+            bucket.put_file(key, path)
+            written.append(key)
+    except BaseException:
+        for key in reversed(written):
+            with contextlib.suppress(Exception):
+                bucket.delete(key)
+        raise
+    return written
 
 
 def dumps_json(value: Any) -> bytes:

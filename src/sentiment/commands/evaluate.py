@@ -17,18 +17,16 @@ import click
     "--test",
     "test",
     required=True,
-    type=click.Path(path_type=Path),
-    help="Prepared test file (__label__x text) or a reviews CSV.",
+    help="Prepared test file (__label__x text) or a reviews CSV (a path or s3:// URI).",
 )
 @click.option(
     "--output",
-    type=click.Path(path_type=Path),
-    help="Report folder (default BUCKET/MODEL/evaluation).",
+    help="Report folder or s3:// prefix (default BUCKET/MODEL/evaluation).",
 )
 @click.option("--baseline", help="Another model to compare with, side by side.")
 @click.pass_context
 def command(
-    ctx: click.Context, model: str, test: Path, output: Path | None, baseline: str | None
+    ctx: click.Context, model: str, test: str, output: str | None, baseline: str | None
 ) -> None:
     """Accuracy, per-label F1, confusion matrix, calibration, coverage, worst errors; HTML + JSON + PNGs.
 
@@ -37,14 +35,24 @@ def command(
     from rich.console import Console
 
     from sentiment.evaluate import evaluate_model
+    from sentiment.remote import output_folder, stage_input
     from sentiment.storage import open_bucket
 
     settings = ctx.obj.settings
     bucket = open_bucket(settings.bucket)
     name = Path(model).name.removesuffix(".tar.gz").removesuffix(".bin") or "model"
-    folder = output or bucket.local_path(f"{name}/evaluation")
+    target = output or bucket.url(f"{name}/evaluation")
     console = Console(stderr=True)
-    evaluate_model(
-        model, test, folder, baseline=baseline, bucket=bucket, settings=settings, console=console
-    )
-    click.echo(f"Report: {folder / 'report.html'}")
+    test_file = stage_input(test, settings.cache_dir)
+    # An s3:// report is written here first, then uploaded with report.json last.
+    with output_folder(target, settings.cache_dir, last=("report.json",)) as folder:
+        evaluate_model(
+            model,
+            test_file,
+            folder,
+            baseline=baseline,
+            bucket=bucket,
+            settings=settings,
+            console=console,
+        )
+    click.echo(f"Report: {target.rstrip('/')}/report.html")

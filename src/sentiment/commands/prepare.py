@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
 
+from sentiment import layout
 from sentiment.labels import Layout, Policy, parse_policy
 from sentiment.reviews import RowOptions
 from sentiment.text import Cleaning
@@ -18,10 +18,10 @@ from sentiment.text import Cleaning
     "inputs",
     multiple=True,
     required=True,
-    type=click.Path(path_type=Path),
-    help="CSV file, folder with train.csv/test.csv, dataset .tgz or dataset name (repeat to merge).",
+    help="CSV file, folder with train.csv/test.csv, dataset .tgz or dataset name, or an s3:// "
+    "URI of one of these (repeat to merge).",
 )
-@click.option("--output", required=True, type=click.Path(path_type=Path), help="Output folder.")
+@click.option("--output", required=True, help="Output folder or s3://BUCKET/prefix.")
 @click.option(
     "--policy",
     default=Policy.BINARY.value,
@@ -58,8 +58,8 @@ from sentiment.text import Cleaning
 @click.pass_context
 def command(
     ctx: click.Context,
-    inputs: tuple[Path, ...],
-    output: Path,
+    inputs: tuple[str, ...],
+    output: str,
     policy: str,
     layout_name: str | None,
     master: str | None,
@@ -82,13 +82,17 @@ def command(
     from sentiment.errors import UsageError
     from sentiment.prepare import prepare, resolve_inputs
     from sentiment.prepare.job import start_spark
+    from sentiment.remote import output_folder, stage_input
 
     if not 0 <= validation_fraction < 1:
         raise UsageError("--validation-fraction must be at least 0 and below 1.")
     settings = ctx.obj.settings.replace(spark_master=master)
     console = Console(stderr=True)
+    # S3 inputs are staged into the cache through the storage seam (Spark's local mode reads
+    # files of this machine); an s3:// output is written here, then uploaded, manifest last.
+    staged = [stage_input(i, settings.cache_dir) for i in inputs]
     sources = resolve_inputs(
-        list(inputs), layout_name, settings.cache_dir, mirror=settings.dataset_mirror or None
+        staged, layout_name, settings.cache_dir, mirror=settings.dataset_mirror or None
     )
     options = RowOptions(
         cleaning=Cleaning(lowercase=not keep_case, numbers=not keep_numbers, urls=not keep_urls),
@@ -100,10 +104,13 @@ def command(
     with console.status("starting Spark"):
         spark = start_spark(settings)
     try:
-        with console.status("preparing") as status:
+        with (
+            output_folder(output, settings.cache_dir, last=(layout.MANIFEST,)) as folder,
+            console.status("preparing") as status,
+        ):
             manifest = prepare(
                 sources,
-                output,
+                folder,
                 spark=spark,
                 policy=parse_policy(policy),
                 options=options,

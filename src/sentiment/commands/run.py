@@ -87,7 +87,7 @@ def command(
     from sentiment.jobs import run_training, unique_job_name
     from sentiment.prepare import prepare, resolve_inputs
     from sentiment.prepare.job import start_spark
-    from sentiment.storage import open_bucket
+    from sentiment.storage import LocalBucket
 
     settings = ctx.obj.settings.replace(bucket=str(output), spark_master=master)
     console = Console(stderr=True)
@@ -118,7 +118,7 @@ def command(
     )
 
     console.rule("[bold]2/4 train")
-    bucket = open_bucket(output)
+    bucket = LocalBucket(output)
     name = unique_job_name(bucket, job_name)
     record = run_training(
         train=prepared / layout.TRAIN_FILE,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -10,6 +11,10 @@ from rich.table import Table
 
 from sentiment import hyperparams, layout
 from sentiment.errors import UsageError
+
+if TYPE_CHECKING:
+    from sentiment.config import Settings
+    from sentiment.storage import Bucket
 
 
 def _show_table(ctx: click.Context, param: click.Parameter, value: bool) -> None:
@@ -27,19 +32,38 @@ def _show_table(ctx: click.Context, param: click.Parameter, value: bool) -> None
 @click.command()
 @click.option(
     "--train",
-    type=click.Path(path_type=Path),
     help="Training channel: a file of `__label__<class> text` lines (or a folder holding one).",
 )
 @click.option(
     "--validation",
-    type=click.Path(path_type=Path),
     help="Validation channel, same format (required with early_stopping=True).",
 )
 @click.option(
     "--input",
     "prepared",
-    type=click.Path(path_type=Path),
-    help="A prepared folder: its train.txt, and validation.txt if present.",
+    help="A prepared folder (or s3:// prefix): its train.txt, and validation.txt if present.",
+)
+@click.option(
+    "--on",
+    "where",
+    type=click.Choice(["local", "sagemaker"]),
+    default="local",
+    show_default=True,
+    help="Train here, or as a SageMaker training job (BlazingText's image; S3 inputs and bucket).",
+)
+@click.option("--role", help="With --on sagemaker: the IAM role ARN the job runs as.")
+@click.option(
+    "--instance-type",
+    default="ml.c5.xlarge",
+    show_default=True,
+    help="With --on sagemaker: the training instance type.",
+)
+@click.option("--region", help="With --on sagemaker: the AWS region (default: AWS's chain).")
+@click.option(
+    "--image",
+    default="blazingtext",
+    show_default=True,
+    help="With --on sagemaker: 'blazingtext' (the region's image) or an image URI.",
 )
 @click.option(
     "--output",
@@ -77,9 +101,14 @@ def _show_table(ctx: click.Context, param: click.Parameter, value: bool) -> None
 @click.pass_context
 def command(
     ctx: click.Context,
-    train: Path | None,
-    validation: Path | None,
-    prepared: Path | None,
+    train: str | None,
+    validation: str | None,
+    prepared: str | None,
+    where: str,
+    role: str | None,
+    instance_type: str,
+    region: str | None,
+    image: str,
     output: str | None,
     job_name: str | None,
     pairs: tuple[str, ...],
@@ -94,22 +123,31 @@ def command(
     BlazingText's format; the record goes to BUCKET/NAME/job.json and the model to
     BUCKET/NAME/output/model.tar.gz (model.bin, fastText's format, at its root).
 
+    Any path may be an s3:// URI. --on sagemaker runs the job on SageMaker with BlazingText's
+    image (inputs and --bucket in S3), streams its status and records it like a local job.
+
     Example: sentiment train --input work/prepared --hp epochs=10 --hp vector_dim=10 --hp early_stopping=True
     """
-    from sentiment.jobs import run_training
-    from sentiment.storage import open_bucket
+    from sentiment.storage import is_remote, open_bucket
 
     settings = ctx.obj.settings
     if prepared is not None:
-        if not prepared.is_dir():
-            raise UsageError(
-                f"--input {prepared} is not a folder.",
-                hint="Give the folder `sentiment prepare` wrote (with train.txt), or use --train FILE.",
-            )
-        train = train or prepared / layout.TRAIN_FILE
-        candidate = prepared / layout.VALIDATION_FILE
-        if validation is None and candidate.is_file():
-            validation = candidate
+        if is_remote(prepared):
+            folder = open_bucket(prepared)
+            train = train or folder.url(layout.TRAIN_FILE)
+            if validation is None and folder.exists(layout.VALIDATION_FILE):
+                validation = folder.url(layout.VALIDATION_FILE)
+        else:
+            local = Path(prepared)
+            if not local.is_dir():
+                raise UsageError(
+                    f"--input {prepared} is not a folder.",
+                    hint="Give the folder `sentiment prepare` wrote (with train.txt), or use --train FILE.",
+                )
+            train = train or str(local / layout.TRAIN_FILE)
+            candidate = local / layout.VALIDATION_FILE
+            if validation is None and candidate.is_file():
+                validation = str(candidate)
     if train is None:
         raise UsageError(
             "Give --train FILE or --input PREPARED_FOLDER.",
@@ -120,15 +158,80 @@ def command(
         given.update(hyperparams.read_file(hp_file))
     given.update(hyperparams.parse_cli_pairs(pairs))
     bucket = open_bucket(output or settings.bucket)
-    record = run_training(
-        train=train,
-        validation=validation,
-        bucket=bucket,
-        job_name=job_name,
-        hyperparameters=given,
-        settings=settings,
-        console=Console(stderr=True),
-    )
+    if where == "sagemaker":
+        record = _on_sagemaker(
+            train, validation, bucket, job_name, given, role, instance_type, region, image
+        )
+    else:
+        record = _here(train, validation, bucket, job_name, given, settings)
     accuracy = record["final_metrics"].get("validation_accuracy")
     summary = f" validation accuracy {accuracy:.4f}" if accuracy is not None else ""
-    click.echo(f"{record['name']} Completed{summary}: {bucket.local_path(record['model']['key'])}")
+    click.echo(f"{record['name']} Completed{summary}: {bucket.url(record['model']['key'])}")
+
+
+def _here(
+    train: str,
+    validation: str | None,
+    bucket: Bucket,
+    job_name: str | None,
+    given: dict[str, str],
+    settings: Settings,
+) -> dict[str, Any]:
+    """A local training job; S3 inputs are staged in, and an S3 bucket gets the job published
+    whole once it ended (its model first, its record last)."""
+    from sentiment.jobs import run_training
+    from sentiment.remote import job_bucket, publish_job, stage_input
+
+    cache = settings.cache_dir
+    inputs = {"train": train} | ({"validation": validation} if validation else {})
+    if job_name and bucket.exists(layout.job_record_key(job_name)):
+        raise UsageError(f"A training job named {job_name!r} is already in {bucket.uri}.")
+    with job_bucket(bucket, cache) as local:
+        try:
+            return run_training(
+                train=stage_input(train, cache),
+                validation=stage_input(validation, cache) if validation else None,
+                bucket=local,
+                job_name=job_name,
+                hyperparameters=given,
+                settings=settings,
+                console=Console(stderr=True),
+            )
+        finally:
+            for name in local.children() if local is not bucket else []:
+                publish_job(local, bucket, name, inputs=inputs)
+
+
+def _on_sagemaker(
+    train: str,
+    validation: str | None,
+    bucket: Bucket,
+    job_name: str | None,
+    given: dict[str, str],
+    role: str | None,
+    instance_type: str,
+    region: str | None,
+    image: str,
+) -> dict[str, Any]:
+    from sentiment.aws import client
+    from sentiment.aws.sagemaker import TrainingSpec
+    from sentiment.aws.sagemaker import train as train_job
+    from sentiment.jobs import default_job_name
+
+    if not role:
+        raise UsageError(
+            "--on sagemaker needs --role: the ARN of an IAM role SageMaker may assume.",
+            hint="Example: --role arn:aws:iam::123456789012:role/SageMakerExecution",
+        )
+    spec = TrainingSpec(
+        name=job_name or default_job_name(),
+        train_uri=train,
+        validation_uri=validation,
+        output=bucket,
+        hyperparameters=given,
+        role=role,
+        instance_type=instance_type,
+        image=image,
+    )
+    console = Console(stderr=True)
+    return train_job(spec, client=client("sagemaker", region), log=console.log)

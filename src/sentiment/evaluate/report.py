@@ -25,7 +25,7 @@ from sentiment.evaluate import metrics as m
 from sentiment.labels import LABEL_PREFIX, POLICY_CLASSES, Policy, detect_layout, strip_prefix
 from sentiment.model import Model, load_model
 from sentiment.reviews import RowOptions, clean_row, parse_line, read_lines
-from sentiment.storage import LocalBucket, atomic_directory
+from sentiment.storage import Bucket, atomic_directory
 from sentiment.text import compose
 
 
@@ -191,12 +191,18 @@ def compute(model: Model, test: TestSet) -> dict[str, Any]:
     return report
 
 
-def find_job_record(ref: str | Path, bucket: LocalBucket | None) -> dict[str, Any] | None:
+def find_job_record(ref: str | Path, bucket: Bucket | None) -> dict[str, Any] | None:
     """The training job behind a model reference, when there is one (for the learning curve)."""
     path = Path(ref)
     candidates = []
     if bucket is not None and "/" not in str(ref) and not path.exists():
-        candidates.append(bucket.local_path(layout.job_record_key(str(ref))))
+        key = layout.job_record_key(str(ref))
+        if bucket.exists(key):
+            try:
+                found: dict[str, Any] = bucket.read_json(key)
+                return found
+            except ValueError:
+                return None
     if path.name == layout.MODEL_ARCHIVE:
         candidates.append(path.parent.parent / layout.JOB_RECORD)
     if path.is_dir():
@@ -217,7 +223,7 @@ def evaluate_model(
     output: Path,
     *,
     baseline: str | Path | None = None,
-    bucket: LocalBucket | None = None,
+    bucket: Bucket | None = None,
     settings: Any = None,
     console: Console | None = None,
 ) -> dict[str, Any]:
