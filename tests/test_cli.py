@@ -73,9 +73,9 @@ def test_console_script_and_module_agree() -> None:
 
 
 def test_unknown_command_is_a_usage_error() -> None:
-    result = _run("deploy")
+    result = _run("bogus")
     assert result.returncode == 2
-    assert "No such command 'deploy'" in result.stderr
+    assert "No such command 'bogus'" in result.stderr
 
 
 def test_bad_setting_in_environment_is_a_clear_error() -> None:

@@ -207,4 +207,4 @@ def test_train_evaluate_and_list_jobs_on_s3(tmp_path: Path, s3_bucket_uri: str, 
         aws.env,
         tmp_path,
     )
-    assert again.returncode == 2 and "already" in again.stderr
+    assert again.returncode == 2 and "already exists" in again.stderr

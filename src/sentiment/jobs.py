@@ -151,7 +151,7 @@ def _claim(bucket: LocalBucket, name: str) -> None:
     folder.mkdir()  # raises FileExistsError when taken
 
 
-def _name_taken(bucket: LocalBucket, name: str) -> UsageError:
+def _name_taken(bucket: Bucket, name: str) -> UsageError:
     return UsageError(
         f"A training job named {name!r} already exists in {bucket.uri}.",
         hint="Job names are unique, as in SageMaker: choose another --job-name "

@@ -49,7 +49,8 @@ def aws_error(err: Exception, what: str) -> Exception:
         info = err.response.get("Error", {})
         if info.get("Code") in {"NoSuchKey", "NoSuchBucket", "404", "NotFound"}:
             return InputNotFound(f"{what}: not found ({info.get('Code')}).")
-        return ConfigError(f"{what}: AWS answered {info.get('Code')}: {info.get('Message')}.")
+        message = " ".join(str(info.get("Message") or "").split())[:300]
+        return ConfigError(f"{what}: AWS answered {info.get('Code')}: {message}.")
     if isinstance(err, BotoCoreError):
         return Unavailable(f"{what}: {err}.")
     return err

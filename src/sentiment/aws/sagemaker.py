@@ -166,10 +166,9 @@ def train(
     region = region_of(client)
     request = training_request(spec, region)
     if spec.output.exists(layout.job_record_key(spec.name)):
-        raise UsageError(
-            f"A training job named {spec.name!r} is already in {spec.output.uri}.",
-            hint="Give another --job-name.",
-        )
+        from sentiment.jobs import _name_taken
+
+        raise _name_taken(spec.output, spec.name)
     answer = _call("CreateTrainingJob", client.create_training_job, **request)
     record: dict[str, Any] = {
         "name": spec.name,
@@ -301,21 +300,21 @@ def deploy(
     )
     log(f"endpoint config {name}")
     if describe_endpoint(client, spec.endpoint) is None:
+        log(f"creating endpoint {spec.endpoint}")
         _call(
             "CreateEndpoint",
             client.create_endpoint,
             EndpointName=spec.endpoint,
             EndpointConfigName=name,
         )
-        log(f"creating endpoint {spec.endpoint}")
     else:
+        log(f"updating endpoint {spec.endpoint} in place to config {name}")
         _call(
             "UpdateEndpoint",
             client.update_endpoint,
             EndpointName=spec.endpoint,
             EndpointConfigName=name,
         )
-        log(f"updating endpoint {spec.endpoint} in place to config {name}")
     if not wait:
         return describe_endpoint(client, spec.endpoint) or {}
     return wait_in_service(

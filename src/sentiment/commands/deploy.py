@@ -51,7 +51,7 @@ def command(
     from sentiment.errors import InputNotFound, UsageError
     from sentiment.storage import is_remote, open_bucket
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, log_path=False)
     sagemaker = client("sagemaker", region)
     if delete:
         if not sm.delete(sagemaker, endpoint_name, log=console.log):

@@ -179,13 +179,15 @@ def _here(
 ) -> dict[str, Any]:
     """A local training job; S3 inputs are staged in, and an S3 bucket gets the job published
     whole once it ended (its model first, its record last)."""
-    from sentiment.jobs import run_training
+    from sentiment.jobs import _name_taken, run_training
     from sentiment.remote import job_bucket, publish_job, stage_input
+    from sentiment.storage import is_remote
 
     cache = settings.cache_dir
     inputs = {"train": train} | ({"validation": validation} if validation else {})
-    if job_name and bucket.exists(layout.job_record_key(job_name)):
-        raise UsageError(f"A training job named {job_name!r} is already in {bucket.uri}.")
+    # A local bucket reserves the name itself; a remote one is checked before any training.
+    if job_name and is_remote(bucket.uri) and bucket.exists(layout.job_record_key(job_name)):
+        raise _name_taken(bucket, job_name)
     with job_bucket(bucket, cache) as local:
         try:
             return run_training(
@@ -233,5 +235,5 @@ def _on_sagemaker(
         instance_type=instance_type,
         image=image,
     )
-    console = Console(stderr=True)
+    console = Console(stderr=True, log_path=False)
     return train_job(spec, client=client("sagemaker", region), log=console.log)
