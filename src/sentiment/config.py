@@ -29,7 +29,7 @@ def _default_cache() -> Path:
 @dataclass(frozen=True)
 class Settings:
     # Where stages write artifacts (prepared data, training jobs, models, reports): a local
-    # folder. The storage seam (`sentiment.storage`) is where other schemes will plug in.
+    # folder or s3://BUCKET/prefix (`sentiment.storage` picks the backend).
     bucket: str = "bucket"
     # Downloads (public datasets) and unpacked models are cached here.
     cache_dir: Path = field(default_factory=_default_cache)
@@ -50,6 +50,14 @@ class Settings:
     api_port: int = 8000
     # URL of the model endpoint the API calls.
     endpoint_url: str = "http://127.0.0.1:8080"
+    # A SageMaker endpoint the API calls instead, by name, with InvokeEndpoint (the AWS SDK:
+    # SigV4 and the standard credential chain); empty = the endpoint at endpoint_url.
+    sagemaker_endpoint: str = ""
+    # AWS region of that endpoint (empty = the SDK's chain: AWS_REGION, the profile, ...).
+    aws_region: str = ""
+    # Whether the API cleans text before InvokeEndpoint: "auto" when the endpoint's image is
+    # SageMaker's BlazingText (a stock container does not clean text), "yes" or "no".
+    sagemaker_normalize: str = "auto"
     # API keys accepted in `x-api-key` (comma-separated in the environment); empty = open API.
     api_keys: tuple[str, ...] = ()
     # Origins allowed by CORS on the API (comma-separated; "*" for any).
