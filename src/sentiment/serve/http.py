@@ -24,12 +24,27 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-_TIMEOUT_BODY = b'{"error":"request_timeout","message":"The request was not received in time."}'
-_TIMEOUT_ANSWER = (
-    b"HTTP/1.1 408 Request Timeout\r\n"
-    b"content-type: application/json\r\n"
-    b"content-length: %d\r\n"
-    b"connection: close\r\n\r\n%s" % (len(_TIMEOUT_BODY), _TIMEOUT_BODY)
+
+def _closing_answer(status: bytes, code: str, message: str) -> bytes:
+    """A whole JSON error answer that closes the connection (written by the protocol itself:
+    no application request exists)."""
+    body = b'{"error":"%s","message":"%s"}' % (code.encode(), message.encode())
+    return (
+        b"HTTP/1.1 %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+        % (
+            status,
+            len(body),
+        )
+        + b"connection: close\r\n\r\n"
+        + body
+    )
+
+
+_TIMEOUT_ANSWER = _closing_answer(
+    b"408 Request Timeout", "request_timeout", "The request was not received in time."
+)
+_MALFORMED_ANSWER = _closing_answer(
+    b"400 Bad Request", "bad_request", "The request is not valid HTTP/1.1."
 )
 
 
@@ -67,6 +82,12 @@ class GuardedHttpTools(HttpToolsProtocol):
         self.draining: asyncio.TimerHandle | None = None
         self.closing = False  # answers close their connection
         self.receiving = False  # between a request's first byte and its last
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request it cannot parse, as JSON like every other error."""
+        self.due = None
+        self.transport.write(_MALFORMED_ANSWER)
+        self.transport.close()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
