@@ -160,11 +160,11 @@ def _read(view: memoryview, path: Path, mapped: bool) -> BinModel:
         and nwords >= 0
         and nlabels >= 1
         and size == nwords + nlabels
-        # each entry takes at least 10 bytes (NUL, count, type)
-        and size * 10 <= len(view)
         and prune >= -1,
         "its header is inconsistent",
     )
+    # each entry takes at least 10 bytes (NUL, count, type)
+    _check(size * 10 <= len(view), f"it is too short for the {size:,} words it counts (cut?)")
     pos = 92
     raw = view.obj  # the mmap: its find() locates each word's NUL without copying the file
     assert isinstance(raw, mmap.mmap)

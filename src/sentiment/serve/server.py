@@ -294,5 +294,18 @@ def _worker(
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=orphaned, daemon=True).start()
-    peers.mark_serving()  # from now on a worker that dies is replaced, never fatal
-    uvicorn.Server(config).run(sockets=[sock])
+    _Server(config, peers).run(sockets=[sock])
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the peers once it serves: from then on a worker that dies is
+    replaced, never a reason to stop the endpoint."""
+
+    def __init__(self, config: uvicorn.Config, peers: Any) -> None:
+        super().__init__(config)
+        self.peers = peers
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self.peers.mark_serving()
