@@ -13,6 +13,11 @@ worker, which serves at one core's speed while the others idle: measured, 22.9k 
 31-33k when the connections happened to spread. Here every worker listens on its own socket
 with SO_REUSEPORT, and the kernel spreads connections across them as they arrive. Where
 SO_REUSEPORT does not exist, uvicorn's workers are used.
+
+A worker that dies is replaced, on the model its siblings serve (pinned by `peers`), while the
+others go on serving; one that keeps dying early is restarted after a growing delay. Only a
+failure of the first start (no worker has served yet) stops the endpoint, with the worker's
+error and exit code.
 """
 
 from __future__ import annotations
@@ -169,7 +174,11 @@ def run_workers(
     stop = threading.Event()
     peers = Peers.create(context, count)
     if model is not None:
-        peers.start(*model)
+        try:
+            peers.start(*model)
+        except BaseException:
+            shutil.rmtree(peers.folder, ignore_errors=True)
+            raise
 
     def on_signal(signum: int, frame: object) -> None:
         stop.set()
