@@ -386,10 +386,12 @@ def test_a_killed_endpoints_shared_folder_is_removed_at_the_next_start(
     tmp = tmp_path / "tmp"
     model = tiny_model_dir / "model.bin"
     first, _ = start_endpoint(model, tmp_path / "first.log", "--workers", "2", env=env)
-    [left] = list(tmp.glob("sentiment-serve-*"))
-    assert (left / "owner.pid").read_text() == str(first.proc.pid)
-    first.proc.kill()
-    first.stop()
+    try:
+        [left] = list(tmp.glob("sentiment-serve-*"))
+        assert (left / "owner.pid").read_text() == str(first.proc.pid)
+        first.proc.kill()
+    finally:
+        first.stop()
     alive = tmp / "sentiment-serve-alive"  # another endpoint's, still running (this process)
     alive.mkdir()
     (alive / "owner.pid").write_text(str(os.getpid()))
