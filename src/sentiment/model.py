@@ -35,7 +35,7 @@ import numpy as np
 from sentiment import answers as answering
 from sentiment import layout
 from sentiment.calibration import Calibration
-from sentiment.errors import InputNotFound, JobFailed, ModelError
+from sentiment.errors import InputNotFound, JobFailed, ModelError, SentimentError
 from sentiment.labels import strip_prefix
 from sentiment.storage import LocalBucket, atomic_directory
 from sentiment.text import DEFAULT_CLEANING, Cleaning, normalize_many
@@ -225,17 +225,37 @@ def load_model(
     ref: str | Path, *, bucket: LocalBucket | None = None, cache_dir: Path | None = None
 ) -> Model:
     """Load the model that `ref` names: a `.bin`, a `model.tar.gz`, a folder, or a job name."""
-    model_dir = resolve_model_dir(ref, bucket=bucket, cache_dir=cache_dir)
-    name = _model_name(ref)
-    return load_model_bin(
-        model_dir / layout.MODEL_BIN if model_dir.is_dir() else model_dir, name=name
-    )
+    path = resolve_model_bin(ref, bucket=bucket, cache_dir=cache_dir)
+    return load_model_bin(path, name=_model_name(ref))
+
+
+def resolve_model_bin(
+    ref: str | Path, *, bucket: LocalBucket | None = None, cache_dir: Path | None = None
+) -> Path:
+    """The fastText .bin that `ref` names (an archive is unpacked into the cache)."""
+    try:
+        model_dir = resolve_model_dir(ref, bucket=bucket, cache_dir=cache_dir)
+    except (OSError, ValueError) as err:  # a name the system refuses (too long, a NUL byte)
+        raise InputNotFound(
+            f"No model found at {str(ref)[:200]!r}: {getattr(err, 'strerror', None) or err}."
+        ) from None
+    return model_dir / layout.MODEL_BIN if _is_dir(model_dir) else model_dir
 
 
 def load_model_bin(path: Path, *, name: str | None = None) -> Model:
     """Load a fastText `.bin`; its `preprocessing.json` sidecar, if beside it, is read too."""
-    if not path.is_file():
+    if not _is_file(path):
         raise InputNotFound(f"No model file at {path}.", hint="Train one with `sentiment train`.")
+    try:
+        return _load_model_bin(path, name)
+    except SentimentError:
+        raise
+    except Exception as err:  # any failure to load is the model's (MemoryError,
+        # the fastText library's ValueError/RuntimeError on a model it cannot predict with, ...)
+        raise ModelError(f"{path} could not be loaded as a model: {err!r}.") from None
+
+
+def _load_model_bin(path: Path, name: str | None) -> Model:
     ft, native, labels, args = _load_predictor(path)
     sidecar = path.parent / layout.PREPROCESSING
     pre = Preprocessing()
@@ -285,11 +305,11 @@ def resolve_model_dir(
 ) -> Path:
     """A folder holding model.bin (or the .bin itself) for any accepted model reference."""
     path = Path(ref).expanduser()
-    if path.is_file():
+    if _is_file(path):
         if path.name.endswith((".tar.gz", ".tgz")):
             return _unpack(path, cache_dir)
         return path
-    if path.is_dir():
+    if _is_dir(path):
         for candidate in (
             path / layout.MODEL_BIN,
             path / layout.MODEL_ARCHIVE,
@@ -345,6 +365,21 @@ def _unpack(archive: Path, cache_dir: Path | None) -> Path:
     return target
 
 
+def _is_file(path: Path) -> bool:
+    """Path.is_file(), False for a name the system cannot look up (too long, a NUL byte)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
+
+
 def _find_bin(root: Path) -> Path | None:
     direct = root / layout.MODEL_BIN
     if direct.is_file():
@@ -355,12 +390,15 @@ def _find_bin(root: Path) -> Path | None:
 def _load_predictor(path: Path) -> tuple[Any, Any, tuple[str, ...], dict[str, Any]]:
     """(fastText model or None, our Predictor or None, labels, args) for a .bin file."""
     from sentiment.engine import _core
-    from sentiment.engine.fasttext_bin import read_bin
+    from sentiment.engine.fasttext_bin import QuantizedModel, read_bin
 
     try:
         bin_model = read_bin(path, mapped=True)
-    except ModelError:
-        # Not a file our reader takes (a quantized .ftz, a newer version): fastText decides.
+    except QuantizedModel:
+        # A whole quantized model (checked to its last byte): the fastText library reads those.
+        # Any other file our reader refuses is refused here too: truncated or tampered with, the
+        # fastText library would allocate by its garbage counts (gigabytes, for ~20 s and more)
+        # before failing, or load it and fail on the first prediction.
         ft = _load_fasttext(path)
         return ft, None, tuple(ft.get_labels()), _args(ft)
     nwords = bin_model.nwords
