@@ -14,7 +14,7 @@ import pytest
 from conftest import read_reviews
 from sentiment import answers, layout
 from sentiment.answers import SENTIMENTS, combine, derivation, plan, polarity, sentences
-from sentiment.calibration import Calibration
+from sentiment.calibration import Calibration, fit_file
 from sentiment.errors import ModelError
 from sentiment.model import load_model
 
@@ -64,8 +64,28 @@ def test_one_clearly_positive_and_one_clearly_negative_sentence_is_mixed() -> No
     }
     out = _scores([MIXED_TEXT], rows)
     assert SENTIMENTS[out[0].argmax()] == "mixed"
-    assert out[0, 3] == pytest.approx(0.9)
-    assert out.sum() == pytest.approx(1.0)
+    # ambivalence (2 x 0.45)^2 = 0.81, mixed in the measure min(0.9, 0.9)
+    assert out[0].tolist() == pytest.approx([0.045, 0.045, 0.1 + 0.081, 0.729])
+
+
+def test_an_ambivalent_text_of_one_sentence_is_neutral_not_mixed() -> None:
+    out = _scores(["meh"], {"meh": [0.5, 0.0, 0.5]})
+    assert out[0].tolist() == pytest.approx([0.0, 0.0, 1.0, 0.0])
+
+
+def test_a_clear_text_keeps_its_side_whatever_its_sentences() -> None:
+    """Mixed needs the whole text to be ambivalent too: a clearly positive review with one
+    complaint stays positive."""
+    text = "Love it. Works great. The box was dented."
+    rows = {
+        text: [0.03, 0.02, 0.95],
+        "Love it.": POS,
+        "Works great.": POS,
+        "The box was dented.": NEG,
+    }
+    out = _scores([text], rows)
+    assert SENTIMENTS[out[0].argmax()] == "positive"
+    assert out[0, 3] == pytest.approx(0.06**2 * 0.9)
 
 
 @pytest.mark.parametrize(
@@ -98,8 +118,10 @@ def test_scores_sum_to_one_for_every_text() -> None:
 
 
 def test_binary_and_star_models_get_the_four_answers() -> None:
-    binary = polarity(("negative", "positive"), np.array([[0.5, 0.5], [0.01, 0.99], [0.8, 0.2]]))
-    assert np.allclose(binary, [[0, 0, 1], [0.98, 0, 0.02], [0, 0.6, 0.4]])
+    p = plan(["a", "b", "c"])
+    binary = combine(p, ("negative", "positive"), np.array([[0.5, 0.5], [0.01, 0.99], [0.8, 0.2]]))
+    # neutral from the ambivalence (2 min)^2 alone: 1, 0.0004, 0.16
+    assert np.allclose(binary, [[0, 0, 1, 0], [0.9898, 0.0098, 0.0004, 0], [0.12, 0.72, 0.16, 0]])
     stars = ("1_star", "2_stars", "3_stars", "4_stars", "5_stars")
     assert np.allclose(polarity(stars, np.array([[0.1, 0.2, 0.3, 0.15, 0.25]])), [[0.4, 0.3, 0.3]])
     assert derivation(("negative", "positive")).startswith("binary model")
@@ -126,7 +148,8 @@ def ternary_model_dir(
     shared_data: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Path]:
     """A real three-class fastText model on the full sample (1-2 negative, 3 neutral, 4-5
-    positive), trained by the fastText library in ~2 s."""
+    positive), trained by the fastText library in ~2 s on 80% of it; validation.txt holds
+    the other 20% (prepared lines) for fitting calibrations."""
     import fasttext
 
     from sentiment.labels import Layout, Policy, map_label, with_prefix
@@ -137,7 +160,9 @@ def ternary_model_dir(
     for label, title, body in read_reviews(shared_data / "amazon_review_full" / "train.csv"):
         name = map_label(Layout.FULL, label, Policy.TERNARY)
         lines.append(f"{with_prefix(str(name))} {normalize(compose(title, body))}")
-    (folder / "train.txt").write_text("\n".join(lines) + "\n")
+    cut = len(lines) * 4 // 5
+    (folder / "train.txt").write_text("\n".join(lines[:cut]) + "\n")
+    (folder / "validation.txt").write_text("\n".join(lines[cut:]) + "\n")
     model = fasttext.train_supervised(
         str(folder / "train.txt"),
         epoch=10,
@@ -205,22 +230,37 @@ def test_a_malformed_calibration_file_is_a_model_error(
         load_model(folder)
 
 
-def test_a_three_class_model_answers_four_ways(ternary_model_dir: Path) -> None:
-    model = load_model(ternary_model_dir)
-    got = model.answers([MIXED_TEXT, "Great product, works perfectly. Love it!", "meh"])
-    assert [a.sentiment for a in got[:2]] == ["mixed", "positive"]
+def test_a_calibrated_three_class_model_answers_four_ways(
+    ternary_model_dir: Path, tmp_path: Path
+) -> None:
+    bare = load_model(ternary_model_dir)
+    calibration = fit_file(bare, ternary_model_dir / "validation.txt")
+    assert calibration.method == "length"
+    assert calibration.stats["nll_after"] < calibration.stats["nll_before"]
+    assert calibration.stats["short_nll_after"] < calibration.stats["short_nll_before"]
+    model = load_model(_with_calibration(ternary_model_dir, tmp_path / "m", calibration))
+    texts = [MIXED_TEXT, "Great product, works perfectly. Love it!", "meh", "ok"]
+    got = model.answers(texts)
+    assert got[1].sentiment == "positive"
     for a in got:
         assert set(a.scores) == set(SENTIMENTS)
         assert sum(a.scores.values()) == pytest.approx(1.0)
-    matrix = model.answer_scores([MIXED_TEXT])
+    # Issue 13: the uncalibrated model says 'meh' and 'ok' are polar at ~1.0; calibrated,
+    # a text of one word is not polar at 0.9.
+    raw = model.answer_scores(["meh", "ok"], raw_scores=True)
+    assert raw[:, :2].max() > 0.9
+    for a in got[2:]:
+        assert max(a.scores["positive"], a.scores["negative"]) < 0.9
+    matrix = model.answer_scores(texts)
     assert matrix.tolist()[0] == pytest.approx([got[0].scores[s] for s in SENTIMENTS])
 
 
 def test_a_binary_model_answers_four_ways_and_says_how(tiny_model_dir: Path) -> None:
     model = load_model(tiny_model_dir / layout.MODEL_BIN)
-    got = model.answers([MIXED_TEXT, "Terrible. Broke after a day. Waste of money."])
-    assert got[0].sentiment == "mixed"
+    got = model.answers([MIXED_TEXT, "Terrible. Broke after a day. Waste of money.", "meh"])
     assert got[1].sentiment == "negative"
     assert all(sum(a.scores.values()) == pytest.approx(1.0) for a in got)
+    assert all(set(a.scores) == set(SENTIMENTS) for a in got)
     assert model.derivation.startswith("binary model")
-    assert "neutral = 2 x min(positive, negative)" in model.derivation
+    assert "neutral only from the ambivalence" in model.derivation
+    assert "uncalibrated" in model.derivation

@@ -101,6 +101,14 @@ def strip_prefix(label: str) -> str:
     return label.removeprefix(LABEL_PREFIX)
 
 
+def split_line(line: str) -> tuple[str | None, str]:
+    """(first label without its prefix, or None; the text) of a prepared `__label__x text` line."""
+    tokens = line.split()
+    names = [t for t in tokens if t.startswith(LABEL_PREFIX)]
+    text = " ".join(t for t in tokens if not t.startswith(LABEL_PREFIX))
+    return (strip_prefix(names[0]) if names else None), text
+
+
 def detect_layout(raw_labels: list[str]) -> Layout:
     """The layout whose label column fits these raw labels (from a file's first rows).
 
