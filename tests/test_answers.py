@@ -264,3 +264,42 @@ def test_a_binary_model_answers_four_ways_and_says_how(tiny_model_dir: Path) -> 
     assert model.derivation.startswith("binary model")
     assert "neutral only from the ambivalence" in model.derivation
     assert "uncalibrated" in model.derivation
+
+
+def test_the_endpoint_serves_calibrated_scores_and_raw_ones_on_request(
+    ternary_model_dir: Path, tmp_path: Path
+) -> None:
+    """/invocations applies calibration.json by default (BlazingText's response shape
+    unchanged); `"configuration": {"raw_scores": true}` gives the model's own probabilities."""
+    import httpx
+
+    from conftest import start_endpoint
+
+    calibration = Calibration("vector", 3.0, (0.0, 0.0, 0.0), TERNARY)
+    folder = _with_calibration(ternary_model_dir, tmp_path / "m", calibration)
+    model = load_model(folder)
+    texts = ["great, i love it", "awful. broke in a day"]
+    process, url = start_endpoint(folder, tmp_path / "serve.log")
+    try:
+        for k in (1, 3):
+            calibrated = httpx.post(
+                f"{url}/invocations", json={"instances": texts, "configuration": {"k": k}}
+            ).json()
+            raw = httpx.post(
+                f"{url}/invocations",
+                json={"instances": texts, "configuration": {"k": k, "raw_scores": True}},
+            ).json()
+            for got, want in zip(calibrated, model.top(texts, k=k), strict=True):
+                assert got["label"] == list(want[0]) and got["prob"] == pytest.approx(want[1])
+            for got, want in zip(raw, model.top(texts, k=k, raw_scores=True), strict=True):
+                assert got["label"] == list(want[0]) and got["prob"] == pytest.approx(want[1])
+            assert calibrated[0]["prob"][0] < raw[0]["prob"][0]
+        one = httpx.post(f"{url}/invocations", json={"instances": texts[:1]}).json()
+        assert one[0]["prob"] == pytest.approx(calibrated[0]["prob"][:1])
+        bad = httpx.post(
+            f"{url}/invocations",
+            json={"instances": texts, "configuration": {"raw_scores": "yes"}},
+        )
+        assert bad.status_code == 400 and "raw_scores" in bad.text
+    finally:
+        process.stop()
