@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from sentiment.errors import ModelError
-from sentiment.labels import split_line
+from sentiment.labels import GENERAL_SHARES, split_line
 
 METHODS = ("identity", "temperature", "vector", "length")
 FITTED = METHODS[:3]  # what `fit` fits; "length" is `fit_length` over one of them
@@ -324,10 +324,16 @@ class Scorer(Protocol):
 SHORT_LENGTHS = (1, 2, 3, 4, 6, 8)
 
 
-def fit_file(model: Scorer, path: Path) -> Calibration:
+def fit_file(
+    model: Scorer, path: Path, shares: Mapping[str, float] = GENERAL_SHARES
+) -> Calibration:
     """The calibration a training job stores: fitted on its validation file (prepared
     `__label__x text` lines), vector scaling on the reviews, then the "length" shrinkage on
-    their first 1-8 words (`fit_length`). Lines whose label the model lacks are skipped."""
+    their first 1-8 words (`fit_length`). Lines whose label the model lacks are skipped.
+
+    `shares`: a class's share among reviews at large where the validation file's is skewed
+    (`labels.GENERAL_SHARES`); its prior is moved there (Saerens et al. 2002: bias +=
+    log(share / validation share), the other classes sharing the rest as in validation)."""
     texts, labels = [], []
     index = {name: i for i, name in enumerate(model.classes)}
     with open(path, encoding="utf-8", errors="replace") as fh:
@@ -344,4 +350,30 @@ def fit_file(model: Scorer, path: Path) -> Calibration:
         for i, text in enumerate(texts)
     ]
     short_probs = model.predict_proba(short, raw=True, raw_scores=True)
-    return fit_length(base, short_probs, y, count_words(short, normalized=True))
+    fitted = fit_length(base, short_probs, y, count_words(short, normalized=True))
+    return prior_shift(fitted, np.bincount(y, minlength=len(model.classes)) / len(y), shares)
+
+
+def prior_shift(
+    calibration: Calibration, observed: np.ndarray, shares: Mapping[str, float]
+) -> Calibration:
+    """`calibration` with the priors of the classes in `shares` moved from their `observed`
+    shares (label order) to those, the other classes keeping their proportions."""
+    target = np.asarray(observed, dtype=np.float64).copy()
+    moved = [i for i, name in enumerate(calibration.labels) if name in shares]
+    if not moved or not all(target[i] > 0 for i in moved):
+        return calibration
+    rest = [i for i in range(len(target)) if i not in moved]
+    for i in moved:
+        target[i] = shares[calibration.labels[i]]
+    left = 1.0 - target[moved].sum()
+    if left <= 0 or not rest or target[rest].sum() <= 0:
+        return calibration
+    target[rest] *= left / target[rest].sum()
+    shift = np.log(target / np.maximum(observed, _FLOOR))
+    bias = np.asarray(calibration.bias) + shift
+    bias -= bias.mean()
+    stats = calibration.stats | {
+        "prior_shift": {calibration.labels[i]: float(shift[i]) for i in range(len(shift))}
+    }
+    return replace(calibration, bias=tuple(float(b) for b in bias), stats=stats)
