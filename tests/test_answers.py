@@ -303,3 +303,40 @@ def test_the_endpoint_serves_calibrated_scores_and_raw_ones_on_request(
         assert bad.status_code == 400 and "raw_scores" in bad.text
     finally:
         process.stop()
+
+
+def test_evaluate_reports_the_four_answers_with_targets_and_star_table(
+    ternary_model_dir: Path, tmp_path: Path, shared_data: Path
+) -> None:
+    """`sentiment evaluate` on a CSV with star ratings: what each rating was answered, the
+    targets with pass/fail, ECE before and after calibration with both reliability plots."""
+    from rich.console import Console
+
+    from sentiment.evaluate import evaluate_model
+
+    calibration = fit_file(load_model(ternary_model_dir), ternary_model_dir / "validation.txt")
+    folder = _with_calibration(ternary_model_dir, tmp_path / "m", calibration)
+    test = tmp_path / "test.csv"
+    lines = (shared_data / "amazon_review_full" / "test.csv").read_text().splitlines()
+    test.write_text("\n".join(lines[:1500]) + "\n")
+    console = Console(record=True, width=120)
+    report = evaluate_model(folder, test, tmp_path / "report", console=console)
+    section = report["metrics"]["answers"]
+    assert section["classes"] == 3 and section["calibrated"]
+    stars = section["stars"]
+    assert sorted(stars) == [f"{s} stars" for s in range(1, 6)]
+    assert sum(row["examples"] for row in stars.values()) == report["test"]["examples"]
+    for row in stars.values():
+        assert sum(row[s] for s in SENTIMENTS) == pytest.approx(1.0)
+    # Shares in the targets are the star table's own.
+    ones = stars["1 stars"]
+    targets = {t["name"]: t for t in section["targets"]}
+    assert targets["1-star reviews answered negative"]["value"] == pytest.approx(ones["negative"])
+    three = stars["3 stars"]["neutral"] + stars["3 stars"]["mixed"]
+    assert targets["3-star reviews answered neutral or mixed"]["value"] == pytest.approx(three)
+    assert len(targets) == 6 and all(isinstance(t["passed"], bool) for t in targets.values())
+    assert section["ece_after"] < section["ece_before"]
+    assert "calibration error (ECE), three classes" in console.export_text()
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert "What each star rating was answered" in html and "answers_reliability_after.png" in html
+    assert (tmp_path / "report" / "answers_reliability_before.png").is_file()
