@@ -120,9 +120,9 @@ def test_length_shrinkage_is_fitted_on_short_texts_and_spares_long_ones() -> Non
 
 
 def test_words_are_counted_alike_in_raw_and_normalized_text() -> None:
-    raw = count_words(["great, but bad.", "meh", "I   paid 12 dollars"])
+    raw = count_words(["great, but bad.", "meh", "I   paid 12 dollars", " ", ""])
     normalized = count_words(["great , but bad .", "meh", "i paid _num_ dollars"], normalized=True)
-    assert raw.tolist() == [3, 1, 6]  # spaces + 1: runs of spaces count (cheap, see why)
+    assert raw.tolist() == [3, 1, 6, 0, 0]  # spaces + 1: runs of spaces count (cheap, see why)
     assert normalized.tolist() == [3, 1, 4]
 
 

@@ -225,7 +225,7 @@ def _shrink(words: np.ndarray, n0: float) -> np.ndarray:
 
 
 def count_words(texts: Sequence[str], *, normalized: bool = False) -> np.ndarray:
-    """Words per text for the "length" method. Raw text: spaces + 1 (0.2 us for a review,
+    """Words per text for the "length" method. Raw text: `words_of` (0.3 us for a review,
     where a regular expression costs 9 us on the served path). Normalized text (what a job's
     validation file holds) has its punctuation split into tokens of their own: those tokens
     without a letter or digit are not counted, so both count "great, but bad." as 3."""
@@ -235,7 +235,13 @@ def count_words(texts: Sequence[str], *, normalized: bool = False) -> np.ndarray
             np.float64,
             len(texts),
         )
-    return np.fromiter((text.count(" ") + 1 for text in texts), np.float64, len(texts))
+    return np.fromiter((words_of(text) for text in texts), np.float64, len(texts))
+
+
+def words_of(text: str) -> int:
+    """Words of one raw text: its spaces + 1 once stripped (0 for a blank text)."""
+    stripped = text.strip()
+    return stripped.count(" ") + 1 if stripped else 0
 
 
 _ALNUM = re.compile(r"[^\W_]")

@@ -34,7 +34,7 @@ import numpy as np
 
 from sentiment import answers as answering
 from sentiment import layout
-from sentiment.calibration import Calibration, count_words
+from sentiment.calibration import Calibration, count_words, words_of
 from sentiment.errors import InputNotFound, JobFailed, ModelError
 from sentiment.labels import strip_prefix
 from sentiment.storage import LocalBucket, atomic_directory
@@ -149,7 +149,7 @@ class Model:
             found = self._native.top_text(texts[0], len(names))
             if found is not None:
                 ids = found[0]
-                words = texts[0].count(" ") + 1 if calibration.length else None
+                words = words_of(texts[0]) if calibration.length else None
                 probs = calibration.apply_one(ids, found[1], words)
                 if k == 1:
                     j = probs.index(max(probs))
