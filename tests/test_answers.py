@@ -64,8 +64,8 @@ def test_one_clearly_positive_and_one_clearly_negative_sentence_is_mixed() -> No
     }
     out = _scores([MIXED_TEXT], rows)
     assert SENTIMENTS[out[0].argmax()] == "mixed"
-    # ambivalence (2 x 0.45)^2 = 0.81, mixed in the measure min(0.9, 0.9)
-    assert out[0].tolist() == pytest.approx([0.045, 0.045, 0.1 + 0.081, 0.729])
+    # ambivalence (2 x 0.45)^2 = 0.81, all mixed: the sentences lean 0.85 each way
+    assert out[0].tolist() == pytest.approx([0.045, 0.045, 0.1, 0.81])
 
 
 def test_an_ambivalent_text_of_one_sentence_is_neutral_not_mixed() -> None:
@@ -85,7 +85,27 @@ def test_a_clear_text_keeps_its_side_whatever_its_sentences() -> None:
     }
     out = _scores([text], rows)
     assert SENTIMENTS[out[0].argmax()] == "positive"
-    assert out[0, 3] == pytest.approx(0.06**2 * 0.9)
+    assert out[0, 3] == pytest.approx(0.06**2)
+
+
+def test_tempered_sentences_leaning_both_ways_make_an_ambivalent_text_mixed() -> None:
+    """Short sentences get tempered scores; leaning 0.35 each way (margin 0.2) is enough,
+    leaning 0.05 one way is not."""
+    text = "The screen is gorgeous. The battery died after two days."
+    whole = [0.3, 0.3, 0.4]
+    lean = {
+        "The screen is gorgeous.": [0.15, 0.35, 0.5],
+        "The battery died after two days.": [0.5, 0.35, 0.15],
+    }
+    out = _scores([text], {text: whole} | lean)
+    assert SENTIMENTS[out[0].argmax()] == "mixed"
+    mild = {
+        "The screen is gorgeous.": [0.3, 0.35, 0.35],
+        "The battery died after two days.": [0.35, 0.35, 0.3],
+    }
+    out = _scores([text], {text: whole} | mild)
+    assert SENTIMENTS[out[0].argmax()] == "neutral"
+    assert out[0, 3] == pytest.approx(0.36 * 0.25)  # a = (2 x 0.3)^2, m = 0.05 / 0.2
 
 
 @pytest.mark.parametrize(
