@@ -34,7 +34,7 @@ import numpy as np
 
 from sentiment import answers as answering
 from sentiment import layout
-from sentiment.calibration import Calibration
+from sentiment.calibration import Calibration, count_words, words_of
 from sentiment.errors import InputNotFound, JobFailed, ModelError, SentimentError
 from sentiment.labels import strip_prefix
 from sentiment.storage import LocalBucket, atomic_directory
@@ -149,13 +149,14 @@ class Model:
             found = self._native.top_text(texts[0], len(names))
             if found is not None:
                 ids = found[0]
-                probs = calibration.apply_one(ids, found[1])
+                words = words_of(texts[0]) if calibration.length else None
+                probs = calibration.apply_one(ids, found[1], words)
                 if k == 1:
                     j = probs.index(max(probs))
                     return [((names[ids[j]],), (probs[j],))]
                 order = sorted(range(len(ids)), key=probs.__getitem__, reverse=True)[:k]
                 return [(tuple([names[ids[j]] for j in order]), tuple([probs[j] for j in order]))]
-        calibrated = calibration.apply(self._raw_proba(texts, raw))
+        calibrated = calibration.apply(self._raw_proba(texts, raw), _words(calibration, texts, raw))
         ranked = np.argsort(-calibrated, axis=1, kind="stable")[:, :k]
         best = np.take_along_axis(calibrated, ranked, axis=1).tolist()
         return [
@@ -177,9 +178,10 @@ class Model:
         """Probabilities of every label (columns in `self.labels` order), one row per text;
         calibrated (rows sum to 1) unless `raw_scores` or the model has no calibration."""
         probs = self._raw_proba(texts, raw)
-        if raw_scores or self.calibration is None or not len(texts):
+        calibration = self.calibration
+        if raw_scores or calibration is None or not len(texts):
             return probs
-        return self.calibration.apply(probs)
+        return calibration.apply(probs, _words(calibration, texts, raw))
 
     def _raw_proba(self, texts: Sequence[str], raw: bool) -> np.ndarray:
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float64)
@@ -191,11 +193,20 @@ class Model:
                 out[row, index[label]] = p
         return out
 
-    def answer_scores(self, texts: Sequence[str], *, raw_scores: bool = False) -> np.ndarray:
-        """(n, 4) scores in `answers.SENTIMENTS` order for raw texts (see `sentiment.answers`):
-        the texts and their sentences scored in one batch, calibrated unless `raw_scores`."""
-        p = answering.plan(texts)
-        probs = self.predict_proba(p.strings, raw_scores=raw_scores)
+    def answer_scores(
+        self,
+        texts: Sequence[str],
+        *,
+        sources: Sequence[str] | None = None,
+        raw: bool = False,
+        raw_scores: bool = False,
+    ) -> np.ndarray:
+        """(n, 4) scores in `answers.SENTIMENTS` order for the texts (see `sentiment.answers`):
+        the texts and their sentences (of `sources[i]` when given, e.g. a review's title and
+        body on lines of their own) scored in one batch, calibrated unless `raw_scores`.
+        `raw`: the texts are normalized already (a prepared file's lines)."""
+        p = answering.plan(texts, sources)
+        probs = self.predict_proba(p.strings, raw=raw, raw_scores=raw_scores)
         return answering.combine(p, self.classes, probs)
 
     def answers(self, texts: Sequence[str], *, raw_scores: bool = False) -> list[answering.Answer]:
@@ -219,6 +230,11 @@ class Model:
             "args": self.args,
             "calibration": self.calibration.to_dict() if self.calibration else None,
         }
+
+
+def _words(calibration: Calibration, texts: Sequence[str], normalized: bool) -> np.ndarray | None:
+    """Each text's word count when the calibration tempers short texts, else None."""
+    return count_words(texts, normalized=normalized) if calibration.length else None
 
 
 def load_model(

@@ -297,10 +297,11 @@ def _predict(model: Model, batch: codecs.Batch, raw: bool) -> list[codecs.Top]:
     if not texts:
         return []
     ks = batch.ks
+    scores = batch.raw_scores
     if batch.same_k:
-        return model.top(texts, k=min(ks[0], len(model.labels)), raw=raw)
+        return model.top(texts, k=min(ks[0], len(model.labels)), raw=raw, raw_scores=scores)
     return [
-        model.top([t], k=min(k, len(model.labels)), raw=raw)[0]
+        model.top([t], k=min(k, len(model.labels)), raw=raw, raw_scores=scores)[0]
         for t, k in zip(texts, ks, strict=True)
     ]
 
