@@ -246,7 +246,7 @@ def load_model(
 
 
 def resolve_model_bin(
-    ref: str | Path, *, bucket: LocalBucket | None = None, cache_dir: Path | None = None
+    ref: str | Path, *, bucket: Bucket | None = None, cache_dir: Path | None = None
 ) -> Path:
     """The fastText .bin that `ref` names (an archive is unpacked into the cache)."""
     try:
