@@ -44,7 +44,7 @@ from sentiment.errors import (
     UsageError,
 )
 from sentiment.model import Model, _model_name, load_model, load_model_bin
-from sentiment.serve import codecs
+from sentiment.serve import codecs, runtime_api
 from sentiment.serve.metrics import Metrics
 from sentiment.serve.peers import Peers
 
@@ -367,6 +367,9 @@ def create_app(
             and scope["method"] == "POST"
         ):
             await endpoint.invocations_asgi(scope, receive, send)
+        elif scope["type"] == "http" and runtime_api.is_runtime_route(scope):
+            # SageMaker's runtime API (InvokeEndpoint), answered by the same handler.
+            await runtime_api.invoke_endpoint(endpoint.invocations_asgi, scope, receive, send)
         else:
             await measured(scope, receive, send)
 
