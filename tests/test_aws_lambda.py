@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from aws_fixtures import REGION, Aws
 from conftest import REPO
 from sentiment.config import Settings
 
@@ -105,3 +106,34 @@ def test_build_handler_takes_settings(endpoint: str, tmp_path: Path) -> None:
     adapter = build_handler(Settings.load(environ={"SENTIMENT_ENDPOINT_URL": endpoint}))
     answer = adapter(_event("apigateway-rest-v1.json"), CONTEXT)
     assert answer["statusCode"] == 200
+
+
+def test_lambda_calls_a_sagemaker_endpoint(
+    endpoint: str, aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SENTIMENT_SAGEMAKER_ENDPOINT: InvokeEndpoint through the AWS SDK, as the function's role
+    would. moto's SageMaker holds the endpoint's description (health); it hosts nothing, so
+    the runtime calls go to our real endpoint (AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME)."""
+    from sentiment.api import aws_lambda
+    from sentiment.aws import client
+    from sentiment.aws import sagemaker as sm
+
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/sentiment-endpoint:latest"
+    spec = sm.DeploySpec(
+        endpoint="lambda-target",
+        model_data="s3://b/m/model.tar.gz",
+        role="arn:aws:iam::123456789012:role/x",
+        image=image,
+    )
+    sm.deploy(spec, client=client("sagemaker", REGION), log=lambda _: None)
+    monkeypatch.setenv("SENTIMENT_SAGEMAKER_ENDPOINT", "lambda-target")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", endpoint)
+    monkeypatch.setattr(aws_lambda, "_adapter", None)
+    answer = aws_lambda.handler(_event("apigateway-rest-v1.json"), CONTEXT)
+    assert answer["statusCode"] == 200, answer
+    assert [r["sentiment"] for r in _body(answer)["results"]] == ["positive", "negative"]
+    health = copy.deepcopy(_event("apigateway-rest-v1.json"))
+    health.update(path="/healthz", resource="/healthz", httpMethod="GET", body=None)
+    answer = aws_lambda.handler(health, CONTEXT)
+    assert answer["statusCode"] == 200
+    assert _body(answer)["endpoint"]["detail"] == "InService"

@@ -23,6 +23,16 @@ def make_predictor(settings: Settings, model_ref: str | None) -> Predictor:
         )
         log.info("in-process model %s (labels: %s)", model.name, ", ".join(model.classes))
         return LocalPredictor(model)
+    if settings.sagemaker_endpoint:
+        from sentiment.api.sagemaker import SageMakerPredictor
+
+        return SageMakerPredictor(
+            settings.sagemaker_endpoint,
+            region=settings.aws_region or None,
+            timeout=settings.endpoint_timeout,
+            retries=settings.endpoint_retries,
+            normalize=settings.sagemaker_normalize,
+        )
     return EndpointPredictor(
         settings.endpoint_url, timeout=settings.endpoint_timeout, retries=settings.endpoint_retries
     )
@@ -34,7 +44,13 @@ def run_api(settings: Settings, model_ref: str | None = None) -> None:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     predictor = make_predictor(settings, model_ref)
-    where = f"model {model_ref} in-process" if model_ref else f"endpoint {settings.endpoint_url}"
+    where = (
+        f"model {model_ref} in-process"
+        if model_ref
+        else f"SageMaker endpoint {settings.sagemaker_endpoint}"
+        if settings.sagemaker_endpoint
+        else f"endpoint {settings.endpoint_url}"
+    )
     log.info(
         "sentiment API on http://%s:%d (web page at /, docs at /docs) using %s",
         settings.host,

@@ -10,6 +10,18 @@ import click
     "--endpoint-url",
     help="SageMaker-compatible endpoint to call (default http://127.0.0.1:8080; env SENTIMENT_ENDPOINT_URL).",
 )
+@click.option(
+    "--sagemaker-endpoint",
+    help="Call this SageMaker endpoint with InvokeEndpoint instead (the AWS SDK: SigV4, the "
+    "standard credential chain; env SENTIMENT_SAGEMAKER_ENDPOINT).",
+)
+@click.option("--region", help="AWS region of --sagemaker-endpoint (default: the AWS chain).")
+@click.option(
+    "--sagemaker-normalize",
+    type=click.Choice(["auto", "yes", "no"]),
+    help="Clean text before InvokeEndpoint: auto (default) when the endpoint runs SageMaker's "
+    "BlazingText image, which does not clean text itself.",
+)
 @click.option("--model", help="Predict in-process with this model instead of calling an endpoint.")
 @click.option("--host", help="Address to bind (default 127.0.0.1).")
 @click.option("--port", type=int, help="Port (default 8000; env SENTIMENT_API_PORT).")
@@ -32,6 +44,9 @@ import click
 def command(
     ctx: click.Context,
     endpoint_url: str | None,
+    sagemaker_endpoint: str | None,
+    region: str | None,
+    sagemaker_normalize: str | None,
     model: str | None,
     host: str | None,
     port: int | None,
@@ -42,11 +57,15 @@ def command(
     """Serve POST /sentiment, the web page at / and docs at /docs, in front of a model endpoint.
 
     Example: sentiment api --endpoint-url http://127.0.0.1:8080 --port 8000
+    (or: sentiment api --sagemaker-endpoint sentiment --region us-east-1)
     """
     from sentiment.api.server import run_api
 
     settings = ctx.obj.settings.replace(
         endpoint_url=endpoint_url,
+        sagemaker_endpoint=sagemaker_endpoint,
+        aws_region=region,
+        sagemaker_normalize=sagemaker_normalize,
         host=host,
         api_port=port,
         neutral_threshold=threshold,

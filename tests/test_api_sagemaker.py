@@ -1,0 +1,140 @@
+"""`sentiment api --sagemaker-endpoint NAME`: InvokeEndpoint through the AWS SDK.
+
+The control plane (DescribeEndpoint and friends: health, and which image the endpoint runs) is
+moto's SageMaker API, where the endpoints are created as `sentiment deploy` creates them; moto
+hosts nothing, so InvokeEndpoint goes to our real endpoint processes instead
+(AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME), which answer SageMaker's runtime route. A stock BlazingText
+container, which does not clean text, is stood in for by `sentiment serve --raw` (instances
+taken as pre-tokenized text, as BlazingText takes them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from aws_fixtures import REGION, Aws
+from conftest import Process, free_port, start_endpoint
+from sentiment.api.sagemaker import SageMakerPredictor, is_blazingtext_image
+
+ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
+OURS = "123456789012.dkr.ecr.us-east-1.amazonaws.com/sentiment-endpoint:latest"
+# Texts whose raw tokens differ from their cleaned ones (case, punctuation glued to words).
+TEXTS = ["GREAT product!!! Works PERFECTLY, love it.", "Awful. Broke after 2 days; RETURNED it!"]
+
+
+@pytest.fixture(scope="module")
+def endpoints(aws: Aws) -> dict[str, str]:
+    """Two endpoints in moto's SageMaker: 'stock' runs BlazingText's image, 'ours' our image."""
+    from sentiment.aws import client
+    from sentiment.aws import sagemaker as sm
+
+    control = client("sagemaker", REGION)
+    for name, image in (("stock", "blazingtext"), ("ours", OURS)):
+        spec = sm.DeploySpec(
+            endpoint=name, model_data="s3://b/m/model.tar.gz", role=ROLE, image=image
+        )
+        sm.deploy(spec, client=control, log=lambda _: None)
+    return {"stock": "stock", "ours": "ours"}
+
+
+@pytest.fixture(scope="module")
+def raw_endpoint(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    process, url = start_endpoint(
+        tiny_model_dir / "model.bin", tmp_path_factory.mktemp("raw") / "serve.log", "--raw"
+    )
+    yield url
+    process.stop()
+
+
+def _predictor(runtime_url: str, name: str, **kwargs: Any) -> SageMakerPredictor:
+    import boto3
+
+    runtime = boto3.session.Session(region_name=REGION).client(
+        "sagemaker-runtime", endpoint_url=runtime_url
+    )
+    return SageMakerPredictor(name, region=REGION, runtime=runtime, **kwargs)
+
+
+def _probs(endpoint: str, texts: list[str]) -> list[dict[str, float]]:
+    answer = httpx.post(
+        f"{endpoint}/invocations", json={"instances": texts, "configuration": {"k": 100}}
+    )
+    return [
+        {lbl.removeprefix("__label__"): p for lbl, p in zip(a["label"], a["prob"], strict=True)}
+        for a in answer.json()
+    ]
+
+
+def test_image_detection() -> None:
+    assert is_blazingtext_image("811284229777.dkr.ecr.us-east-1.amazonaws.com/blazingtext:1")
+    assert is_blazingtext_image(
+        "683313688378.dkr.ecr.eu-west-1.amazonaws.com/blazingtext@sha256:ab"
+    )
+    assert not is_blazingtext_image(OURS)
+
+
+def test_api_cleans_text_for_a_stock_container(
+    aws: Aws, endpoints: dict[str, str], raw_endpoint: str, endpoint: str, tmp_path: Path
+) -> None:
+    """Against a stock container the API sends the one normalization, so it answers what our
+    endpoint (which cleans text itself) answers for the raw text."""
+    port = free_port()
+    api = Process(
+        ["api", "--sagemaker-endpoint", "stock", "--region", REGION, "--port", str(port)],
+        tmp_path / "api.log",
+        env=aws.env | {"AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": raw_endpoint},
+    )
+    try:
+        api.wait_for(f"http://127.0.0.1:{port}/healthz")
+        health = httpx.get(f"http://127.0.0.1:{port}/healthz").json()
+        assert health["endpoint"]["ok"] is True and health["endpoint"]["detail"] == "InService"
+        answer = httpx.post(f"http://127.0.0.1:{port}/sentiment", json={"texts": TEXTS})
+        assert answer.status_code == 200, answer.text
+        results = answer.json()["results"]
+        assert [r["sentiment"] for r in results] == ["positive", "negative"]
+        expected = _probs(endpoint, TEXTS)
+        for result, probs in zip(results, expected, strict=True):
+            for label, p in probs.items():
+                assert result["scores"][label] == pytest.approx(p, abs=1e-5)
+        assert answer.json()["model"]
+    finally:
+        api.stop()
+
+
+def test_without_cleaning_a_stock_container_sees_raw_text(
+    aws: Aws, endpoints: dict[str, str], raw_endpoint: str, endpoint: str
+) -> None:
+    cleaned = _predictor(raw_endpoint, "stock")
+    raw = _predictor(raw_endpoint, "stock", normalize="no")
+    with_cleaning = asyncio.run(cleaned.scores(TEXTS))
+    without = asyncio.run(raw.scores(TEXTS))
+    assert cleaned.describe()["normalizes"] is True and raw.describe()["normalizes"] is False
+    # The raw tokens ("GREAT", "product!!!") are not the model's words: other probabilities.
+    assert [s.probs for s in with_cleaning] != [s.probs for s in without]
+
+
+def test_our_image_is_sent_raw_text(aws: Aws, endpoints: dict[str, str], endpoint: str) -> None:
+    ours = _predictor(endpoint, "ours")
+    scores = asyncio.run(ours.scores(TEXTS))
+    assert ours.describe()["normalizes"] is False
+    expected = _probs(endpoint, TEXTS)
+    for s, probs in zip(scores, expected, strict=True):
+        assert s.probs == pytest.approx(probs, abs=1e-6)
+
+
+def test_health_and_errors(aws: Aws, endpoints: dict[str, str], endpoint: str) -> None:
+    from sentiment.errors import UpstreamError
+
+    missing = _predictor(endpoint, "nowhere")
+    health = asyncio.run(missing.health())
+    assert health["ok"] is False and "ValidationException" in health["detail"]
+    ours = _predictor(endpoint, "ours")
+    # A body over the endpoint's 6 MB (SageMaker's limit too): its 413 comes back as ModelError.
+    with pytest.raises(UpstreamError, match=r"model answered an error.*413"):
+        asyncio.run(ours.scores(["word " * 200] * 7_000))
