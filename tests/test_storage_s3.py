@@ -208,3 +208,53 @@ def test_train_evaluate_and_list_jobs_on_s3(tmp_path: Path, s3_bucket_uri: str, 
         tmp_path,
     )
     assert again.returncode == 2 and "already exists" in again.stderr
+
+
+@pytest.mark.spark
+def test_prepare_reads_and_writes_s3_in_local_mode(
+    tmp_path: Path, s3_bucket_uri: str, aws: Aws
+) -> None:
+    """Spark in local mode: the S3 input folder is staged through the seam, the output folder is
+    written locally and published with its manifest last."""
+    from conftest import FULL
+
+    for name in ("train.csv", "test.csv"):
+        part = tmp_path / name
+        part.write_text("".join((FULL / name).read_text().splitlines(keepends=True)[:300]))
+        upload(aws, f"{s3_bucket_uri}/reviews/full/{name}", part)
+    out = f"{s3_bucket_uri}/prepared"
+    done = _cli(
+        [
+            "prepare",
+            "--input",
+            f"{s3_bucket_uri}/reviews/full",
+            "--output",
+            out,
+            "--policy",
+            "stars",
+            "--master",
+            "local[1]",
+        ],
+        aws.env,
+        tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    keys = _objects(aws, s3_bucket_uri)
+    for name in ("train.txt", "validation.txt", "test.txt", "manifest.json"):
+        assert f"prepared/{name}" in keys
+    manifest = open_bucket(out).read_json("manifest.json")
+    assert manifest["rows_read"] == 600 and manifest["policy"] == "stars"
+    assert open_bucket(out).read_bytes("train.txt").startswith(b"__label__")
+    missing = _cli(
+        [
+            "prepare",
+            "--input",
+            f"{s3_bucket_uri}/nothing/here.csv",
+            "--output",
+            f"{s3_bucket_uri}/p2",
+        ],
+        aws.env,
+        tmp_path,
+    )
+    assert missing.returncode == 3, missing.stderr
+    assert not [k for k in _objects(aws, s3_bucket_uri) if k.startswith("p2/")]
