@@ -258,3 +258,29 @@ def test_prepare_reads_and_writes_s3_in_local_mode(
     )
     assert missing.returncode == 3, missing.stderr
     assert not [k for k in _objects(aws, s3_bucket_uri) if k.startswith("p2/")]
+
+
+def test_serve_a_model_from_s3(
+    tiny_model_dir: Path, tmp_path: Path, s3_bucket_uri: str, aws: Aws
+) -> None:
+    import tarfile
+
+    import httpx
+
+    from conftest import start_endpoint
+
+    archive = tmp_path / "model.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tiny_model_dir / "model.bin", arcname="model.bin")
+    upload(aws, f"{s3_bucket_uri}/jobs/j1/output/model.tar.gz", archive)
+    process, url = start_endpoint(
+        f"{s3_bucket_uri}/jobs/j1/output/model.tar.gz",
+        tmp_path / "serve.log",
+        env=aws.env | {"SENTIMENT_CACHE_DIR": str(tmp_path / "cache")},
+    )
+    try:
+        answer = httpx.post(f"{url}/invocations", json={"instances": ["love it, great"]})
+        assert answer.status_code == 200
+        assert answer.json()[0]["label"][0] == "__label__positive"
+    finally:
+        process.stop()
