@@ -95,9 +95,9 @@ def publish_job(
     """Upload job `name` from `local` to `bucket`: the model archive first, the record last (a
     failed job has no archive, so only its record goes). `inputs` (channel -> URI) replaces the
     staged files' local paths in the record with where they came from."""
-    if local is bucket:
-        return
     record_key = layout.job_record_key(name)
+    if local is bucket or not local.exists(record_key):
+        return  # nothing to publish: a job stopped before it had a record has no trace here
     record: dict[str, Any] = local.read_json(record_key)
     for channel, uri in (inputs or {}).items():
         if channel in record.get("inputs", {}):

@@ -39,6 +39,9 @@ def command(
 ) -> None:
     """Serve a model: GET /ping, POST /invocations (application/json, application/jsonlines), /metrics.
 
+    SageMaker's runtime route, POST /endpoints/NAME/invocations, answers AWS SDKs' InvokeEndpoint
+    (point the SDK at this server, e.g. AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME). MODEL may be s3://.
+
     Example: sentiment serve --model work/blazingtext-2026-11-24-10-00-00/output/model.tar.gz --port 8080
     """
     from sentiment.serve import run_server

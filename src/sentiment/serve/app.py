@@ -12,6 +12,9 @@ HTTP is a thin skin: decode (codecs.py), predict with the one inference path
 failure a client can cause is a `SentimentError` with its status and a JSON body; anything else
 is a bug and the only way to a 500.
 
+SageMaker's runtime route, `POST /endpoints/{name}/invocations` (what AWS SDKs' InvokeEndpoint
+calls), is answered by the same handler (serve/runtime_api.py).
+
 Extras: `GET /metrics` (Prometheus), `POST /admin/model` (swap the model without downtime,
 protected by a bearer token), `GET /` (what is loaded).
 """
