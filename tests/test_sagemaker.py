@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,23 @@ def prepared(s3_bucket_uri: str, aws: Aws, tmp_path: Path) -> str:
 
 def test_train_on_sagemaker(prepared: str, s3_bucket_uri: str, aws: Aws, tmp_path: Path) -> None:
     jobs = f"{s3_bucket_uri}/jobs"
+    # What SageMaker's instance would log to CloudWatch (moto runs nothing, so the test puts it
+    # there): the job streams these lines with its status.
+    logs: Any = aws.client("logs")
+    group = "/aws/sagemaker/TrainingJobs"
+    if not logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]:
+        logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName="sm-1/algo-1-1764547200")
+    logs.put_log_events(
+        logGroupName=group,
+        logStreamName="sm-1/algo-1-1764547200",
+        logEvents=[
+            {"timestamp": int(time.time() * 1000) + i, "message": m}
+            for i, m in enumerate(
+                ["##### Alpha: 0.0500  Progress: 100.00%", "#train_accuracy: 0.9123"]
+            )
+        ],
+    )
     done = _cli(
         [
             "--bucket",
@@ -71,6 +89,7 @@ def test_train_on_sagemaker(prepared: str, s3_bucket_uri: str, aws: Aws, tmp_pat
     )
     assert done.returncode == 0, done.stderr
     assert "status Completed" in done.stderr  # the status, streamed
+    assert "#train_accuracy: 0.9123" in done.stderr  # and the job's log lines
     assert f"{jobs}/sm-1/output/model.tar.gz" in done.stdout
     sent: Any = aws.client("sagemaker").describe_training_job(TrainingJobName="sm-1")  # type: ignore[attr-defined]
     assert sent["AlgorithmSpecification"]["TrainingImage"] == BLAZINGTEXT_US_EAST_1

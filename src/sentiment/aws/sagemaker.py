@@ -153,16 +153,55 @@ def training_request(spec: TrainingSpec, region: str) -> dict[str, Any]:
     }
 
 
+# Where SageMaker sends a training job's output: one stream per instance, NAME/algo-N-TIME.
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+
+
+class LogTail:
+    """The new lines of a training job's CloudWatch log streams, each call."""
+
+    def __init__(self, logs: Any, job: str) -> None:
+        self.logs = logs
+        self.job = job
+        self.tokens: dict[str, str] = {}
+
+    def lines(self) -> list[str]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        out: list[str] = []
+        try:
+            streams = self.logs.describe_log_streams(
+                logGroupName=LOG_GROUP, logStreamNamePrefix=f"{self.job}/"
+            ).get("logStreams", [])
+            for stream in sorted(streams, key=lambda s: s["logStreamName"]):
+                name = stream["logStreamName"]
+                args: dict[str, Any] = {
+                    "logGroupName": LOG_GROUP,
+                    "logStreamName": name,
+                    "startFromHead": True,
+                }
+                if name in self.tokens:
+                    args["nextToken"] = self.tokens[name]
+                page = self.logs.get_log_events(**args)
+                self.tokens[name] = page["nextForwardToken"]
+                out += [event["message"] for event in page.get("events", [])]
+        except (ClientError, BotoCoreError):
+            return out  # no logs yet (the group appears with the first instance), or no access
+        return out
+
+
 def train(
     spec: TrainingSpec,
     *,
     client: Any,
     log: Callable[[str], None],
+    logs: Any = None,
     poll_seconds: float = 15.0,
     wait: bool = True,
 ) -> dict[str, Any]:
-    """Launch the training job, record it in the output bucket, stream its status until it ends
-    (unless `wait` is False); returns the record (Failed/Stopped raise JobFailed after recording)."""
+    """Launch the training job, record it in the output bucket, stream its status (and, with a
+    CloudWatch Logs client, its log lines: BlazingText's metrics) until it ends (unless `wait`
+    is False); returns the record (Failed/Stopped raise JobFailed after recording)."""
     region = region_of(client)
     request = training_request(spec, region)
     if spec.output.exists(layout.job_record_key(spec.name)):
@@ -204,8 +243,11 @@ def train(
     started = time.monotonic()
     seen = 0
     status = ""
+    tail = LogTail(logs, spec.name) if logs is not None else None
     while True:
         job = _call("DescribeTrainingJob", client.describe_training_job, TrainingJobName=spec.name)
+        for line in tail.lines() if tail else []:
+            log(line)
         for step in job.get("SecondaryStatusTransitions", [])[seen:]:
             log(f"{step.get('Status')}: {step.get('StatusMessage', '')}".rstrip(": "))
         seen = len(job.get("SecondaryStatusTransitions", []))

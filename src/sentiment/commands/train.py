@@ -236,4 +236,6 @@ def _on_sagemaker(
         image=image,
     )
     console = Console(stderr=True, log_path=False)
-    return train_job(spec, client=client("sagemaker", region), log=console.log)
+    return train_job(
+        spec, client=client("sagemaker", region), logs=client("logs", region), log=console.log
+    )
