@@ -284,3 +284,28 @@ def test_serve_a_model_from_s3(
         assert answer.json()[0]["label"][0] == "__label__positive"
     finally:
         process.stop()
+
+
+def test_run_refuses_an_s3_output(tmp_path: Path) -> None:
+    """`run` works in a local folder; an s3:// --output must not become a folder named "s3:"."""
+    import os
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sentiment",
+            "run",
+            "--input",
+            str(POLARITY),
+            "--output",
+            "s3://b/x",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+        timeout=60,
+    )
+    assert done.returncode == 2 and "not a local folder" in done.stderr
+    assert not (tmp_path / "s3:").exists()

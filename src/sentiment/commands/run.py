@@ -84,6 +84,7 @@ def command(
 
     Example: sentiment run --input ../shared/data/amazon_review_full --output work
     """
+    from sentiment.errors import UsageError
     from sentiment.evaluate import evaluate_model
     from sentiment.hyperparams import PIPELINE_DEFAULTS, parse_cli_pairs
     from sentiment.jobs import run_training, unique_job_name
@@ -91,6 +92,12 @@ def command(
     from sentiment.prepare.job import start_spark
     from sentiment.storage import LocalBucket
 
+    # click made a path of it: "s3://b/x" arrives as "s3:/b/x", which would be a local folder.
+    if str(output).split("/", 1)[0].endswith(":"):
+        raise UsageError(
+            f"--output {output} is not a local folder: `sentiment run` works in one.",
+            hint="Run the stages with s3:// paths instead (README, On AWS).",
+        )
     settings = ctx.obj.settings.replace(bucket=str(output), spark_master=master)
     console = Console(stderr=True)
     started = time.monotonic()
