@@ -7,6 +7,7 @@ API report them. A source row's label is read in its dataset's layout first:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 from sentiment.errors import UsageError
@@ -101,8 +102,10 @@ def strip_prefix(label: str) -> str:
     return label.removeprefix(LABEL_PREFIX)
 
 
-def detect_layout(raw_labels: list[str]) -> Layout:
-    """The layout whose label column fits these raw labels (from a file's first rows).
+def detect_layout(raw_labels: Iterable[str]) -> Layout:
+    """The layout whose label column fits these raw labels: every row's label, as
+    `sentiment.reviews.count_labels` reads them (a file's first rows are not enough: a file
+    sorted by stars starts with 1s and 2s only).
 
     Any 3, 4 or 5 means star ratings (full); only 1s and 2s mean polarity.
     """
