@@ -213,10 +213,14 @@ def resolve_model_dir(
             hint="Point --model at a training job's output or a fastText .bin file.",
         )
     if bucket is not None and _is_job_name(str(ref)):
+        # The record as `sentiment jobs describe` reads it: a job whose process is gone is
+        # Failed, not InProgress.
+        from sentiment.jobs import read_job
+
         record_key = layout.job_record_key(str(ref))
         archive_key = layout.model_archive_key(str(ref))
         if bucket.exists(record_key):
-            record = bucket.read_json(record_key)
+            record = read_job(bucket, str(ref))
             status = record.get("status")
             if status != "Completed":
                 reason = record.get("failure_reason") or ""
