@@ -8,7 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-STAGES = ("prepare", "train", "serve", "api")
+STAGES = ("prepare", "train", "serve", "api", "predict")
 
 
 def main(argv: list[str]) -> int:
