@@ -185,8 +185,23 @@ class Model:
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float64)
         if not texts:
             return out
+        native, k = self._native, len(self.labels)
+        if native is not None:
+            # The core's label ids and probabilities, gathered flat and put in place in one
+            # numpy step: `top`'s label names per text cost as much again as the prediction
+            # (`sentiment predict` on short reviews: 41k -> 51k texts/s, one process).
+            rows: list[int] = []
+            ids: list[int] = []
+            probs: list[float] = []
+            for row, text in enumerate(self.prepare_texts(texts, raw=raw)):
+                found, ps = native.top(text.encode("utf-8", "surrogatepass"), k)
+                rows += [row] * len(found)
+                ids += found
+                probs += ps
+            out[rows, ids] = probs
+            return out
         index = {label: i for i, label in enumerate(self.labels)}
-        for row, (ls, ps) in enumerate(self.top(texts, len(self.labels), raw=raw, raw_scores=True)):
+        for row, (ls, ps) in enumerate(self.top(texts, k, raw=raw, raw_scores=True)):
             for label, p in zip(ls, ps, strict=True):
                 out[row, index[label]] = p
         return out
