@@ -2,7 +2,8 @@
 
 A source line is `"label","title","body"` (every field quoted, `""` inside a field, a literal
 backslash-n for a newline, so one review is one physical line). `parse_line` splits a line or
-names why it is bad; `clean_row` turns a parsed row into (class, normalized text, drop reason).
+names why it is bad; `row_label` gives a parsed row's class (or why it has none) and `clean_rows`
+turns parsed rows into (class, normalized text, drop reason).
 The Spark job runs these same functions over Arrow batches, so Spark and Python agree exactly.
 `count_labels` reads a whole file's label column (its layout is decided from it), and
 `too_many_rejects` is the one rule for failing a job that rejects too many rows.
@@ -101,18 +102,6 @@ def parse_line(line: str) -> tuple[list[str] | None, str | None]:
     return rows[0], None
 
 
-def clean_row(
-    layout: Layout,
-    raw_label: str,
-    title: str,
-    body: str,
-    policy: Policy,
-    options: RowOptions,
-) -> tuple[str | None, str, str | None]:
-    """(class, text, reason): reason is a REJECT_* or DROP_* name when the row is not written."""
-    return clean_rows([(layout, raw_label, title, body)], policy, options)[0]
-
-
 def row_label(
     layout: Layout, raw_label: str, title: str, body: str, policy: Policy
 ) -> tuple[str | None, str | None]:
@@ -128,7 +117,8 @@ def row_label(
 def clean_rows(
     rows: list[tuple[Layout, str, str, str]], policy: Policy, options: RowOptions
 ) -> list[tuple[str | None, str, str | None]]:
-    """`clean_row` over many (layout, raw label, title, body) rows, normalized in one batch."""
+    """(class, normalized text, reason) for (layout, raw label, title, body) rows, normalized in
+    one batch: reason is a REJECT_* or DROP_* name when the row is not written."""
     results: list[tuple[str | None, str, str | None]] = []
     pending: list[int] = []
     texts: list[str] = []

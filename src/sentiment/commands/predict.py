@@ -64,7 +64,8 @@ NO_WORDS = orjson.dumps(
     "--k",
     "k",
     type=click.IntRange(min=1),
-    help="Also give the model's k most likely labels and their probabilities.",
+    help="Also give the model's k most likely labels and their probabilities (calibrated "
+    "unless --raw-scores).",
 )
 @click.option("--raw-scores", is_flag=True, help="The model's own probabilities, uncalibrated.")
 @click.option(
