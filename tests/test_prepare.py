@@ -212,6 +212,13 @@ def test_layout_is_decided_by_every_row(tmp_path: Path) -> None:
     odd = tmp_path / "odd.csv"
     odd.write_bytes(b'"1","a","b"\r\n2,a,b\n"12","a","b"\n\n no comma\n "3" ,x,y\n"4","x","y"')
     assert count_labels(odd) == {"1": 1, "2": 1, "12": 1, "3": 1, "4": 1}
+    # A few 3-5 star rows among many 1s and 2s could be either layout: the user says which.
+    stray = tmp_path / "stray" / "train.csv"
+    stray.parent.mkdir()
+    stray.write_text((POLARITY / "test.csv").read_text() + '"3","x","y"\n' * 3)
+    with pytest.raises(DataError, match="3 rows of 3-5 stars among 10,287 rows labelled 1 or 2"):
+        resolve_inputs([stray], None, tmp_path)
+    assert resolve_inputs([stray], "polarity", tmp_path)[0].layout == Layout.POLARITY
 
 
 def test_layout_detection_and_explicit_option(tmp_path: Path) -> None:
