@@ -70,6 +70,8 @@ def test_a_failed_publish_leaves_nothing_under_final_names(
     (folder / "train.txt").write_text("__label__positive good\n")
     (folder / "manifest.json").write_text("{}\n")
     (folder / "z-test.txt").write_text("x")
+    (folder / ".scratch").mkdir()  # a job's temporary files: never published
+    (folder / ".scratch" / "model.bin").write_text("partial")
     bucket = open_bucket(f"{s3_bucket_uri}/prepared")
 
     # The network failing mid-publish, after train.txt landed (the order is every other file

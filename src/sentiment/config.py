@@ -40,6 +40,11 @@ class Settings:
     spark_master: str = "local[*]"
     # Spark driver memory; local mode runs everything in the driver.
     spark_driver_memory: str = "4g"
+    # prepare and evaluate fail when the rows of their input rejected for any one reason
+    # (outside the layout's labels, wrong column count, undecodable bytes, open quote) are more
+    # than this share of the rows read: a wrong --layout or a file that is not a reviews CSV,
+    # rather than a few bad rows (blank lines do not count). 1 = never fail.
+    max_reject_ratio: float = 0.01
     # Worker threads for training and inference (0 = all cores).
     threads: int = 0
     # Address servers bind to.

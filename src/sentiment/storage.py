@@ -179,7 +179,12 @@ def publish_tree(source: Path, bucket: Bucket, prefix: str, *, last: tuple[str, 
     If an upload fails, the keys this call already wrote are deleted again, so a failed publish
     leaves no part of the set under its final names (and never its manifest).
     """
-    files = sorted(p for p in source.rglob("*") if p.is_file() and not p.name.startswith("."))
+    # Hidden files and folders (temporary files, a job's .scratch) are not part of the set.
+    files = sorted(
+        p
+        for p in source.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(source).parts)
+    )
     order = [p for p in files if p.parent != source or p.name not in last] + [
         p for name in last for p in files if p.name == name and p.parent == source
     ]

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from sentiment.labels import Layout
+
 
 @click.command()
 @click.option(
@@ -24,9 +26,28 @@ import click
     help="Report folder or s3:// prefix (default BUCKET/MODEL/evaluation).",
 )
 @click.option("--baseline", help="Another model to compare with, side by side.")
+@click.option(
+    "--layout",
+    "layout_name",
+    type=click.Choice([x.value for x in Layout]),
+    help="Layout of a reviews CSV: full (stars 1-5) or polarity (1/2) (default: detected from "
+    "every row's label).",
+)
+@click.option(
+    "--max-reject-ratio",
+    type=click.FloatRange(0, 1),
+    help="Fail when rows rejected for any one reason exceed this share of the rows read "
+    "(default 0.01; env SENTIMENT_MAX_REJECT_RATIO).",
+)
 @click.pass_context
 def command(
-    ctx: click.Context, model: str, test: str, output: str | None, baseline: str | None
+    ctx: click.Context,
+    model: str,
+    test: str,
+    output: str | None,
+    baseline: str | None,
+    layout_name: str | None,
+    max_reject_ratio: float | None,
 ) -> None:
     """Accuracy, per-label F1, confusion matrix, calibration, coverage, worst errors; HTML + JSON + PNGs.
 
@@ -38,7 +59,7 @@ def command(
     from sentiment.remote import output_folder, stage_input
     from sentiment.storage import open_bucket
 
-    settings = ctx.obj.settings
+    settings = ctx.obj.settings.replace(max_reject_ratio=max_reject_ratio)
     bucket = open_bucket(settings.bucket)
     name = Path(model).name.removesuffix(".tar.gz").removesuffix(".bin") or "model"
     target = output or bucket.url(f"{name}/evaluation")
@@ -46,7 +67,7 @@ def command(
     test_file = stage_input(test, settings.cache_dir)
     # An s3:// report is written here first, then uploaded with report.json last.
     with output_folder(target, settings.cache_dir, last=("report.json",)) as folder:
-        evaluate_model(
+        report = evaluate_model(
             model,
             test_file,
             folder,
@@ -54,5 +75,18 @@ def command(
             bucket=bucket,
             settings=settings,
             console=console,
+            csv_layout=Layout(layout_name) if layout_name else None,
         )
+    rows = report["test"]
+    console.print(
+        f"Scored {rows['examples']:,} of {rows['rows_read']:,} rows of {test} ({rows['source']}); "
+        f"dropped: {_counts(rows['dropped'])}; rejected: {_counts(rows['rejected'])}.",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
     click.echo(f"Report: {target.rstrip('/')}/report.html")
+
+
+def _counts(by_reason: dict[str, int]) -> str:
+    return ", ".join(f"{n:,} {reason}" for reason, n in by_reason.items()) or "none"
