@@ -298,3 +298,77 @@ def test_slow_endpoint_is_a_504_not_a_hang(slow_endpoint: tuple[str, _Slow]) -> 
             assert unready.status_code == 503 and "not ready" in unready.json()["message"]
 
     _run(scenario())
+
+
+def test_lone_surrogates_are_per_item_errors_never_a_500(endpoint_app: Any) -> None:
+    async def go() -> list[httpx.Response]:
+        async with _client(endpoint_app) as client:
+            # Valid JSON (RFC 8259 allows the escape) that no UTF-8 encoder can write back.
+            bodies = [b'{"text": "a\\ud800b"}', b'{"texts": ["great", "\\udfff", "bad"]}']
+            # A surrogate where the API would echo it (an unknown field's name).
+            bodies.append(b'{"\\ud800": 1}')
+            headers = {"content-type": "application/json"}
+            return [await client.post("/sentiment", content=b, headers=headers) for b in bodies]
+
+    one, batch, field = _run(go())
+    assert one.status_code == 200, one.text
+    assert one.json()["results"] == []
+    (error,) = one.json()["errors"]
+    assert error["index"] == 0 and error["code"] == "invalid_text"
+    assert "surrogate (U+D800 at character 1)" in error["message"]
+    assert batch.status_code == 200, batch.text
+    assert [r["index"] for r in batch.json()["results"]] == [0, 2]
+    assert [e["code"] for e in batch.json()["errors"]] == ["invalid_text"]
+    assert field.status_code == 400 and field.json()["error"] == "bad_request"
+    assert field.json()["field"] == "\ud800"
+
+
+def test_texts_without_a_word_are_per_item_errors(endpoint_app: Any) -> None:
+    texts = ["\u200b", "😀", "?", "!!! ...", "&amp;", "\\n", "Great!", "42"]
+    body = _run(_post(endpoint_app, {"texts": texts})).json()
+    assert [(e["index"], e["code"]) for e in body["errors"]] == [(i, "no_words") for i in range(6)]
+    assert "no word" in body["errors"][0]["message"]
+    assert [r["index"] for r in body["results"]] == [6, 7]
+
+
+def test_security_headers_on_every_answer(local_app: Any) -> None:
+    async def go() -> list[httpx.Response]:
+        async with _client(local_app) as client:
+            return [
+                await client.get("/"),
+                await client.post("/sentiment", json={"text": "ok"}),
+                await client.post("/sentiment", json={}),
+                await client.get("/nowhere"),
+                await client.get("/docs"),
+            ]
+
+    for response in _run(go()):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["referrer-policy"] == "no-referrer"
+        csp = response.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in csp and "unsafe-eval" not in csp
+    page, api, *_ = _run(go())
+    assert "script-src 'sha256-" in page.headers["content-security-policy"]
+    assert "unsafe-inline" not in page.headers["content-security-policy"]
+    assert api.headers["content-security-policy"].startswith("default-src 'none'")
+
+
+def test_endpoint_url_is_private_unless_shown(endpoint: str) -> None:
+    async def go(app: Any) -> tuple[str, str]:
+        async with _client(app) as client:
+            answer = await client.post("/sentiment", json={"text": "good"})
+            health = await client.get("/healthz")
+            return answer.text, health.text
+
+    hidden = create_app(_settings(), EndpointPredictor(endpoint))
+    answer, health = _run(go(hidden))
+    assert endpoint not in answer and endpoint not in health
+    shown = create_app(_settings(api_show_endpoint=True), EndpointPredictor(endpoint))
+    answer, health = _run(go(shown))
+    assert endpoint in answer and endpoint in health
+    # Nor in the error answered when the endpoint is down (the API's log says where).
+    down = f"http://127.0.0.1:{free_port()}"
+    gone = create_app(_settings(), EndpointPredictor(down, retries=0))
+    answer, _ = _run(go(gone))
+    assert "cannot be reached" in answer and down not in answer

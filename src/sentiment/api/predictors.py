@@ -9,12 +9,14 @@ The endpoint client pools connections (one `aiohttp.ClientSession`), bounds ever
 timeout, and retries connection errors and 503s a bounded number of times with exponential
 backoff. What it cannot fix becomes an error with the right status for the API to answer:
 503 when the endpoint cannot be reached, 502 when it answers with an error, 504 when it is
-too slow.
+too slow. The messages do not name the endpoint's URL (an internal address, and they reach the
+API's public answers); the API's log does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -26,6 +28,8 @@ from sentiment.errors import Unavailable, UpstreamError, UpstreamTimeout
 from sentiment.labels import strip_prefix
 
 MAX_LABELS = 100
+
+log = logging.getLogger("sentiment.api")
 
 
 @dataclass(frozen=True)
@@ -122,8 +126,9 @@ class EndpointPredictor:
                     status = response.status
                     content = await response.read()
             except TimeoutError:
+                log.warning("the model endpoint at %s did not answer in time", self.url)
                 raise UpstreamTimeout(
-                    f"The model endpoint at {self.url} did not answer within {self.timeout:g}s.",
+                    f"The model endpoint did not answer within {self.timeout:g}s.",
                     hint="Try again later; if it persists, check the endpoint's load.",
                 ) from None
             except aiohttp.ClientError as err:
@@ -131,8 +136,9 @@ class EndpointPredictor:
                     attempt += 1
                     await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
                     continue
+                log.warning("the model endpoint at %s cannot be reached: %r", self.url, err)
                 raise Unavailable(
-                    f"The model endpoint at {self.url} cannot be reached ({type(err).__name__}).",
+                    f"The model endpoint cannot be reached ({type(err).__name__}).",
                     hint="Start it (`sentiment serve`) or check --endpoint-url.",
                 ) from None
             if status == 503 and attempt < self.retries:
@@ -140,15 +146,15 @@ class EndpointPredictor:
                 await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
                 continue
             if status == 503:
+                log.warning("the model endpoint at %s is not ready (503)", self.url)
                 raise Unavailable(
-                    f"The model endpoint at {self.url} is not ready (503).",
+                    "The model endpoint is not ready (503).",
                     hint="Try again in a moment.",
                 )
             if status != 200:
                 text = content[:200].decode("utf-8", "replace")
-                raise UpstreamError(
-                    f"The model endpoint at {self.url} answered HTTP {status}: {text}"
-                )
+                log.warning("the model endpoint at %s answered HTTP %d: %s", self.url, status, text)
+                raise UpstreamError(f"The model endpoint answered HTTP {status}: {text}")
             return content
 
     async def labels(self) -> list[str]:
