@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -12,12 +13,15 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import Process, free_port
-from sentiment.api.app import create_app
+from sentiment.api.app import _has_word, create_app
 from sentiment.api.predictors import EndpointPredictor, LocalPredictor
 from sentiment.config import Settings
 from sentiment.model import load_model
+from sentiment.text import normalize
 
 
 def _settings(**changes: Any) -> Settings:
@@ -329,6 +333,16 @@ def test_texts_without_a_word_are_per_item_errors(endpoint_app: Any) -> None:
     assert [(e["index"], e["code"]) for e in body["errors"]] == [(i, "no_words") for i in range(6)]
     assert "no word" in body["errors"][0]["message"]
     assert [r["index"] for r in body["results"]] == [6, 7]
+
+
+@settings(max_examples=500, deadline=None, derandomize=True)
+@given(
+    st.text(st.sampled_from("a1_ &;#x4\\nrt<>\u200b😀?é\x00"), max_size=12)
+    | st.text(st.characters(exclude_categories=()), max_size=12)
+)
+def test_the_word_check_agrees_with_normalization(text: str) -> None:
+    # The fast check (a search on the raw text) against its definition (the normalized text).
+    assert _has_word(text) == bool(re.search(r"[^\W_]", normalize(text)))
 
 
 def test_security_headers_on_every_answer(local_app: Any) -> None:

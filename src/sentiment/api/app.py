@@ -56,7 +56,7 @@ from sentiment.errors import (
     UsageError,
 )
 from sentiment.serve.codecs import read_body
-from sentiment.text import normalize_many
+from sentiment.text import normalize
 
 log = logging.getLogger("sentiment.api")
 access = logging.getLogger("sentiment.api.access")
@@ -373,21 +373,22 @@ def _texts(data: Any, settings: Settings) -> list[str]:
 
 def _problems(texts: list[str], settings: Settings) -> list[tuple[str, str] | None]:
     """Why each text cannot be analyzed (a per-item error), or None."""
-    problems: list[tuple[str, str] | None] = []
-    check: list[int] = []
-    for i, text in enumerate(texts):
-        problems.append(_problem(text, settings))
-        if problems[-1] is None:
-            check.append(i)
-    # A text holding no word after normalization ("\u200b", "😀", "?!") carries no sentiment
-    # the model can read, yet it answered such texts with a confident label (issue 14).
-    for i, normalized in zip(check, normalize_many([texts[i] for i in check]), strict=True):
-        if not _WORD.search(normalized):
-            problems[i] = (
-                "no_words",
-                "The text holds no word (no letter or digit), so it has no sentiment to read.",
-            )
-    return problems
+    return [_problem(text, settings) for text in texts]
+
+
+def _has_word(text: str) -> bool:
+    """Whether the text, normalized as the model reads it, holds a word (a letter or digit).
+
+    Normalizing only keeps or maps letters and digits (numbers and URLs become `_num_` and
+    `_url_`), except in HTML entities (`&amp;`) and literal `\\n`, which it removes; so only a
+    text holding `&` or a backslash is normalized here (25 reviews, on the project's busy
+    machine: 330 us all normalized, 20 us this way).
+    """
+    if not _WORD.search(text):
+        return False
+    if "&" in text or "\\" in text:
+        return _WORD.search(normalize(text)) is not None
+    return True
 
 
 def _problem(text: str, settings: Settings) -> tuple[str, str] | None:
@@ -405,6 +406,13 @@ def _problem(text: str, settings: Settings) -> tuple[str, str] | None:
         return (
             "text_too_large",
             f"The text has {size:,} UTF-8 bytes; the limit is {settings.api_max_text_bytes:,}.",
+        )
+    # A text holding no word ("\u200b", "😀", "?!") carries no sentiment the model can read,
+    # yet it answered such texts with a confident label (issue 14).
+    if not _has_word(text):
+        return (
+            "no_words",
+            "The text holds no word (no letter or digit), so it has no sentiment to read.",
         )
     return None
 
