@@ -20,6 +20,9 @@ MODEL_BIN = "model.bin"
 # Sidecar beside model.bin in model.tar.gz: how the training text was cleaned and labelled, so
 # serving applies the same rules. SageMaker's BlazingText container ignores it.
 PREPROCESSING = "preprocessing.json"
+# Sidecar beside model.bin: the calibration fitted on the job's validation split
+# (sentiment.calibration); a model without it is served uncalibrated.
+CALIBRATION = "calibration.json"
 
 
 def job_record_key(job_name: str) -> str:

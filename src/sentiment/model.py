@@ -9,6 +9,12 @@ core (`sentiment.engine._core.Predictor`, over the .bin mapped read-only, so ser
 share the weights) for the models it covers (softmax loss, no character n-grams: what
 BlazingText's supervised mode and our trainer produce), else by the fastText library itself.
 Tests hold the two to the same labels and probabilities.
+
+Predictions are calibrated by default: a `calibration.json` beside `model.bin` (a training job
+writes it into model.tar.gz) rescales the probabilities so they can be believed
+(`sentiment.calibration`); `raw_scores=True` gives the model's own. A model without the file is
+uncalibrated (`Model.calibration is None`). `Model.answers` gives the four answers (positive,
+negative, neutral, mixed) of `sentiment.answers`.
 """
 
 from __future__ import annotations
@@ -26,7 +32,9 @@ from typing import Any
 
 import numpy as np
 
+from sentiment import answers as answering
 from sentiment import layout
+from sentiment.calibration import Calibration
 from sentiment.errors import InputNotFound, JobFailed, ModelError
 from sentiment.labels import strip_prefix
 from sentiment.storage import LocalBucket, atomic_directory
@@ -80,6 +88,8 @@ class Model:
     args: dict[str, Any] = field(default_factory=dict)
     _ft: Any = field(default=None, repr=False)  # the fastText library's model (fallback)
     _native: Any = field(default=None, repr=False)  # _core.Predictor, when it covers the model
+    # Fitted on the training job's validation split (calibration.json); None = uncalibrated.
+    calibration: Calibration | None = None
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -93,11 +103,21 @@ class Model:
         return normalize_many(texts, self.preprocessing.cleaning)
 
     def top(
-        self, texts: Sequence[str], k: int = 1, *, raw: bool = False
+        self,
+        texts: Sequence[str],
+        k: int = 1,
+        *,
+        raw: bool = False,
+        raw_scores: bool = False,
     ) -> list[tuple[tuple[str, ...], tuple[float, ...]]]:
-        """fastText's predict for each text: (labels, probabilities), k best first, the
-        probabilities clipped to [0, 1] (fastText reports p + 1e-5: a sure one reads 1.00001).
+        """fastText's predict for each text: (labels, probabilities), k best first.
+
+        The probabilities are calibrated when the model has a calibration, unless `raw_scores`;
+        raw ones are clipped to [0, 1] (fastText reports p + 1e-5: a sure one reads 1.00001).
         `predict` wraps these in `Prediction`s; the endpoint encodes them as they are."""
+        calibration = None if raw_scores else self.calibration
+        if calibration is not None:
+            return self._calibrated_top(texts, k, raw, calibration)
         native = self._native
         if native is None:
             labels, probs = self._ft.predict(self.prepare_texts(texts, raw=raw), k=k)
@@ -118,22 +138,77 @@ class Model:
             out.append((tuple([names[i] for i in ids]), probs))
         return out
 
-    def predict(self, texts: Sequence[str], k: int = 1, *, raw: bool = False) -> list[Prediction]:
+    def _calibrated_top(
+        self, texts: Sequence[str], k: int, raw: bool, calibration: Calibration
+    ) -> list[tuple[tuple[str, ...], tuple[float, ...]]]:
+        names = self.labels
+        k = min(k, len(names))
+        if len(texts) == 1 and not raw and self._native is not None:
+            # The served one-text request in plain Python: ~1 us for 2-3 labels, where numpy's
+            # calls would cost several.
+            found = self._native.top_text(texts[0], len(names))
+            if found is not None:
+                ids = found[0]
+                probs = calibration.apply_one(ids, found[1])
+                if k == 1:
+                    j = probs.index(max(probs))
+                    return [((names[ids[j]],), (probs[j],))]
+                order = sorted(range(len(ids)), key=probs.__getitem__, reverse=True)[:k]
+                return [(tuple([names[ids[j]] for j in order]), tuple([probs[j] for j in order]))]
+        calibrated = calibration.apply(self._raw_proba(texts, raw))
+        ranked = np.argsort(-calibrated, axis=1, kind="stable")[:, :k]
+        best = np.take_along_axis(calibrated, ranked, axis=1).tolist()
+        return [
+            (tuple([names[i] for i in ids]), tuple(ps))
+            for ids, ps in zip(ranked.tolist(), best, strict=True)
+        ]
+
+    def predict(
+        self, texts: Sequence[str], k: int = 1, *, raw: bool = False, raw_scores: bool = False
+    ) -> list[Prediction]:
         """Top-k predictions for each text, in order (see `top`)."""
         if not texts:
             return []
-        return [Prediction(ls, ps) for ls, ps in self.top(texts, k, raw=raw)]
+        return [Prediction(ls, ps) for ls, ps in self.top(texts, k, raw=raw, raw_scores=raw_scores)]
 
-    def predict_proba(self, texts: Sequence[str], *, raw: bool = False) -> np.ndarray:
-        """Probabilities of every label (columns in `self.labels` order), one row per text."""
+    def predict_proba(
+        self, texts: Sequence[str], *, raw: bool = False, raw_scores: bool = False
+    ) -> np.ndarray:
+        """Probabilities of every label (columns in `self.labels` order), one row per text;
+        calibrated (rows sum to 1) unless `raw_scores` or the model has no calibration."""
+        probs = self._raw_proba(texts, raw)
+        if raw_scores or self.calibration is None or not len(texts):
+            return probs
+        return self.calibration.apply(probs)
+
+    def _raw_proba(self, texts: Sequence[str], raw: bool) -> np.ndarray:
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float64)
         if not texts:
             return out
         index = {label: i for i, label in enumerate(self.labels)}
-        for row, (ls, ps) in enumerate(self.top(texts, len(self.labels), raw=raw)):
+        for row, (ls, ps) in enumerate(self.top(texts, len(self.labels), raw=raw, raw_scores=True)):
             for label, p in zip(ls, ps, strict=True):
                 out[row, index[label]] = p
         return out
+
+    def answer_scores(self, texts: Sequence[str], *, raw_scores: bool = False) -> np.ndarray:
+        """(n, 4) scores in `answers.SENTIMENTS` order for raw texts (see `sentiment.answers`):
+        the texts and their sentences scored in one batch, calibrated unless `raw_scores`."""
+        p = answering.plan(texts)
+        probs = self.predict_proba(p.strings, raw_scores=raw_scores)
+        return answering.combine(p, self.classes, probs)
+
+    def answers(self, texts: Sequence[str], *, raw_scores: bool = False) -> list[answering.Answer]:
+        """The answer (positive, negative, neutral or mixed, with all four scores) per text."""
+        return answering.to_answers(self.answer_scores(texts, raw_scores=raw_scores))
+
+    @property
+    def derivation(self) -> str:
+        """How this model's four answers are derived, and whether its scores are calibrated."""
+        how = answering.derivation(self.classes)
+        if self.calibration is None:
+            return f"{how}; uncalibrated scores (the model has no {layout.CALIBRATION})"
+        return f"{how}; scores calibrated ({self.calibration.method} scaling, T={self.calibration.temperature:.3g})"
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -142,6 +217,7 @@ class Model:
             "labels": list(self.classes),
             "preprocessing": self.preprocessing.to_dict() | {"source": self.preprocessing.source},
             "args": self.args,
+            "calibration": self.calibration.to_dict() if self.calibration else None,
         }
 
 
@@ -168,6 +244,7 @@ def load_model_bin(path: Path, *, name: str | None = None) -> Model:
             pre = Preprocessing.from_dict(json.loads(sidecar.read_text()))
         except (ValueError, TypeError) as err:
             raise ModelError(f"{sidecar} is not valid preprocessing JSON: {err}.") from None
+    calibration = _read_calibration(path.parent / layout.CALIBRATION, labels)
     model = Model(
         path=path,
         name=name or path.parent.name or path.stem,
@@ -177,6 +254,7 @@ def load_model_bin(path: Path, *, name: str | None = None) -> Model:
         args=args,
         _ft=ft,
         _native=native,
+        calibration=calibration,
     )
     if model._native is not None:
         from sentiment.text import kernel_options
@@ -189,6 +267,17 @@ def load_model_bin(path: Path, *, name: str | None = None) -> Model:
     model.predict(["warm up"])
     model.predict(["warm up", "12 :) http://x"])
     return model
+
+
+def _read_calibration(path: Path, labels: Sequence[str]) -> Calibration | None:
+    """The calibration beside a model.bin, in the model's label order; None when absent."""
+    if not path.is_file():
+        return None
+    try:
+        found = Calibration.from_dict(json.loads(path.read_text()))
+    except (ValueError, TypeError, AttributeError) as err:
+        raise ModelError(f"{path} is not valid calibration JSON: {err}.") from None
+    return found.reordered([strip_prefix(label) for label in labels])
 
 
 def resolve_model_dir(
