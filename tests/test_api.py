@@ -65,26 +65,37 @@ def test_single_text_through_the_endpoint(endpoint_app: Any) -> None:
     body = response.json()
     (result,) = body["results"]
     assert result["index"] == 0 and result["text"] == "I love this product, works great :)"
-    assert result["sentiment"] == "positive"
-    assert set(result["scores"]) == {"positive", "negative"}
+    assert result["sentiment"] == "positive" and result["uncertain"] is False
+    assert list(result["scores"]) == ["positive", "negative", "neutral", "mixed"]
     assert result["confidence"] == max(result["scores"].values())
-    assert abs(sum(result["scores"].values()) - 1) < 1e-3
+    assert abs(sum(result["scores"].values()) - 1) < 1e-5
+    # The model's own probabilities of the whole text stay beside the four answers.
+    assert set(result["label_scores"]) == {"positive", "negative"}
+    assert abs(sum(result["label_scores"].values()) - 1) < 1e-3
     assert body["errors"] == []
-    assert (
-        body["model"]["labels"] == ["negative", "positive"]
-        and body["model"]["source"] == "endpoint"
-    )
-    assert body["model"]["neutral_threshold"] is None
+    model = body["model"]
+    assert model["labels"] == ["negative", "positive"] and model["source"] == "endpoint"
+    assert model["sentiments"] == ["positive", "negative", "neutral", "mixed"]
+    assert model["calibrated"] is False  # our endpoint says so: the tiny model has no calibration
+    assert model["derivation"].startswith("binary model") and "uncalibrated" in model["derivation"]
+    assert model["uncertain_below"] == 0.5 and model["neutral_threshold"] is None
 
 
 def test_endpoint_and_in_process_agree(endpoint_app: Any, local_app: Any) -> None:
-    texts = ["Broke after two days, waste of money", "Five stars, would buy again", "it is a phone"]
+    texts = [
+        "Broke after two days, waste of money",
+        "Five stars, would buy again",
+        "it is a phone",
+        "The screen is great. But the battery died after a day and support was useless.",
+    ]
     via_endpoint = _run(_post(endpoint_app, {"texts": texts})).json()["results"]
     in_process = _run(_post(local_app, {"texts": texts})).json()["results"]
     assert [r["sentiment"] for r in via_endpoint] == [r["sentiment"] for r in in_process]
     for a, b in zip(via_endpoint, in_process, strict=True):
         assert a["scores"] == pytest.approx(b["scores"], abs=1e-5)
-    assert via_endpoint[0]["sentiment"] == "negative" and via_endpoint[1]["sentiment"] == "positive"
+        assert a["label_scores"] == pytest.approx(b["label_scores"], abs=1e-5)
+    assert [r["sentiment"] for r in via_endpoint[:2]] == ["negative", "positive"]
+    assert via_endpoint[3]["sentiment"] == "mixed"  # one glowing and one damning sentence
 
 
 def test_per_item_errors_beside_successes(endpoint_app: Any) -> None:
@@ -135,13 +146,32 @@ def test_malformed_bodies_are_400_naming_the_field(local_app: Any, raw: bytes, f
     assert body["error"] == "bad_request" and body["field"] == field and body["message"]
 
 
-def test_neutral_threshold(tiny_model_dir: Path) -> None:
+def test_neutral_threshold_and_uncertainty(tiny_model_dir: Path) -> None:
     model = load_model(tiny_model_dir / "model.bin")
     app = create_app(_settings(neutral_threshold=1.01), LocalPredictor(model))
     body = _run(_post(app, {"text": "great"})).json()
     assert body["results"][0]["sentiment"] == "neutral"
-    assert body["results"][0]["scores"]["positive"] > 0.5  # the model's own scores stay
+    assert body["results"][0]["scores"]["positive"] > 0.5  # the scores stay
     assert body["model"]["neutral_threshold"] == 1.01 and "neutral" in body["model"]["neutral_note"]
+    # uncertain_below marks answers without changing them; /limits tells the page.
+    unsure = create_app(_settings(uncertain_below=0.9), LocalPredictor(model))
+
+    async def go() -> tuple[dict[str, Any], dict[str, Any]]:
+        async with _client(unsure) as client:
+            answer = await client.post("/sentiment", json={"texts": ["great", "it is a phone"]})
+            return answer.json(), (await client.get("/limits")).json()
+
+    body, limits = _run(go())
+    assert [r["uncertain"] for r in body["results"]] == [False, True]
+    assert body["results"][1]["sentiment"] == "positive"
+    assert body["model"]["uncertain_below"] == 0.9
+    assert limits == {
+        "max_texts": 25,
+        "max_text_bytes": 5000,
+        "max_body_bytes": 754_496,
+        "uncertain_below": 0.9,
+        "sentiments": ["positive", "negative", "neutral", "mixed"],
+    }
 
 
 def test_api_keys(local_app: Any, tiny_model_dir: Path) -> None:

@@ -73,8 +73,11 @@ class Settings:
     # Show the model endpoint's URL (an internal address) in the API's public answers (`model`
     # info, /healthz); off by default: the API's own log names it.
     api_show_endpoint: bool = False
-    # Below this confidence the API answers "neutral" (0 = always the model's top label).
+    # Below this confidence the API answers "neutral" (0 = always the top of the four answers).
     neutral_threshold: float = 0.0
+    # An answer whose top score (of positive, negative, neutral, mixed) is below this is marked
+    # `uncertain` by the API and shown so by the web page; 0.5 = no answer holds a majority.
+    uncertain_below: float = 0.5
     # Seconds the API waits for the endpoint, and retries on connection errors / 503.
     endpoint_timeout: float = 10.0
     endpoint_retries: int = 2

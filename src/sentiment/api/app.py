@@ -2,19 +2,30 @@
 
 `POST /sentiment` takes `{"text": "..."}` or `{"texts": ["...", ...]}` and answers
 
-    {"results": [{"index": 0, "text": "...", "sentiment": "positive", "confidence": 0.97,
-                  "scores": {"positive": 0.97, "negative": 0.03}}],
+    {"results": [{"index": 0, "text": "...", "sentiment": "positive", "confidence": 0.93,
+                  "uncertain": false,
+                  "scores": {"positive": 0.93, "negative": 0.01, "neutral": 0.06, "mixed": 0.0},
+                  "label_scores": {"positive": 0.97, "negative": 0.03}}],
      "errors":  [{"index": 1, "code": "empty_text", "message": "..."}],
-     "model":   {"labels": [...], "neutral_threshold": null, "source": "endpoint", ...}}
+     "model":   {"labels": [...], "calibrated": true, "derivation": "...", ...}}
+
+Every text gets one of four answers, positive, negative, neutral or mixed, with all four scores
+(summing to 1), computed by `sentiment.answers` from the probabilities of every label the model
+knows for the whole text and for each of its sentences: the API asks the endpoint for all of
+them in one `/invocations` call, so any endpoint that speaks SageMaker's protocol will do, ours
+or a stock BlazingText one. `label_scores` keeps the model's own probabilities of the whole
+text; `model.derivation` says how the four answers came from them, `model.calibrated` whether
+the scores are calibrated (null when the endpoint does not say).
 
 The shape follows the services people already use. From AWS Comprehend's BatchDetectSentiment:
 results and per-item errors side by side (`ResultList` / `ErrorList`), each carrying the
-`index` of its input, so one bad text does not fail the batch; a full score map for every item
-(`SentimentScore`), with every label the model knows; the limits (25 texts, 5,000 UTF-8 bytes
-per text). From Azure's Text Analytics: `confidence` beside the scores. Unlike both, we echo
-the `text` (what the seed exercise asked for: the text and its sentiment) and name labels in
-lower case as the model does. A confidence threshold can turn low-confidence answers into
-`neutral` (the model's own scores stay in `scores`; `model.neutral_threshold` says it is on).
+`index` of its input, so one bad text does not fail the batch; the four sentiments (POSITIVE,
+NEGATIVE, NEUTRAL, MIXED) with a full score map (`SentimentScore`); the limits (25 texts,
+5,000 UTF-8 bytes per text). From Azure's Text Analytics: `confidence` beside the scores. Unlike
+both, we echo the `text` (what the seed exercise asked for) and mark an answer `uncertain` when
+its top score is below `uncertain_below` (a setting; `GET /limits` tells it, with the limits,
+to the web page). An older setting, `neutral_threshold`, still turns answers below it into
+`neutral` (the scores stay).
 
 Errors a client causes are 4xx with `{"error": code, "message": ...}`; the endpoint's trouble
 is 502/503/504 with a message; never a 500 for bad input.
@@ -33,26 +44,29 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi_offline import FastAPIOffline
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from sentiment import __version__
-from sentiment.api.predictors import Predictor
+from sentiment import answers as answering
+from sentiment.api.predictors import Calibrated, Predictor, Probabilities
 from sentiment.config import Settings
 from sentiment.errors import (
     Forbidden,
+    ModelError,
     PayloadTooLarge,
     SentimentError,
     Unauthorized,
     UnsupportedMediaType,
+    UpstreamError,
     UsageError,
 )
 from sentiment.serve.codecs import read_body
@@ -115,12 +129,25 @@ def request_schema(settings: Settings) -> dict[str, Any]:
     }
 
 
+class FourScores(BaseModel):
+    """The four answers' scores; they sum to 1."""
+
+    positive: float
+    negative: float
+    neutral: float
+    mixed: float
+
+
 class Result(BaseModel):
     index: int
     text: str
-    sentiment: str
-    confidence: float
-    scores: dict[str, float]
+    sentiment: Literal["positive", "negative", "neutral", "mixed"]
+    confidence: float = Field(description="The top of the four scores.")
+    uncertain: bool = Field(description="The top score is below `model.uncertain_below`.")
+    scores: FourScores
+    label_scores: dict[str, float] = Field(
+        description="The model's own probability of each of its labels for the whole text."
+    )
 
 
 class ItemError(BaseModel):
@@ -133,6 +160,16 @@ class SentimentResponse(BaseModel):
     results: list[Result]
     errors: list[ItemError]
     model: dict[str, Any]
+
+
+class Limits(BaseModel):
+    """What one POST /sentiment may carry, and when an answer is called uncertain."""
+
+    max_texts: int
+    max_text_bytes: int
+    max_body_bytes: int
+    uncertain_below: float
+    sentiments: list[str]
 
 
 class EndpointHealth(BaseModel):
@@ -185,6 +222,13 @@ def create_app(settings: Settings, predictor: Predictor) -> FastAPI:
     app.add_middleware(SecurityHeaders, page_policy=_page_policy(page_html))
     _install_request_ids(app)
     keys = _KeyDigests(settings.api_keys)
+    limits_body = {
+        "max_texts": settings.api_max_texts,
+        "max_text_bytes": settings.api_max_text_bytes,
+        "max_body_bytes": settings.api_max_body_bytes,
+        "uncertain_below": settings.uncertain_below,
+        "sentiments": list(answering.SENTIMENTS),
+    }
     error = {"model": ErrorAnswer}
 
     @app.post(
@@ -213,41 +257,37 @@ def create_app(settings: Settings, predictor: Predictor) -> FastAPI:
         | ({"security": [{"apiKey": []}]} if settings.api_keys else {}),
     )
     async def sentiment(request: Request) -> Response:
-        """The sentiment of each text, with a confidence and the score of every label."""
+        """The sentiment of each text (positive, negative, neutral or mixed) with all four
+        scores, or a per-item error."""
         # The body is read only once the key is known good, and never past the limits: a
         # client without a key, or with an oversized body, costs neither memory nor parsing.
         keys.check(request.headers.get("x-api-key"))
         texts = _texts(await _json_body(request, settings), settings)
-        results: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] = []
-        todo: list[tuple[int, str]] = []
+        todo: list[int] = []
         for i, problem in enumerate(_problems(texts, settings)):
             if problem:
                 errors.append({"index": i, "code": problem[0], "message": problem[1]})
             else:
-                todo.append((i, texts[i]))
-        scores = await predictor.scores([t for _, t in todo])
-        threshold = settings.neutral_threshold
-        for (i, text), s in zip(todo, scores, strict=True):
-            top, confidence = next(iter(s.probs.items()))
-            label = NEUTRAL if threshold and confidence < threshold else top
-            results.append(
-                {
-                    "index": i,
-                    "text": text,
-                    "sentiment": label,
-                    "confidence": round(confidence, 6),
-                    "scores": {k: round(v, 6) for k, v in s.probs.items()},
-                }
-            )
-        labels = sorted({k for r in results for k in r["scores"]}) or await predictor.labels()
+                todo.append(i)
+        # The texts and their sentences, scored in one call, combined into four answers.
+        plan = answering.plan([texts[i] for i in todo])
+        probs = await predictor.probabilities(plan.strings)
+        results = _results(texts, todo, plan, probs, settings)
+        labels = list(probs.classes) or await predictor.labels()
         return JSONAnswer(
             {
                 "results": results,
                 "errors": errors,
-                "model": _model_info(settings, predictor, labels),
+                "model": _model_info(settings, predictor, labels, await predictor.calibrated()),
             }
         )
+
+    @app.get("/limits", response_model=Limits)
+    async def limits() -> Response:
+        """The limits of POST /sentiment and the uncertainty threshold (the web page reads
+        them here)."""
+        return JSONAnswer(limits_body)
 
     @app.get(
         "/healthz",
@@ -417,18 +457,75 @@ def _problem(text: str, settings: Settings) -> tuple[str, str] | None:
     return None
 
 
-def _model_info(settings: Settings, predictor: Predictor, labels: list[str]) -> dict[str, Any]:
+def _results(
+    texts: list[str],
+    todo: list[int],
+    plan: answering.Plan,
+    probs: Probabilities,
+    settings: Settings,
+) -> list[dict[str, Any]]:
+    """One result per analyzed text: its answer, the four scores and the model's own."""
+    if not todo:
+        return []
+    try:
+        four = answering.combine(plan, probs.classes, probs.rows)
+    except ModelError as err:  # labels with no polarity: the endpoint's model, not the client
+        raise UpstreamError(f"The model cannot answer sentiments: {err.render()}") from None
+    results = []
+    neutral_below = settings.neutral_threshold
+    for i, row, own in zip(todo, four.tolist(), probs.rows[: plan.n].tolist(), strict=True):
+        scores = {name: round(v, 6) for name, v in zip(answering.SENTIMENTS, row, strict=True)}
+        best = max(row)
+        sentiment = answering.SENTIMENTS[row.index(best)]
+        if neutral_below and best < neutral_below:
+            sentiment = NEUTRAL
+        results.append(
+            {
+                "index": i,
+                "text": texts[i],
+                "sentiment": sentiment,
+                "confidence": round(best, 6),
+                "uncertain": best < settings.uncertain_below,
+                "scores": scores,
+                "label_scores": {
+                    name: round(p, 6)
+                    for p, name in sorted(zip(own, probs.classes, strict=True), reverse=True)
+                },
+            }
+        )
+    return results
+
+
+def _model_info(
+    settings: Settings, predictor: Predictor, labels: list[str], calibrated: Calibrated
+) -> dict[str, Any]:
     threshold = settings.neutral_threshold or None
     described = predictor.describe()
     if not settings.api_show_endpoint:
         described.pop("endpoint", None)
     return described | {
-        "labels": labels,
+        "labels": sorted(labels),
+        "sentiments": list(answering.SENTIMENTS),
+        "calibrated": calibrated.known,
+        "derivation": _derivation(labels, calibrated),
+        "uncertain_below": settings.uncertain_below,
         "neutral_threshold": threshold,
-        "neutral_note": f"confidence below {threshold} is answered as 'neutral'"
+        "neutral_note": f"a top score below {threshold} is answered as 'neutral'"
         if threshold
         else None,
     }
+
+
+def _derivation(labels: list[str], calibrated: Calibrated) -> str | None:
+    try:
+        how = answering.derivation(labels)
+    except ModelError:
+        return None
+    if calibrated.known is None:
+        return f"{how}; whether the scores are calibrated is unknown (the endpoint does not say)"
+    if calibrated.known:
+        return f"{how}; scores calibrated ({calibrated.method} scaling)"
+    return f"{how}; uncalibrated scores"
 
 
 class _KeyDigests:

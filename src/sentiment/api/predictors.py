@@ -1,9 +1,12 @@
 """Where the API gets probabilities from: a SageMaker-compatible endpoint, or a model in-process.
 
-Both answer the same question: for each text, the probability of every label the model knows.
-The endpoint is asked with `k` = `MAX_LABELS` so the answer holds every label (fastText returns
-at most as many labels as it has), which works with SageMaker's own BlazingText endpoints too:
-only `/invocations` and `/ping` are used.
+Both answer the same question: for each string, the probability of every label the model knows
+(the API asks for whole texts and their sentences in one call; `sentiment.answers` combines
+them). The endpoint is asked with `k` = `MAX_LABELS` so the answer holds every label (fastText
+returns at most as many labels as it has), which works with SageMaker's own BlazingText
+endpoints too: only `/invocations` and `/ping` are needed. Whether the scores are calibrated is
+read from our endpoint's `GET /` (its model's `calibration`); an endpoint that does not
+describe its model (a stock BlazingText one) leaves it unknown.
 
 The endpoint client pools connections (one `aiohttp.ClientSession`), bounds every call by a
 timeout, and retries connection errors and 503s a bounded number of times with exponential
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
+import numpy as np
 import orjson
 
 from sentiment.errors import Unavailable, UpstreamError, UpstreamTimeout
@@ -33,31 +37,54 @@ log = logging.getLogger("sentiment.api")
 
 
 @dataclass(frozen=True)
-class Scores:
-    """Label name (no `__label__` prefix) -> probability, most likely first."""
+class Probabilities:
+    """The probability of every label (`classes`, names without `__label__`, in column order)
+    for each string asked, one row per string."""
 
-    probs: dict[str, float]
+    classes: tuple[str, ...]
+    rows: np.ndarray  # (strings, classes) float64
+
+
+@dataclass(frozen=True)
+class Calibrated:
+    """Whether the model's scores are calibrated: True, False, or None when the endpoint does
+    not say (a stock SageMaker endpoint); `method` is the calibration's, when there is one."""
+
+    known: bool | None
+    method: str | None = None
 
 
 class Predictor(Protocol):
     source: str
 
-    async def scores(self, texts: list[str]) -> list[Scores]: ...
+    async def probabilities(self, strings: list[str]) -> Probabilities: ...
+    async def calibrated(self) -> Calibrated: ...
     async def health(self) -> dict[str, Any]: ...
     async def labels(self) -> list[str]: ...
     def describe(self) -> dict[str, Any]: ...
     async def close(self) -> None: ...
 
 
-def _to_scores(labels: list[str], probs: list[float]) -> Scores:
-    pairs = sorted(
-        (
-            (strip_prefix(lbl), min(max(float(p), 0.0), 1.0))
-            for lbl, p in zip(labels, probs, strict=False)
-        ),
-        key=lambda x: -x[1],
-    )
-    return Scores(dict(pairs))
+def _matrix(rows: list[tuple[list[str], list[float]]]) -> Probabilities:
+    """SageMaker's answers ({"label": [...], "prob": [...]} per string, best first) as one
+    matrix, columns in label-name order, probabilities clipped to [0, 1] (fastText reports
+    p + 1e-5)."""
+    names: dict[str, int] = {}
+    for labels, _ in rows:
+        for label in labels:
+            names.setdefault(strip_prefix(label), 0)
+    classes = tuple(sorted(names))
+    index = {name: i for i, name in enumerate(classes)}
+    out = np.zeros((len(rows), len(classes)))
+    for r, (labels, probs) in enumerate(rows):
+        for label, p in zip(labels, probs, strict=True):
+            out[r, index[strip_prefix(label)]] = min(max(float(p), 0.0), 1.0)
+    return Probabilities(classes, out)
+
+
+# How long the endpoint's description (is it calibrated?) is trusted before it is asked again:
+# a model swap on the endpoint shows within this many seconds.
+DESCRIBE_TTL = 30.0
 
 
 class EndpointPredictor:
@@ -80,6 +107,9 @@ class EndpointPredictor:
         self.backoff = backoff
         self._session: aiohttp.ClientSession | None = None
         self._labels: list[str] = []
+        self._calibrated = Calibrated(None)
+        self._described_at: float | None = None
+        self._describing: asyncio.Task[None] | None = None
 
     def _client(self) -> aiohttp.ClientSession:
         # Created on first use, inside the server's event loop (aiohttp binds a session to it).
@@ -92,27 +122,52 @@ class EndpointPredictor:
             )
         return self._session
 
-    async def scores(self, texts: list[str]) -> list[Scores]:
-        if not texts:
-            return []
-        body = orjson.dumps({"instances": texts, "configuration": {"k": MAX_LABELS}})
+    async def probabilities(self, strings: list[str]) -> Probabilities:
+        if not strings:
+            return Probabilities((), np.zeros((0, 0)))
+        body = orjson.dumps({"instances": strings, "configuration": {"k": MAX_LABELS}})
         content = await self._post(body)
         try:
             data = orjson.loads(content)
-            out = [_to_scores(item["label"], item["prob"]) for item in data]
-        except (orjson.JSONDecodeError, KeyError, TypeError) as err:
+            out = _matrix([(item["label"], item["prob"]) for item in data])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as err:
             raise UpstreamError(
                 f"The model endpoint answered something that is not a SageMaker prediction ({err})."
             ) from None
-        if len(out) != len(texts):
+        if len(out.rows) != len(strings):
             raise UpstreamError(
-                f"The model endpoint answered {len(out)} predictions for {len(texts)} texts."
+                f"The model endpoint answered {len(out.rows)} predictions for {len(strings)} texts."
             )
-        for s in out:
-            for name in s.probs:
-                if name not in self._labels:
-                    self._labels.append(name)
+        if list(out.classes) != self._labels:
+            self._labels = sorted(set(self._labels) | set(out.classes))
         return out
+
+    async def calibrated(self) -> Calibrated:
+        """From the endpoint's `GET /` (ours describes its model), asked again after
+        DESCRIBE_TTL seconds in the background; unknown when it does not answer that."""
+        now = time.monotonic()
+        if self._described_at is None:
+            await self._describe()
+        elif now - self._described_at > DESCRIBE_TTL and self._describing is None:
+            self._describing = asyncio.create_task(self._describe())
+        return self._calibrated
+
+    async def _describe(self) -> None:
+        found = Calibrated(None)
+        try:
+            async with self._client().get(
+                f"{self.url}/", timeout=aiohttp.ClientTimeout(total=min(self.timeout, 2.0))
+            ) as response:
+                if response.status == 200:
+                    model = orjson.loads(await response.read()).get("model")
+                    if isinstance(model, dict) and "calibration" in model:
+                        method = (model["calibration"] or {}).get("method")
+                        found = Calibrated(bool(method and method != "identity"), method)
+        except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError, AttributeError):
+            pass  # unknown, asked again later
+        self._calibrated = found
+        self._described_at = time.monotonic()
+        self._describing = None
 
     async def _post(self, body: bytes) -> bytes:
         attempt = 0
@@ -160,7 +215,7 @@ class EndpointPredictor:
     async def labels(self) -> list[str]:
         if not self._labels:
             try:
-                await self.scores(["hello"])
+                await self.probabilities(["hello"])
             except (Unavailable, UpstreamError, UpstreamTimeout):
                 return []
         return list(self._labels)
@@ -187,6 +242,8 @@ class EndpointPredictor:
         return {"source": self.source, "endpoint": self.url}
 
     async def close(self) -> None:
+        if self._describing is not None:
+            await self._describing
         if self._session is not None:
             await self._session.close()
 
@@ -202,20 +259,20 @@ class LocalPredictor:
     def __init__(self, model: Any) -> None:
         self.model = model
 
-    async def scores(self, texts: list[str]) -> list[Scores]:
-        if not texts:
-            return []
-        if len(texts) > 8:
+    async def probabilities(self, strings: list[str]) -> Probabilities:
+        if len(strings) > 8:
             from starlette.concurrency import run_in_threadpool
 
-            probs = await run_in_threadpool(self.model.predict_proba, texts)
+            rows = await run_in_threadpool(self.model.predict_proba, strings)
         else:
-            probs = self.model.predict_proba(texts)
-        classes = list(self.model.classes)
-        return [
-            Scores(dict(sorted(zip(classes, map(float, row), strict=True), key=lambda x: -x[1])))
-            for row in probs
-        ]
+            rows = self.model.predict_proba(strings)
+        return Probabilities(tuple(self.model.classes), rows)
+
+    async def calibrated(self) -> Calibrated:
+        calibration = self.model.calibration
+        if calibration is None:
+            return Calibrated(False)
+        return Calibrated(not calibration.is_identity, calibration.method)
 
     async def labels(self) -> list[str]:
         return list(self.model.classes)
