@@ -473,8 +473,10 @@ def _results(
         raise UpstreamError(f"The model cannot answer sentiments: {err.render()}") from None
     results = []
     neutral_below = settings.neutral_threshold
-    for i, row, own in zip(todo, four.tolist(), probs.rows[: plan.n].tolist(), strict=True):
-        scores = {name: round(v, 6) for name, v in zip(answering.SENTIMENTS, row, strict=True)}
+    classes = probs.classes
+    for i, row, own in zip(
+        todo, four.round(6).tolist(), probs.rows[: plan.n].round(6).tolist(), strict=True
+    ):
         best = max(row)
         sentiment = answering.SENTIMENTS[row.index(best)]
         if neutral_below and best < neutral_below:
@@ -484,16 +486,17 @@ def _results(
                 "index": i,
                 "text": texts[i],
                 "sentiment": sentiment,
-                "confidence": round(best, 6),
+                "confidence": best,
                 "uncertain": best < settings.uncertain_below,
-                "scores": scores,
-                "label_scores": {
-                    name: round(p, 6)
-                    for p, name in sorted(zip(own, probs.classes, strict=True), reverse=True)
-                },
+                "scores": dict(zip(answering.SENTIMENTS, row, strict=True)),
+                "label_scores": dict(sorted(zip(classes, own, strict=True), key=_second_desc)),
             }
         )
     return results
+
+
+def _second_desc(pair: tuple[str, float]) -> float:
+    return -pair[1]
 
 
 def _model_info(
