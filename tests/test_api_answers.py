@@ -167,3 +167,44 @@ def test_a_stock_sagemaker_endpoint_in_one_call(
         assert result["scores"] == pytest.approx(answer.scores, abs=1e-5)
     assert body["model"]["calibrated"] is None
     assert "unknown" in body["model"]["derivation"]
+
+
+def test_calibrated_follows_a_model_swap_on_the_endpoint(
+    tiny_model_dir: Path, calibrated_ternary: Path, tmp_path: Path
+) -> None:
+    token = "swap-token"
+    process, url = start_endpoint(
+        tiny_model_dir / "model.bin", tmp_path / "serve.log", env={"SENTIMENT_ADMIN_TOKEN": token}
+    )
+    app = create_app(Settings(), EndpointPredictor(url, timeout=5, describe_ttl=0.0))
+
+    async def scenario() -> list[dict[str, Any]]:
+        transport = httpx.ASGITransport(app=app)
+        seen = []
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+
+            async def ask() -> dict[str, Any]:
+                answer = await client.post("/sentiment", json={"text": MIXED_TEXT})
+                return dict(answer.json()["model"])
+
+            seen.append(await ask())
+            async with httpx.AsyncClient() as admin:
+                swapped = await admin.post(
+                    f"{url}/admin/model",
+                    json={"model": str(calibrated_ternary)},
+                    headers={"authorization": f"Bearer {token}"},
+                    timeout=60,
+                )
+                assert swapped.status_code == 200, swapped.text
+            seen.append(await ask())  # starts the refresh in the background
+            await asyncio.sleep(0.3)
+            seen.append(await ask())
+        return seen
+
+    try:
+        before, _, after = asyncio.run(scenario())
+    finally:
+        process.stop()
+    assert before["calibrated"] is False and before["labels"] == ["negative", "positive"]
+    assert after["calibrated"] is True and after["labels"] == ["negative", "neutral", "positive"]
+    assert after["derivation"].startswith("three-class model")

@@ -106,12 +106,19 @@ class EndpointPredictor:
     source = "endpoint"
 
     def __init__(
-        self, url: str, *, timeout: float = 10.0, retries: int = 2, backoff: float = 0.05
+        self,
+        url: str,
+        *,
+        timeout: float = 10.0,
+        retries: int = 2,
+        backoff: float = 0.05,
+        describe_ttl: float = DESCRIBE_TTL,
     ) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
+        self.describe_ttl = describe_ttl
         self._session: aiohttp.ClientSession | None = None
         self._labels: list[str] = []
         self._calibrated = Calibrated(None)
@@ -144,17 +151,16 @@ class EndpointPredictor:
             raise UpstreamError(
                 f"The model endpoint answered {len(out.rows)} predictions for {len(strings)} texts."
             )
-        if list(out.classes) != self._labels:
-            self._labels = sorted(set(self._labels) | set(out.classes))
+        self._labels = list(out.classes)  # the labels of the model served now
         return out
 
     async def calibrated(self) -> Calibrated:
-        """From the endpoint's `GET /` (ours describes its model), asked again after
-        DESCRIBE_TTL seconds in the background; unknown when it does not answer that."""
+        """From the endpoint's `GET /` (ours describes its model), asked again in the
+        background once `describe_ttl` seconds have passed; unknown when it does not say."""
         now = time.monotonic()
         if self._described_at is None:
             await self._describe()
-        elif now - self._described_at > DESCRIBE_TTL and self._describing is None:
+        elif now - self._described_at > self.describe_ttl and self._describing is None:
             self._describing = asyncio.create_task(self._describe())
         return self._calibrated
 
