@@ -392,10 +392,14 @@ def test_security_headers_on_every_answer(local_app: Any) -> None:
         assert response.headers["referrer-policy"] == "no-referrer"
         csp = response.headers["content-security-policy"]
         assert "frame-ancestors 'none'" in csp and "unsafe-eval" not in csp
-    page, api, *_ = _run(go())
+    page, api, _, _, docs = _run(go())
     assert "script-src 'sha256-" in page.headers["content-security-policy"]
     assert "unsafe-inline" not in page.headers["content-security-policy"]
     assert api.headers["content-security-policy"].startswith("default-src 'none'")
+    # The docs' start-up script by its hash too (test_web.py runs them in Chromium).
+    scripts = docs.headers["content-security-policy"].split("script-src ")[1].split(";")[0]
+    assert scripts.startswith("'self' 'sha256-") and "unsafe" not in scripts
+    assert docs.headers["content-length"] == str(len(docs.content))
 
 
 def test_endpoint_url_is_private_unless_shown(endpoint: str) -> None:

@@ -586,33 +586,38 @@ def _install_errors(app: FastAPI) -> None:
     app.add_exception_handler(Exception, on_bug)
 
 
+def _hashes(html: str, tag: str) -> str:
+    """CSP sources for the inline `<tag>` blocks (no attributes) of a page, by SHA-256."""
+    return " ".join(
+        f"'sha256-{base64.b64encode(hashlib.sha256(block.encode()).digest()).decode()}'"
+        for block in re.findall(rf"<{tag}>(.*?)</{tag}>", html, re.S)
+    )
+
+
 def _page_policy(html: str) -> bytes:
     """The web page's Content-Security-Policy: its own inline script and style (by hash) and
     calls to this origin; nothing else runs, loads or frames it."""
-
-    def hashes(tag: str) -> str:
-        blocks = re.findall(rf"<{tag}>(.*?)</{tag}>", html, re.S)
-        return " ".join(
-            f"'sha256-{base64.b64encode(hashlib.sha256(b.encode()).digest()).decode()}'"
-            for b in blocks
-        )
-
     return (
-        f"default-src 'none'; script-src {hashes('script')}; style-src {hashes('style')}; "
-        "connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; "
-        "frame-ancestors 'none'"
+        f"default-src 'none'; script-src {_hashes(html, 'script')}; "
+        f"style-src {_hashes(html, 'style')}; connect-src 'self'; img-src 'self'; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     ).encode()
 
 
-# The interactive docs (Swagger UI, ReDoc) start from an inline script that names the schema's
-# URL; they show only the API's own schema.
-_DOCS_POLICY = (
-    b"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-    b"img-src 'self' data:; worker-src 'self' blob:; base-uri 'none'; form-action 'none'; "
-    b"frame-ancestors 'none'"
-)
+def _docs_policy(html: str) -> bytes:
+    """The interactive docs' (Swagger UI, ReDoc): their scripts from this origin and their
+    inline start-up script by hash; ReDoc injects <style> elements, so inline styles pass."""
+    return (
+        f"default-src 'self'; script-src 'self' {_hashes(html, 'script')}; "
+        "style-src 'self' 'unsafe-inline'; img-src 'self' data:; worker-src 'self' blob:; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ).encode()
+
+
 # Everything else is data: nothing in it may run or load.
 _DATA_POLICY = b"default-src 'none'; frame-ancestors 'none'"
+# Pages whose inline script names the request's root path: their policy is made per answer.
+_DOCS = frozenset({"/docs", "/redoc"})
 
 
 class SecurityHeaders:
@@ -621,26 +626,52 @@ class SecurityHeaders:
 
     def __init__(self, app: Any, page_policy: bytes) -> None:
         self.app = app
-        self.policies = {"/": page_policy, "/docs": _DOCS_POLICY, "/redoc": _DOCS_POLICY}
+        self.page_policy = page_policy
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        policy = self.policies.get(scope["path"], _DATA_POLICY)
+        path = scope["path"]
+        if path in _DOCS:
+            await self._docs(scope, receive, send)
+            return
+        policy = self.page_policy if path == "/" else _DATA_POLICY
 
         async def send_with_headers(message: Any) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"content-security-policy", policy),
-                    (b"x-content-type-options", b"nosniff"),
-                    (b"x-frame-options", b"DENY"),
-                    (b"referrer-policy", b"no-referrer"),
-                ]
+                message["headers"] = _with_headers(message, policy)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+    async def _docs(self, scope: Any, receive: Any, send: Any) -> None:
+        """A docs page held whole (a few kB) until its policy is known, then sent."""
+        held: list[Any] = []
+
+        async def hold(message: Any) -> None:
+            held.append(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                body = b"".join(m.get("body", b"") for m in held[1:])
+                start = held[0]
+                start["headers"] = _with_headers(start, _docs_policy(body.decode("utf-8")))
+                start["headers"] = [
+                    (k, v) for k, v in start["headers"] if k.lower() != b"content-length"
+                ] + [(b"content-length", b"%d" % len(body))]
+                await send(start)
+                await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, hold)
+
+
+def _with_headers(start: Any, policy: bytes) -> list[tuple[bytes, bytes]]:
+    return [
+        *start.get("headers", []),
+        (b"content-security-policy", policy),
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"no-referrer"),
+    ]
 
 
 def _install_request_ids(app: FastAPI) -> None:
