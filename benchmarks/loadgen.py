@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -23,17 +24,18 @@ SHARED = ROOT.parent / "shared" / "data"
 OUT = ROOT / "benchmarks" / "out" / "http"
 
 
-def benchmark_model() -> Path:
-    """A real model: the seed's hyperparameters on the prepared polarity sample (our trainer)."""
+def benchmark_model(seed: int = 1) -> Path:
+    """A real model: the seed's hyperparameters on the prepared polarity sample (our trainer).
+    Another `seed` gives another real model of the same shape (benchmarks/soak swaps to it)."""
     from benchmarks.train import SEED_HP, prepared, train_ours
     from sentiment.labels import Layout, Policy
 
-    path = OUT / "model.bin"
+    path = OUT / ("model.bin" if seed == 1 else f"model-seed{seed}.bin")
     if path.exists():
         return path
     OUT.mkdir(parents=True, exist_ok=True)
     files = prepared("amazon_review_polarity", Layout.POLARITY, Policy.BINARY)
-    trainer, _ = train_ours(files["train"], SEED_HP, 0, 1)
+    trainer, _ = train_ours(files["train"], SEED_HP, 0, seed)
     trainer.save_bin(path)
     return path
 
@@ -56,20 +58,33 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass
+class Server:
+    """A server process started by `process`, and what it has logged so far."""
+
+    proc: subprocess.Popen[bytes]
+    _log: IO[bytes]
+
+    def log(self) -> str:
+        # pread: the process shares the file's offset, which a seek would move under it.
+        fd = self._log.fileno()
+        return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
+
+
 @contextmanager
-def process(cmd: list[str], ready_url: str, env: dict[str, str] | None = None) -> Iterator[None]:
+def process(cmd: list[str], ready_url: str, env: dict[str, str] | None = None) -> Iterator[Server]:
     """A server process, up once `ready_url` answers 200; stopped with SIGTERM afterwards."""
     log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in finally)
     proc = subprocess.Popen(
         cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ | (env or {}), cwd=ROOT,
         start_new_session=True,
     )  # fmt: skip
+    server = Server(proc, log)
     try:
         deadline = time.monotonic() + 120
         while True:
             if proc.poll() is not None:
-                log.seek(0)
-                raise SystemExit(f"{cmd} exited:\n{log.read().decode()[-3000:]}")
+                raise SystemExit(f"{cmd} exited:\n{server.log()[-3000:]}")
             try:
                 if httpx.get(ready_url, timeout=1).status_code == 200:
                     break
@@ -78,7 +93,7 @@ def process(cmd: list[str], ready_url: str, env: dict[str, str] | None = None) -
             if time.monotonic() > deadline:
                 raise SystemExit(f"{cmd} did not come up at {ready_url}")
             time.sleep(0.2)
-        yield
+        yield server
     finally:
         with suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
