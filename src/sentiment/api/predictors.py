@@ -157,11 +157,13 @@ class EndpointPredictor:
     async def calibrated(self) -> Calibrated:
         """From the endpoint's `GET /` (ours describes its model), asked again in the
         background once `describe_ttl` seconds have passed; unknown when it does not say."""
-        now = time.monotonic()
-        if self._described_at is None:
-            await self._describe()
-        elif now - self._described_at > self.describe_ttl and self._describing is None:
+        stale = (
+            self._described_at is None or time.monotonic() - self._described_at > self.describe_ttl
+        )
+        if stale and self._describing is None:
             self._describing = asyncio.create_task(self._describe())
+        if self._described_at is None and self._describing is not None:
+            await asyncio.shield(self._describing)  # the first answer waits (once for all)
         return self._calibrated
 
     async def _describe(self) -> None:
