@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -510,7 +511,7 @@ def _model_info(
         "labels": sorted(labels),
         "sentiments": list(answering.SENTIMENTS),
         "calibrated": calibrated.known,
-        "derivation": _derivation(labels, calibrated),
+        "derivation": _derivation(tuple(sorted(labels)), calibrated),
         "uncertain_below": settings.uncertain_below,
         "neutral_threshold": threshold,
         "neutral_note": f"a top score below {threshold} is answered as 'neutral'"
@@ -519,7 +520,9 @@ def _model_info(
     }
 
 
-def _derivation(labels: list[str], calibrated: Calibrated) -> str | None:
+@functools.lru_cache(maxsize=64)
+def _derivation(labels: tuple[str, ...], calibrated: Calibrated) -> str | None:
+    """How the four answers come from these labels (cached: the same on every request)."""
     try:
         how = answering.derivation(labels)
     except ModelError:
