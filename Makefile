@@ -4,9 +4,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # Inputs of `make run` (space-separated: folders, CSVs, .tgz archives or dataset names). The
-# polarity sample's test split is also reported on its own: it is the boss-level benchmark.
+# two test splits are also reported on their own: the full one (star ratings) for the four
+# answers' targets, the polarity one as the boss-level benchmark.
 DATA ?= ../shared/data/amazon_review_full ../shared/data/amazon_review_polarity
-EVAL ?= ../shared/data/amazon_review_polarity/test.csv
+EVAL ?= ../shared/data/amazon_review_full/test.csv ../shared/data/amazon_review_polarity/test.csv
 OUT ?= work
 PYTEST_ARGS ?=
 

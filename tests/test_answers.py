@@ -14,7 +14,7 @@ import pytest
 from conftest import read_reviews
 from sentiment import answers, layout
 from sentiment.answers import SENTIMENTS, combine, derivation, plan, polarity, sentences
-from sentiment.calibration import Calibration
+from sentiment.calibration import Calibration, fit_file
 from sentiment.errors import ModelError
 from sentiment.model import load_model
 
@@ -64,8 +64,48 @@ def test_one_clearly_positive_and_one_clearly_negative_sentence_is_mixed() -> No
     }
     out = _scores([MIXED_TEXT], rows)
     assert SENTIMENTS[out[0].argmax()] == "mixed"
-    assert out[0, 3] == pytest.approx(0.9)
-    assert out.sum() == pytest.approx(1.0)
+    # ambivalence (2 x 0.45)^2 = 0.81, all mixed: the sentences lean 0.85 each way
+    assert out[0].tolist() == pytest.approx([0.045, 0.045, 0.1, 0.81])
+
+
+def test_an_ambivalent_text_of_one_sentence_is_neutral_not_mixed() -> None:
+    out = _scores(["meh"], {"meh": [0.5, 0.0, 0.5]})
+    assert out[0].tolist() == pytest.approx([0.0, 0.0, 1.0, 0.0])
+
+
+def test_a_clear_text_keeps_its_side_whatever_its_sentences() -> None:
+    """Mixed needs the whole text to be ambivalent too: a clearly positive review with one
+    complaint stays positive."""
+    text = "Love it. Works great. The box was dented."
+    rows = {
+        text: [0.03, 0.02, 0.95],
+        "Love it.": POS,
+        "Works great.": POS,
+        "The box was dented.": NEG,
+    }
+    out = _scores([text], rows)
+    assert SENTIMENTS[out[0].argmax()] == "positive"
+    assert out[0, 3] == pytest.approx(0.06**2)
+
+
+def test_tempered_sentences_leaning_both_ways_make_an_ambivalent_text_mixed() -> None:
+    """Short sentences get tempered scores; leaning 0.35 each way (margin 0.2) is enough,
+    leaning 0.05 one way is not."""
+    text = "The screen is gorgeous. The battery died after two days."
+    whole = [0.3, 0.3, 0.4]
+    lean = {
+        "The screen is gorgeous.": [0.15, 0.35, 0.5],
+        "The battery died after two days.": [0.5, 0.35, 0.15],
+    }
+    out = _scores([text], {text: whole} | lean)
+    assert SENTIMENTS[out[0].argmax()] == "mixed"
+    mild = {
+        "The screen is gorgeous.": [0.3, 0.35, 0.35],
+        "The battery died after two days.": [0.35, 0.35, 0.3],
+    }
+    out = _scores([text], {text: whole} | mild)
+    assert SENTIMENTS[out[0].argmax()] == "neutral"
+    assert out[0, 3] == pytest.approx(0.36 * 0.25)  # a = (2 x 0.3)^2, m = 0.05 / 0.2
 
 
 @pytest.mark.parametrize(
@@ -98,8 +138,10 @@ def test_scores_sum_to_one_for_every_text() -> None:
 
 
 def test_binary_and_star_models_get_the_four_answers() -> None:
-    binary = polarity(("negative", "positive"), np.array([[0.5, 0.5], [0.01, 0.99], [0.8, 0.2]]))
-    assert np.allclose(binary, [[0, 0, 1], [0.98, 0, 0.02], [0, 0.6, 0.4]])
+    p = plan(["a", "b", "c"])
+    binary = combine(p, ("negative", "positive"), np.array([[0.5, 0.5], [0.01, 0.99], [0.8, 0.2]]))
+    # neutral from the ambivalence (2 min)^2 alone: 1, 0.0004, 0.16
+    assert np.allclose(binary, [[0, 0, 1, 0], [0.9898, 0.0098, 0.0004, 0], [0.12, 0.72, 0.16, 0]])
     stars = ("1_star", "2_stars", "3_stars", "4_stars", "5_stars")
     assert np.allclose(polarity(stars, np.array([[0.1, 0.2, 0.3, 0.15, 0.25]])), [[0.4, 0.3, 0.3]])
     assert derivation(("negative", "positive")).startswith("binary model")
@@ -126,7 +168,8 @@ def ternary_model_dir(
     shared_data: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Path]:
     """A real three-class fastText model on the full sample (1-2 negative, 3 neutral, 4-5
-    positive), trained by the fastText library in ~2 s."""
+    positive), trained by the fastText library in ~2 s on 80% of it; validation.txt holds
+    the other 20% (prepared lines) for fitting calibrations."""
     import fasttext
 
     from sentiment.labels import Layout, Policy, map_label, with_prefix
@@ -137,7 +180,9 @@ def ternary_model_dir(
     for label, title, body in read_reviews(shared_data / "amazon_review_full" / "train.csv"):
         name = map_label(Layout.FULL, label, Policy.TERNARY)
         lines.append(f"{with_prefix(str(name))} {normalize(compose(title, body))}")
-    (folder / "train.txt").write_text("\n".join(lines) + "\n")
+    cut = len(lines) * 4 // 5
+    (folder / "train.txt").write_text("\n".join(lines[:cut]) + "\n")
+    (folder / "validation.txt").write_text("\n".join(lines[cut:]) + "\n")
     model = fasttext.train_supervised(
         str(folder / "train.txt"),
         epoch=10,
@@ -205,22 +250,113 @@ def test_a_malformed_calibration_file_is_a_model_error(
         load_model(folder)
 
 
-def test_a_three_class_model_answers_four_ways(ternary_model_dir: Path) -> None:
-    model = load_model(ternary_model_dir)
-    got = model.answers([MIXED_TEXT, "Great product, works perfectly. Love it!", "meh"])
-    assert [a.sentiment for a in got[:2]] == ["mixed", "positive"]
+def test_a_calibrated_three_class_model_answers_four_ways(
+    ternary_model_dir: Path, tmp_path: Path
+) -> None:
+    bare = load_model(ternary_model_dir)
+    calibration = fit_file(bare, ternary_model_dir / "validation.txt")
+    assert calibration.method == "length"
+    assert calibration.stats["nll_after"] < calibration.stats["nll_before"]
+    assert calibration.stats["short_nll_after"] < calibration.stats["short_nll_before"]
+    model = load_model(_with_calibration(ternary_model_dir, tmp_path / "m", calibration))
+    texts = [MIXED_TEXT, "Great product, works perfectly. Love it!", "meh", "ok"]
+    got = model.answers(texts)
+    assert got[1].sentiment == "positive"
     for a in got:
         assert set(a.scores) == set(SENTIMENTS)
         assert sum(a.scores.values()) == pytest.approx(1.0)
-    matrix = model.answer_scores([MIXED_TEXT])
+    # Issue 13: the uncalibrated model says 'meh' and 'ok' are polar at ~1.0; calibrated,
+    # a text of one word is not polar at 0.9.
+    raw = model.answer_scores(["meh", "ok"], raw_scores=True)
+    assert raw[:, :2].max() > 0.9
+    for a in got[2:]:
+        assert max(a.scores["positive"], a.scores["negative"]) < 0.9
+    matrix = model.answer_scores(texts)
     assert matrix.tolist()[0] == pytest.approx([got[0].scores[s] for s in SENTIMENTS])
 
 
 def test_a_binary_model_answers_four_ways_and_says_how(tiny_model_dir: Path) -> None:
     model = load_model(tiny_model_dir / layout.MODEL_BIN)
-    got = model.answers([MIXED_TEXT, "Terrible. Broke after a day. Waste of money."])
-    assert got[0].sentiment == "mixed"
+    got = model.answers([MIXED_TEXT, "Terrible. Broke after a day. Waste of money.", "meh"])
     assert got[1].sentiment == "negative"
     assert all(sum(a.scores.values()) == pytest.approx(1.0) for a in got)
+    assert all(set(a.scores) == set(SENTIMENTS) for a in got)
     assert model.derivation.startswith("binary model")
-    assert "neutral = 2 x min(positive, negative)" in model.derivation
+    assert "neutral only from the ambivalence" in model.derivation
+    assert "uncalibrated" in model.derivation
+
+
+def test_the_endpoint_serves_calibrated_scores_and_raw_ones_on_request(
+    ternary_model_dir: Path, tmp_path: Path
+) -> None:
+    """/invocations applies calibration.json by default (BlazingText's response shape
+    unchanged); `"configuration": {"raw_scores": true}` gives the model's own probabilities."""
+    import httpx
+
+    from conftest import start_endpoint
+
+    calibration = Calibration("vector", 3.0, (0.0, 0.0, 0.0), TERNARY)
+    folder = _with_calibration(ternary_model_dir, tmp_path / "m", calibration)
+    model = load_model(folder)
+    texts = ["great, i love it", "awful. broke in a day"]
+    process, url = start_endpoint(folder, tmp_path / "serve.log")
+    try:
+        for k in (1, 3):
+            calibrated = httpx.post(
+                f"{url}/invocations", json={"instances": texts, "configuration": {"k": k}}
+            ).json()
+            raw = httpx.post(
+                f"{url}/invocations",
+                json={"instances": texts, "configuration": {"k": k, "raw_scores": True}},
+            ).json()
+            for got, want in zip(calibrated, model.top(texts, k=k), strict=True):
+                assert got["label"] == list(want[0]) and got["prob"] == pytest.approx(want[1])
+            for got, want in zip(raw, model.top(texts, k=k, raw_scores=True), strict=True):
+                assert got["label"] == list(want[0]) and got["prob"] == pytest.approx(want[1])
+            assert calibrated[0]["prob"][0] < raw[0]["prob"][0]
+        one = httpx.post(f"{url}/invocations", json={"instances": texts[:1]}).json()
+        assert one[0]["prob"] == pytest.approx(calibrated[0]["prob"][:1])
+        bad = httpx.post(
+            f"{url}/invocations",
+            json={"instances": texts, "configuration": {"raw_scores": "yes"}},
+        )
+        assert bad.status_code == 400 and "raw_scores" in bad.text
+    finally:
+        process.stop()
+
+
+def test_evaluate_reports_the_four_answers_with_targets_and_star_table(
+    ternary_model_dir: Path, tmp_path: Path, shared_data: Path
+) -> None:
+    """`sentiment evaluate` on a CSV with star ratings: what each rating was answered, the
+    targets with pass/fail, ECE before and after calibration with both reliability plots."""
+    from rich.console import Console
+
+    from sentiment.evaluate import evaluate_model
+
+    calibration = fit_file(load_model(ternary_model_dir), ternary_model_dir / "validation.txt")
+    folder = _with_calibration(ternary_model_dir, tmp_path / "m", calibration)
+    test = tmp_path / "test.csv"
+    lines = (shared_data / "amazon_review_full" / "test.csv").read_text().splitlines()
+    test.write_text("\n".join(lines[:1500]) + "\n")
+    console = Console(record=True, width=120)
+    report = evaluate_model(folder, test, tmp_path / "report", console=console)
+    section = report["metrics"]["answers"]
+    assert section["classes"] == 3 and section["calibrated"]
+    stars = section["stars"]
+    assert sorted(stars) == [f"{s} stars" for s in range(1, 6)]
+    assert sum(row["examples"] for row in stars.values()) == report["test"]["examples"]
+    for row in stars.values():
+        assert sum(row[s] for s in SENTIMENTS) == pytest.approx(1.0)
+    # Shares in the targets are the star table's own.
+    ones = stars["1 stars"]
+    targets = {t["name"]: t for t in section["targets"]}
+    assert targets["1-star reviews answered negative"]["value"] == pytest.approx(ones["negative"])
+    three = stars["3 stars"]["neutral"] + stars["3 stars"]["mixed"]
+    assert targets["3-star reviews answered neutral or mixed"]["value"] == pytest.approx(three)
+    assert len(targets) == 6 and all(isinstance(t["passed"], bool) for t in targets.values())
+    assert section["ece_after"] < section["ece_before"]
+    assert "calibration error (ECE), three classes" in console.export_text()
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert "What each star rating was answered" in html and "answers_reliability_after.png" in html
+    assert (tmp_path / "report" / "answers_reliability_before.png").is_file()

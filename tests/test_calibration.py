@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sentiment.calibration import IDENTITY, Calibration, ece, fit, identity
+from sentiment.calibration import (
+    IDENTITY,
+    Calibration,
+    count_words,
+    ece,
+    fit,
+    fit_length,
+    identity,
+    prior_shift,
+)
 from sentiment.errors import ModelError
 
 LABELS = ("negative", "neutral", "positive")
@@ -86,3 +95,46 @@ def test_round_trip_and_reordering() -> None:
 def test_malformed_calibrations_are_refused(data: dict[str, object]) -> None:
     with pytest.raises(ModelError):
         Calibration.from_dict(data)
+
+
+def test_length_shrinkage_is_fitted_on_short_texts_and_spares_long_ones() -> None:
+    """Short texts whose model scores are as sharp as a review's but right only 60% of the
+    time: the fit finds a shrinkage, which leaves a text of 200 words nearly as it was."""
+    rng = np.random.default_rng(2)
+    n = 6000
+    y = rng.integers(0, 2, n)
+    right = rng.random(n) < 0.6
+    side = np.where(right, y, 1 - y)
+    probs = np.full((n, 2), 0.01)
+    probs[np.arange(n), side] = 0.99
+    words = rng.choice([1.0, 2.0, 3.0], n)
+    base = Calibration("vector", 1.0, (0.0, 0.0), ("negative", "positive"))
+    c = fit_length(base, probs, y, words)
+    assert c.method == "length" and c.length > 0
+    assert c.stats["short_nll_after"] < c.stats["short_nll_before"] - 0.5
+    sharp = np.array([[0.01, 0.99]])
+    assert c.apply(sharp, np.array([1.0]))[0, 1] < 0.75
+    assert c.apply(sharp, np.array([200.0]))[0, 1] > 0.97
+    row = c.apply_one([1, 0], [0.99, 0.01], 2)
+    assert row[0] == pytest.approx(c.apply(sharp, np.array([2.0]))[0, 1])
+
+
+def test_words_are_counted_alike_in_raw_and_normalized_text() -> None:
+    raw = count_words(["great, but bad.", "meh", "I   paid 12 dollars", " ", ""])
+    normalized = count_words(["great , but bad .", "meh", "i paid _num_ dollars"], normalized=True)
+    assert raw.tolist() == [3, 1, 6, 0, 0]  # spaces + 1: runs of spaces count (cheap, see why)
+    assert normalized.tolist() == [3, 1, 4]
+
+
+def test_prior_shift_moves_a_class_to_its_share_at_large() -> None:
+    """A validation split with 2% neutral rows, where reviews at large hold 8%: the neutral
+    bias rises by log(0.08 / 0.02) less the others' log((1 - 0.08) / (1 - 0.02))."""
+    c = Calibration("vector", 1.0, (0.0, 0.0, 0.0), LABELS)
+    shifted = prior_shift(c, np.array([0.49, 0.02, 0.49]), {"neutral": 0.08})
+    gap = shifted.bias[1] - shifted.bias[0]
+    assert gap == pytest.approx(np.log(0.08 / 0.02) - np.log(0.46 / 0.49))
+    assert shifted.stats["prior_shift"]["neutral"] == pytest.approx(np.log(4))
+    # A model without the class, or a split without any of its rows: unchanged.
+    binary = Calibration("vector", 1.0, (0.0, 0.0), ("negative", "positive"))
+    assert prior_shift(binary, np.array([0.5, 0.5]), {"neutral": 0.08}) is binary
+    assert prior_shift(c, np.array([0.5, 0.0, 0.5]), {"neutral": 0.08}) is c

@@ -137,7 +137,8 @@ def test_evaluate_a_prepared_file_and_the_raw_csv_alike(
         assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert report["learning_curve"] is None  # a bare .bin has no job record
     html = (out / "report.html").read_text()
-    assert html.count("src='data:image/png;base64,") == 5
+    # five plots and the four answers' reliability before and after calibration
+    assert html.count("src='data:image/png;base64,") == 7
     # The raw CSV goes through the same cleaning and label policy: the very same numbers.
     raw_out = tmp_path / "raw"
     raw = _cli(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ def test_run_prepares_trains_and_reports(inputs: list[Path], tmp_path: Path, pag
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     manifest = json.loads((out / "prepared" / "manifest.json").read_text())
-    assert manifest["policy"] == "binary" and manifest["cleaning"]["title_weight"] == 3
+    assert manifest["policy"] == "ternary" and manifest["cleaning"]["title_weight"] == 3
     record = json.loads((out / "pipeline" / "job.json").read_text())
     assert record["status"] == "Completed"
     assert (
@@ -46,6 +47,10 @@ def test_run_prepares_trains_and_reports(inputs: list[Path], tmp_path: Path, pag
         and record["hyperparameters"]["vector_dim"] == "10"
     )
     assert (out / "pipeline" / "output" / "model.tar.gz").is_file()
+    # The calibration fitted on the validation split, recorded and shipped beside model.bin.
+    assert record["model"]["calibration"]["method"] == "length"
+    with tarfile.open(out / "pipeline" / "output" / "model.tar.gz") as tar:
+        assert "calibration.json" in tar.getnames()
     for folder in ("evaluation", "evaluation-amazon_review_polarity-test"):
         report = json.loads((out / "pipeline" / folder / "report.json").read_text())
         assert report["metrics"]["accuracy"] > 0.75
@@ -61,6 +66,12 @@ def test_run_prepares_trains_and_reports(inputs: list[Path], tmp_path: Path, pag
     assert report["test"]["examples"] == sum(
         1 for _ in (POLARITY / "test.csv").open(encoding="utf-8")
     )
+    # The four answers: positive score against negative on a polarity test, with its targets.
+    answers = report["metrics"]["answers"]
+    assert answers["classes"] == 2 and answers["calibrated"]
+    names = [t["name"] for t in answers["targets"]]
+    assert "accuracy, positive score against negative" in names
+    assert answers["accuracy"] > 0.75
     page.goto((report_dir / "report.html").as_uri())
     plots = page.locator("img[data-plot]")
     names = sorted(plots.nth(i).get_attribute("data-plot") for i in range(plots.count()))
@@ -69,11 +80,12 @@ def test_run_prepares_trains_and_reports(inputs: list[Path], tmp_path: Path, pag
             "confusion_matrix.png",
             "reliability.png",
             "coverage.png",
-            "roc.png",
-            "pr.png",
             "learning_curve.png",
+            "answers_reliability_before.png",
+            "answers_reliability_after.png",
         ]
     )
+    assert page.locator("tr[data-target]").count() == len(answers["targets"])
     widths = plots.evaluate_all("imgs => imgs.map(i => i.complete && i.naturalWidth)")
     assert all(w and w > 100 for w in widths), widths
     assert f"{report['metrics']['accuracy']:.4f}" in page.content()

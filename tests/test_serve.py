@@ -231,7 +231,7 @@ def test_model_swap_under_load_loses_no_request(
             json={"model": "/nope.bin"},
             headers={"authorization": f"Bearer {token}"},
         )
-        assert bad.status_code == 404 and httpx.get(f"{url}/ping").status_code == 200
+        assert bad.status_code == 422 and httpx.get(f"{url}/ping").status_code == 200
 
         statuses: list[int] = []
         label_counts: list[int] = []

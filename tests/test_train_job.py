@@ -73,10 +73,15 @@ def test_train_writes_a_sagemaker_layout_and_a_record(prepared: Path, tmp_path: 
     archive = bucket / "job-a" / "output" / "model.tar.gz"
     with tarfile.open(archive) as tar:
         assert sorted(tar.getnames()) == [
+            "calibration.json",
             "model.bin",
             "preprocessing.json",
-        ]  # model.bin at the root
+        ]  # model.bin at the root; calibration.json fitted on the validation channel
     record = json.loads((bucket / "job-a" / "job.json").read_text())
+    calibration = record["model"]["calibration"]
+    assert calibration["labels"] == ["positive", "negative"] and calibration["temperature"] > 0
+    assert calibration["stats"]["nll_after"] <= calibration["stats"]["nll_before"]
+    assert re.search(r"^Calibration \(length, T=[\d.]+\) on \d+ validation", result.stderr, re.M)
     assert record["status"] == "Completed" and record["failure_reason"] is None
     assert (
         record["hyperparameters"]["epochs"] == "3"

@@ -81,6 +81,17 @@ class Settings:
     # Seconds the API waits for the endpoint, and retries on connection errors / 503.
     endpoint_timeout: float = 10.0
     endpoint_retries: int = 2
+    # Seconds a client of the endpoint or the API has to send a request's headers (from its
+    # first byte, or from opening the connection) and then its whole body (6 MB, the largest
+    # /invocations takes, in 30 s: 200 KB/s at least). Past that it gets a 408 and the
+    # connection is closed: a slow client would otherwise hold a connection and its buffered
+    # bytes for as long as it likes.
+    http_header_timeout: float = 10.0
+    http_body_timeout: float = 30.0
+    # On shutdown (SIGTERM), seconds an idle keep-alive connection stays open for one last
+    # request (answered with `Connection: close`) before it is closed, so that clients with a
+    # connection pool see no reset.
+    http_drain_seconds: float = 1.0
     # Logging level for servers and jobs.
     log_level: str = "info"
 

@@ -547,7 +547,7 @@ def _train(
             f"No {layout.MANIFEST} beside {train}: the model gets no {layout.PREPROCESSING} "
             "(serving will normalize text with the default cleaning)."
         )
-    job.record["model"] = _write_archive(job, trainer, pre)
+    job.record["model"] = _write_archive(job, trainer, pre, validation)
     timings["archive_seconds"] = round(time.monotonic() - clock, 3)
     job.finish("Completed")
 
@@ -564,17 +564,25 @@ def _progress_bar(console: Console) -> Progress:
     )
 
 
-def _write_archive(job: _Job, trainer: Any, pre: dict[str, Any] | None) -> dict[str, Any]:
+def _write_archive(
+    job: _Job, trainer: Any, pre: dict[str, Any] | None, validation: Path | None
+) -> dict[str, Any]:
     """model.tar.gz with model.bin at its root (as SageMaker BlazingText writes it) and the
-    preprocessing.json sidecar; written beside its final name and renamed when complete."""
+    preprocessing.json sidecar, and calibration.json fitted on the validation channel when
+    there is one; written beside its final name and renamed when complete."""
     key = layout.model_archive_key(job.name)
     target = job.bucket.local_path(key)
+    calibrated: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(prefix="sentiment-model-") as tmp:
         model_bin = Path(tmp) / layout.MODEL_BIN
         trainer.save_bin(model_bin)
+        if validation is not None:
+            calibrated = _calibrate(job, model_bin, validation)
         with atomic_path(target) as partial:
             with tarfile.open(partial, "w:gz") as tar:
                 tar.add(model_bin, arcname=layout.MODEL_BIN)
+                if calibrated is not None:
+                    tar.add(Path(tmp) / layout.CALIBRATION, arcname=layout.CALIBRATION)
                 if pre is not None:
                     data = json.dumps(pre, indent=2).encode()
                     info = tarfile.TarInfo(layout.PREPROCESSING)
@@ -585,7 +593,30 @@ def _write_archive(job: _Job, trainer: Any, pre: dict[str, Any] | None) -> dict[
             digest = _sha256(partial)
             size = partial.stat().st_size
     job.log(f"Model written to {target}")
-    return {"key": key, "sha256": digest, "bytes": size, "labels": list(trainer.labels)}
+    return {
+        "key": key,
+        "sha256": digest,
+        "bytes": size,
+        "labels": list(trainer.labels),
+        "calibration": calibrated,
+    }
+
+
+def _calibrate(job: _Job, model_bin: Path, validation: Path) -> dict[str, Any]:
+    """Fit the calibration on the validation channel; write calibration.json beside model.bin."""
+    from sentiment.calibration import fit_file
+    from sentiment.model import load_model_bin
+
+    calibration = fit_file(load_model_bin(model_bin), validation)
+    data = calibration.to_dict()
+    (model_bin.parent / layout.CALIBRATION).write_text(json.dumps(data, indent=2))
+    stats = calibration.stats
+    job.log(
+        f"Calibration ({calibration.method}, T={calibration.temperature:.3f}) on "
+        f"{stats['examples']} validation examples: ECE {stats['ece_before']:.4f} -> "
+        f"{stats['ece_after']:.4f}, NLL {stats['nll_before']:.4f} -> {stats['nll_after']:.4f}"
+    )
+    return data
 
 
 class _StopSignals:

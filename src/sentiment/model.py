@@ -34,8 +34,8 @@ import numpy as np
 
 from sentiment import answers as answering
 from sentiment import layout
-from sentiment.calibration import Calibration
-from sentiment.errors import InputNotFound, JobFailed, ModelError
+from sentiment.calibration import Calibration, count_words, words_of
+from sentiment.errors import InputNotFound, JobFailed, ModelError, SentimentError
 from sentiment.labels import strip_prefix
 from sentiment.storage import LocalBucket, atomic_directory
 from sentiment.text import DEFAULT_CLEANING, Cleaning, normalize_many
@@ -149,13 +149,14 @@ class Model:
             found = self._native.top_text(texts[0], len(names))
             if found is not None:
                 ids = found[0]
-                probs = calibration.apply_one(ids, found[1])
+                words = words_of(texts[0]) if calibration.length else None
+                probs = calibration.apply_one(ids, found[1], words)
                 if k == 1:
                     j = probs.index(max(probs))
                     return [((names[ids[j]],), (probs[j],))]
                 order = sorted(range(len(ids)), key=probs.__getitem__, reverse=True)[:k]
                 return [(tuple([names[ids[j]] for j in order]), tuple([probs[j] for j in order]))]
-        calibrated = calibration.apply(self._raw_proba(texts, raw))
+        calibrated = calibration.apply(self._raw_proba(texts, raw), _words(calibration, texts, raw))
         ranked = np.argsort(-calibrated, axis=1, kind="stable")[:, :k]
         best = np.take_along_axis(calibrated, ranked, axis=1).tolist()
         return [
@@ -177,9 +178,10 @@ class Model:
         """Probabilities of every label (columns in `self.labels` order), one row per text;
         calibrated (rows sum to 1) unless `raw_scores` or the model has no calibration."""
         probs = self._raw_proba(texts, raw)
-        if raw_scores or self.calibration is None or not len(texts):
+        calibration = self.calibration
+        if raw_scores or calibration is None or not len(texts):
             return probs
-        return self.calibration.apply(probs)
+        return calibration.apply(probs, _words(calibration, texts, raw))
 
     def _raw_proba(self, texts: Sequence[str], raw: bool) -> np.ndarray:
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float64)
@@ -191,11 +193,20 @@ class Model:
                 out[row, index[label]] = p
         return out
 
-    def answer_scores(self, texts: Sequence[str], *, raw_scores: bool = False) -> np.ndarray:
-        """(n, 4) scores in `answers.SENTIMENTS` order for raw texts (see `sentiment.answers`):
-        the texts and their sentences scored in one batch, calibrated unless `raw_scores`."""
-        p = answering.plan(texts)
-        probs = self.predict_proba(p.strings, raw_scores=raw_scores)
+    def answer_scores(
+        self,
+        texts: Sequence[str],
+        *,
+        sources: Sequence[str] | None = None,
+        raw: bool = False,
+        raw_scores: bool = False,
+    ) -> np.ndarray:
+        """(n, 4) scores in `answers.SENTIMENTS` order for the texts (see `sentiment.answers`):
+        the texts and their sentences (of `sources[i]` when given, e.g. a review's title and
+        body on lines of their own) scored in one batch, calibrated unless `raw_scores`.
+        `raw`: the texts are normalized already (a prepared file's lines)."""
+        p = answering.plan(texts, sources)
+        probs = self.predict_proba(p.strings, raw=raw, raw_scores=raw_scores)
         return answering.combine(p, self.classes, probs)
 
     def answers(self, texts: Sequence[str], *, raw_scores: bool = False) -> list[answering.Answer]:
@@ -221,21 +232,46 @@ class Model:
         }
 
 
+def _words(calibration: Calibration, texts: Sequence[str], normalized: bool) -> np.ndarray | None:
+    """Each text's word count when the calibration tempers short texts, else None."""
+    return count_words(texts, normalized=normalized) if calibration.length else None
+
+
 def load_model(
     ref: str | Path, *, bucket: LocalBucket | None = None, cache_dir: Path | None = None
 ) -> Model:
     """Load the model that `ref` names: a `.bin`, a `model.tar.gz`, a folder, or a job name."""
-    model_dir = resolve_model_dir(ref, bucket=bucket, cache_dir=cache_dir)
-    name = _model_name(ref)
-    return load_model_bin(
-        model_dir / layout.MODEL_BIN if model_dir.is_dir() else model_dir, name=name
-    )
+    path = resolve_model_bin(ref, bucket=bucket, cache_dir=cache_dir)
+    return load_model_bin(path, name=_model_name(ref))
+
+
+def resolve_model_bin(
+    ref: str | Path, *, bucket: LocalBucket | None = None, cache_dir: Path | None = None
+) -> Path:
+    """The fastText .bin that `ref` names (an archive is unpacked into the cache)."""
+    try:
+        model_dir = resolve_model_dir(ref, bucket=bucket, cache_dir=cache_dir)
+    except (OSError, ValueError) as err:  # a name the system refuses (too long, a NUL byte)
+        raise InputNotFound(
+            f"No model found at {str(ref)[:200]!r}: {getattr(err, 'strerror', None) or err}."
+        ) from None
+    return model_dir / layout.MODEL_BIN if _is_dir(model_dir) else model_dir
 
 
 def load_model_bin(path: Path, *, name: str | None = None) -> Model:
     """Load a fastText `.bin`; its `preprocessing.json` sidecar, if beside it, is read too."""
-    if not path.is_file():
+    if not _is_file(path):
         raise InputNotFound(f"No model file at {path}.", hint="Train one with `sentiment train`.")
+    try:
+        return _load_model_bin(path, name)
+    except SentimentError:
+        raise
+    except Exception as err:  # any failure to load is the model's (MemoryError,
+        # the fastText library's ValueError/RuntimeError on a model it cannot predict with, ...)
+        raise ModelError(f"{path} could not be loaded as a model: {err!r}.") from None
+
+
+def _load_model_bin(path: Path, name: str | None) -> Model:
     ft, native, labels, args = _load_predictor(path)
     sidecar = path.parent / layout.PREPROCESSING
     pre = Preprocessing()
@@ -285,11 +321,11 @@ def resolve_model_dir(
 ) -> Path:
     """A folder holding model.bin (or the .bin itself) for any accepted model reference."""
     path = Path(ref).expanduser()
-    if path.is_file():
+    if _is_file(path):
         if path.name.endswith((".tar.gz", ".tgz")):
             return _unpack(path, cache_dir)
         return path
-    if path.is_dir():
+    if _is_dir(path):
         for candidate in (
             path / layout.MODEL_BIN,
             path / layout.MODEL_ARCHIVE,
@@ -345,6 +381,21 @@ def _unpack(archive: Path, cache_dir: Path | None) -> Path:
     return target
 
 
+def _is_file(path: Path) -> bool:
+    """Path.is_file(), False for a name the system cannot look up (too long, a NUL byte)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
+
+
 def _find_bin(root: Path) -> Path | None:
     direct = root / layout.MODEL_BIN
     if direct.is_file():
@@ -355,12 +406,15 @@ def _find_bin(root: Path) -> Path | None:
 def _load_predictor(path: Path) -> tuple[Any, Any, tuple[str, ...], dict[str, Any]]:
     """(fastText model or None, our Predictor or None, labels, args) for a .bin file."""
     from sentiment.engine import _core
-    from sentiment.engine.fasttext_bin import read_bin
+    from sentiment.engine.fasttext_bin import QuantizedModel, read_bin
 
     try:
         bin_model = read_bin(path, mapped=True)
-    except ModelError:
-        # Not a file our reader takes (a quantized .ftz, a newer version): fastText decides.
+    except QuantizedModel:
+        # A whole quantized model (checked to its last byte): the fastText library reads those.
+        # Any other file our reader refuses is refused here too: truncated or tampered with, the
+        # fastText library would allocate by its garbage counts (gigabytes, for ~20 s and more)
+        # before failing, or load it and fail on the first prediction.
         ft = _load_fasttext(path)
         return ft, None, tuple(ft.get_labels()), _args(ft)
     nwords = bin_model.nwords

@@ -41,13 +41,10 @@ def run_api(settings: Settings, model_ref: str | None = None) -> None:
         settings.api_port,
         where,
     )
+    # The endpoint's way of running uvicorn: read deadlines, keep-alive draining on shutdown.
+    from sentiment.serve.server import server_options
+
     uvicorn.run(
         create_app(settings, predictor),
-        host=settings.host,
-        port=settings.api_port,
-        log_level=settings.log_level,
-        access_log=False,
-        timeout_graceful_shutdown=30,
-        http="httptools",
-        loop="uvloop",
+        **server_options(settings.host, settings.api_port, settings.log_level, settings),
     )

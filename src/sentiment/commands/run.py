@@ -4,7 +4,7 @@ Everything lands under one output folder, which is also the run's bucket:
 
     OUT/prepared/            train.txt, validation.txt, test.txt, manifest.json, rejects/
     OUT/JOB/job.json         the training job's record (per-epoch metrics)
-    OUT/JOB/output/model.tar.gz
+    OUT/JOB/output/model.tar.gz  model.bin, preprocessing.json, calibration.json
     OUT/JOB/evaluation/      report.html, report.json and plots for the prepared test split
     OUT/JOB/evaluation-NAME/ one more report per --eval file
 
@@ -41,9 +41,11 @@ from sentiment.labels import Policy, parse_policy
 )
 @click.option(
     "--policy",
-    default=Policy.BINARY.value,
+    default=Policy.TERNARY.value,
+    show_default=True,
     type=click.Choice([p.value for p in Policy]),
-    help="Label policy.",
+    help="Label policy: ternary (1-2 stars negative, 3 neutral, 4-5 positive; polarity rows "
+    "add polar labels) trains what the four answers need; binary is the seed exercise's.",
 )
 @click.option(
     "--hp",

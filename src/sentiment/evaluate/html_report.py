@@ -44,6 +44,10 @@ def render(report: dict[str, Any], images: dict[str, str]) -> str:
             f"<div>ROC-AUC<b>{_f(m['binary']['roc_auc'])}</b></div><div>PR-AUC<b>{_f(m['binary']['pr_auc'])}</b></div>"
         )
     parts.append("</div>")
+    if m.get("answers"):
+        from sentiment.evaluate.answers import html as answers_html
+
+        parts.append(answers_html(m["answers"], images))
     if "baseline" in report:
         parts.append(_baseline(report))
     parts.append(
@@ -68,6 +72,8 @@ def render(report: dict[str, Any], images: dict[str, str]) -> str:
         "learning_curve.png": "Learning curve",
     }
     for name, uri in images.items():
+        if name.startswith("answers_"):
+            continue  # shown in the answers' section
         parts.append(
             f"<figure><img src='{uri}' alt='{captions.get(name, name)}' data-plot='{name}'><figcaption>{captions.get(name, name)}</figcaption></figure>"
         )

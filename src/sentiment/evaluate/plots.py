@@ -89,6 +89,18 @@ def reliability(metrics: dict[str, Any]) -> Any:
     return fig
 
 
+def answers_reliability(folder: Path, section: dict[str, Any]) -> list[str]:
+    """Reliability of the four answers' merged scores before and after calibration."""
+    names = []
+    for when in ("before", "after"):
+        fig = reliability({"calibration": section[f"reliability_{when}"]})
+        fig.axes[0].set_title(
+            f"Answers {when} calibration (ECE {section[f'reliability_{when}']['ece']:.3f})"
+        )
+        names.append(_save(folder, f"answers_reliability_{when}.png", fig))
+    return names
+
+
 def coverage(metrics: dict[str, Any]) -> Any:
     curve = [c for c in metrics["coverage"]["curve"] if c["accuracy"] is not None]
     fig, ax = plt.subplots(figsize=(5, 4.2))

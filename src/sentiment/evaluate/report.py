@@ -174,6 +174,9 @@ def compute(model: Model, test: TestSet) -> dict[str, Any]:
     y_true, probs, labels = score(model, test)
     report = m.classification(y_true, probs, labels)
     report["calibration"] = m.calibration(y_true, probs)
+    if model.calibration is not None:
+        raw = model.predict_proba(test.texts, raw=not test.raw, raw_scores=True)
+        report["calibration_before"] = m.calibration(y_true, raw)
     report["coverage"] = m.coverage(y_true, probs)
     report["confident_errors"] = m.confident_errors(y_true, probs, test.shown or test.texts, labels)
     if len(labels) == 2:
@@ -230,6 +233,7 @@ def evaluate_model(
     check_labels(test, model)
     with console.status(f"predicting {len(test.texts):,} texts with {model.name}"):
         result = compute(model, test)
+        result["answers"] = _answers(model, test, test_path)
     curves = result.pop("_curves", None)
     job = find_job_record(model_ref, bucket)
     report: dict[str, Any] = {
@@ -275,12 +279,24 @@ def evaluate_model(
 
     with atomic_directory(output) as tmp:
         images = plots.write_all(tmp, result, curves, report["learning_curve"])
+        if result.get("answers"):
+            images += plots.answers_reliability(tmp, result["answers"])
         (tmp / "report.json").write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
         (tmp / "report.html").write_text(
             html_report.render(report, {name: _data_uri(tmp / name) for name in images})
         )
     print_summary(console, report)
     return report
+
+
+def _answers(model: Model, test: TestSet, path: Path) -> dict[str, Any] | None:
+    """The four answers' section, for a model whose labels map to polarity (else None)."""
+    from sentiment.answers import POLARITY
+    from sentiment.evaluate import answers
+
+    if not set(model.classes) <= set(POLARITY):
+        return None
+    return answers.compute(model, test.texts, test.labels, test.raw, path)
 
 
 def _differences(ours: dict[str, Any], base: dict[str, Any]) -> dict[str, float | None]:
@@ -339,6 +355,16 @@ def print_summary(console: Console, report: dict[str, Any]) -> None:
             base and base["per_label"].get(name, {}).get("f1"),
         )
     console.print(table)
+    section = metrics.get("answers")
+    if section:
+        targets = Table(title="Four answers (issue 13's targets)")
+        for column in ("target", "value", "goal", "result"):
+            targets.add_column(column, justify="left" if column == "target" else "right")
+        for t in section["targets"]:
+            verdict = "[green]pass[/]" if t["passed"] else "[red]FAIL[/]"
+            targets.add_row(t["name"], _fmt(t["value"]), t["goal"], verdict)
+        targets.add_row("calibration error before calibration", _fmt(section["ece_before"]), "", "")
+        console.print(targets)
 
 
 def _fmt(value: float | None, signed: bool = False) -> str:

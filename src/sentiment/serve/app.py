@@ -19,10 +19,12 @@ protected by a bearer token), `GET /` (what is loaded).
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -33,8 +35,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sentiment.config import Settings
-from sentiment.errors import Forbidden, SentimentError, Unauthorized, Unavailable, UsageError
-from sentiment.model import Model, load_model
+from sentiment.errors import (
+    Forbidden,
+    ModelError,
+    SentimentError,
+    Unauthorized,
+    Unavailable,
+    UsageError,
+)
+from sentiment.model import Model, _model_name, load_model, load_model_bin
 from sentiment.serve import codecs
 from sentiment.serve.metrics import Metrics
 from sentiment.serve.peers import Peers
@@ -57,6 +66,8 @@ class ModelSlot:
 
 # How long a swap waits for the other worker processes to serve the new model too.
 PEERS_TIMEOUT = 300.0
+# The largest body POST /admin/model takes ({"model": "<reference>"}).
+ADMIN_MAX_BYTES = 64 * 1024
 
 
 class Endpoint:
@@ -104,10 +115,10 @@ class Endpoint:
             batch = codecs.decode(kind, body)
             self.metrics.instances.observe(len(batch.texts))
             if len(batch.texts) >= THREAD_BATCH:
-                predictions = await run_in_threadpool(_predict, model, batch, self.raw)
+                payload = await run_in_threadpool(_predict_encoded, model, batch, self.raw, kind)
             else:
-                predictions = _predict(model, batch, self.raw)
-            status, payload, media_type = 200, codecs.encode(kind, predictions), kind
+                payload = codecs.encode(kind, _predict(model, batch, self.raw))
+            status, media_type = 200, kind
         except SentimentError as err:
             status, payload, media_type = err.status_code, orjson.dumps(err.to_dict()), codecs.JSON
         except Exception:
@@ -143,8 +154,11 @@ class Endpoint:
     async def swap(self, request: Request) -> Response:
         """POST /admin/model {"model": REF}: load REF off the event loop, then swap it in."""
         self._authorize(request)
+        body = await codecs.read_body(
+            request.receive, request.headers.get("content-length", "").encode(), ADMIN_MAX_BYTES
+        )
         try:
-            data = orjson.loads(await request.body())
+            data = orjson.loads(body)
         except orjson.JSONDecodeError:
             raise UsageError(
                 'The body must be JSON: {"model": "<job name, model.tar.gz or .bin>"}.'
@@ -155,7 +169,7 @@ class Endpoint:
         async with self.slot.lock:
             new, old = await self._load_and_swap(ref)
             if self.peers is not None:
-                self.generation = await run_in_threadpool(self.peers.publish, ref)
+                self.generation = await run_in_threadpool(self.peers.publish, ref, new.path)
                 self.peers.mark_applied(self.generation)
         answer: dict[str, Any] = {
             "model": new.describe(),
@@ -168,16 +182,12 @@ class Endpoint:
                 log.warning("model swap: %d of %d workers serve %s", done, self.peers.workers, ref)
         return JSONResponse(answer)
 
-    async def _load_and_swap(self, ref: str) -> tuple[Model, Model | None]:
-        """Load `ref` off the event loop, then serve it (the caller holds the slot's lock)."""
-        from sentiment.storage import open_bucket
-
-        new = await run_in_threadpool(
-            load_model,
-            ref,
-            bucket=open_bucket(self.settings.bucket),
-            cache_dir=self.settings.cache_dir,
-        )
+    async def _load_and_swap(
+        self, ref: str, pinned: str | None = None
+    ) -> tuple[Model, Model | None]:
+        """Load `ref` (from `pinned`, the copy a sibling published) off the event loop, then
+        serve it (the caller holds the slot's lock)."""
+        new = await run_in_threadpool(self._load, ref, pinned)
         old = self.slot.model
         self.slot.model, self.slot.ref = new, ref
         self.metrics.model_loaded(new, old)
@@ -188,6 +198,25 @@ class Endpoint:
             ", ".join(new.classes),
         )
         return new, old
+
+    def _load(self, ref: str, pinned: str | None) -> Model:
+        """The model `ref` names. Any failure is the same 422 (the details go to the log): an
+        admin error must not tell whether some path exists on this machine, or what it holds."""
+        from sentiment.storage import open_bucket
+
+        try:
+            if pinned is not None:
+                return load_model_bin(Path(pinned), name=_model_name(ref))
+            bucket = open_bucket(self.settings.bucket)
+            return load_model(ref, bucket=bucket, cache_dir=self.settings.cache_dir)
+        except Exception as err:  # a name the system refuses, a broken file...
+            log.error("could not load the model %r: %r", ref[:200], err)
+            shown = ref if len(ref) <= 200 else ref[:200] + "..."
+            raise ModelError(
+                f"Could not load a model from {shown!r}.",
+                hint="Give a job name, model.tar.gz, folder or fastText .bin that this server "
+                "can read; the endpoint keeps serving its model.",
+            ) from None
 
     async def follow_peers(self) -> None:
         """Serve the model the other workers published, whenever it changes, and publish this
@@ -203,11 +232,11 @@ class Endpoint:
             if int(peers.generation.value) <= self.generation:
                 continue
             async with self.slot.lock:
-                generation, ref = peers.latest()
-                if generation <= self.generation or ref is None:
+                generation, ref, pinned = peers.latest()
+                if generation <= self.generation:
                     continue  # this worker published it (or a newer one is already served)
                 try:
-                    await self._load_and_swap(ref)
+                    await self._load_and_swap(ref, pinned)
                 except SentimentError as err:  # keeps the old model; the swap reports it
                     log.error("could not follow the model swap to %s: %s", ref, err)
                     self.generation = generation
@@ -231,11 +260,36 @@ class Endpoint:
         given = request.headers.get("authorization", "")
         if not given.startswith("Bearer "):
             raise Unauthorized("Missing admin token.", hint="Send 'Authorization: Bearer <token>'.")
-        if given.removeprefix("Bearer ") != token:
+        # In constant time: a comparison that stops at the first differing byte tells a
+        # timing attacker how much of a guess is right.
+        if not hmac.compare_digest(given.removeprefix("Bearer ").encode(), token.encode()):
             raise Forbidden("Wrong admin token.")
 
 
 _MEDIA_TYPES = {codecs.JSON: codecs.JSON.encode(), codecs.JSONLINES: codecs.JSONLINES.encode()}
+
+
+# Large batches are predicted and encoded this many texts at a time: the predictions of a 6 MB
+# body of short texts (1.57M of them) as Python tuples took 937 MB at peak, against ~330 MB
+# this way (the answer's bytes, 94 MB, are the rest).
+ENCODE_CHUNK = 4096
+
+
+def _predict_encoded(model: Model, batch: codecs.Batch, raw: bool, kind: str) -> bytes:
+    """The encoded answer to `batch`, predicted and encoded a chunk at a time."""
+    texts, ks = batch.texts, batch.ks
+    parts = [
+        codecs.encode(
+            kind,
+            _predict(
+                model, codecs.Batch(texts[i : i + ENCODE_CHUNK], ks[i : i + ENCODE_CHUNK]), raw
+            ),
+        )
+        for i in range(0, len(texts), ENCODE_CHUNK)
+    ]
+    if kind == codecs.JSONLINES or len(parts) == 1:
+        return b"".join(parts)
+    return b"[" + b",".join(part[1:-1] for part in parts) + b"]"  # one JSON list of them all
 
 
 def _predict(model: Model, batch: codecs.Batch, raw: bool) -> list[codecs.Top]:
@@ -243,10 +297,11 @@ def _predict(model: Model, batch: codecs.Batch, raw: bool) -> list[codecs.Top]:
     if not texts:
         return []
     ks = batch.ks
+    scores = batch.raw_scores
     if batch.same_k:
-        return model.top(texts, k=min(ks[0], len(model.labels)), raw=raw)
+        return model.top(texts, k=min(ks[0], len(model.labels)), raw=raw, raw_scores=scores)
     return [
-        model.top([t], k=min(k, len(model.labels)), raw=raw)[0]
+        model.top([t], k=min(k, len(model.labels)), raw=raw, raw_scores=scores)[0]
         for t, k in zip(texts, ks, strict=True)
     ]
 
@@ -350,14 +405,22 @@ def _lifespan(endpoint: Endpoint) -> Any:
     return lifespan
 
 
-def load_served_model(settings: Settings) -> tuple[Model, str]:
-    """The model the endpoint serves (settings.model, else SageMaker's folder), logged."""
+def load_served_model(settings: Settings, pinned: Path | None = None) -> tuple[Model, str]:
+    """The model the endpoint serves (settings.model, else SageMaker's folder), logged; from
+    `pinned` (its .bin, kept by the endpoint's workers) if given and loadable."""
     from sentiment.serve.server import resolve_model_ref
     from sentiment.storage import open_bucket
 
     ref = resolve_model_ref(settings)
     started = time.perf_counter()
-    model = load_model(ref, bucket=open_bucket(settings.bucket), cache_dir=settings.cache_dir)
+    model = None
+    if pinned is not None:
+        try:
+            model = load_model_bin(pinned, name=_model_name(ref))
+        except SentimentError as err:
+            log.warning("the pinned copy of %s did not load (%s); loading it again", ref, err)
+    if model is None:
+        model = load_model(ref, bucket=open_bucket(settings.bucket), cache_dir=settings.cache_dir)
     log.info(
         "loaded model %s (labels: %s) in %.2fs",
         model.name,

@@ -24,6 +24,9 @@ MAX_BODY_BYTES = 6 * 1024 * 1024
 class Batch:
     texts: list[str]
     ks: list[int]
+    # The model's own probabilities instead of calibrated ones: `"configuration":
+    # {"raw_scores": true}` beside BlazingText's `k`.
+    raw_scores: bool = False
 
     @property
     def same_k(self) -> bool:
@@ -106,6 +109,13 @@ def _decode_json(body: bytes) -> Batch:
         )
     else:
         k = _k(configuration.get("k", 1), "configuration.k")
+        raw_scores = configuration.get("raw_scores", False)
+        if type(raw_scores) is not bool:
+            raise UsageError(
+                f"configuration.raw_scores must be true or false, got {raw_scores!r}.",
+                field="configuration.raw_scores",
+            )
+        return Batch(instances, [k] * len(instances), raw_scores)
     return Batch(instances, [k] * len(instances))
 
 

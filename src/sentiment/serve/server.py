@@ -13,6 +13,11 @@ worker, which serves at one core's speed while the others idle: measured, 22.9k 
 31-33k when the connections happened to spread. Here every worker listens on its own socket
 with SO_REUSEPORT, and the kernel spreads connections across them as they arrive. Where
 SO_REUSEPORT does not exist, uvicorn's workers are used.
+
+A worker that dies is replaced, on the model its siblings serve (pinned by `peers`), while the
+others go on serving; one that keeps dying early is restarted after a growing delay. Only a
+failure of the first start (no worker has served yet) stops the endpoint, with the worker's
+error and exit code.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import threading
@@ -30,7 +36,7 @@ from typing import Any
 import uvicorn
 
 from sentiment.config import Settings
-from sentiment.errors import InputNotFound
+from sentiment.errors import InputNotFound, SentimentError
 
 log = logging.getLogger("sentiment.serve")
 
@@ -63,22 +69,34 @@ def configure_logging(level: str) -> None:
     )
 
 
-def server_options(host: str, port: int, log_level: str) -> dict[str, Any]:
-    """How uvicorn runs the endpoint (benchmarks/serve runs its echo app the same way)."""
+def server_options(
+    host: str, port: int, log_level: str, limits: Settings | None = None
+) -> dict[str, Any]:
+    """How uvicorn runs the endpoint and the API (benchmarks/serve runs its echo app the same
+    way): read deadlines and the draining shutdown of `sentiment.serve.http`, from `limits`
+    (default: the settings' defaults)."""
+    from sentiment.serve.http import guarded_protocol
+
+    limits = limits or Settings()
     return {
         "host": host,
         "port": port,
         "log_level": log_level,
         "access_log": False,
         "timeout_graceful_shutdown": 30,
-        "http": "httptools",
+        "http": guarded_protocol(
+            limits.http_header_timeout, limits.http_body_timeout, limits.http_drain_seconds
+        ),
         "loop": "uvloop",
     }
 
 
 def run_server(settings: Settings) -> None:
-    """Serve until SIGTERM/Ctrl-C; returns after a graceful shutdown."""
-    from sentiment.serve.app import create_app
+    """Serve until SIGTERM/Ctrl-C; returns after a graceful shutdown. A model that does not
+    load is a `SentimentError` raised here (the CLI shows it and exits with its code)."""
+    from sentiment.model import resolve_model_bin
+    from sentiment.serve.app import create_app, load_served_model
+    from sentiment.storage import open_bucket
 
     ref = resolve_model_ref(settings)
     settings = settings.replace(model=ref)
@@ -86,7 +104,7 @@ def run_server(settings: Settings) -> None:
     log.info(
         "starting endpoint for model %s on http://%s:%d", ref, settings.host, settings.serve_port
     )
-    common = server_options(settings.host, settings.serve_port, settings.log_level)
+    common = server_options(settings.host, settings.serve_port, settings.log_level, settings)
     if settings.serve_workers > 1:
         # Passed on to the worker processes, which read their settings as any process does.
         for name, value in {
@@ -99,7 +117,10 @@ def run_server(settings: Settings) -> None:
         }.items():
             os.environ[f"SENTIMENT_{name}"] = value
         if hasattr(socket, "SO_REUSEPORT"):
-            raise SystemExit(run_workers(settings.serve_workers, common))
+            path = resolve_model_bin(
+                ref, bucket=open_bucket(settings.bucket), cache_dir=settings.cache_dir
+            )
+            raise SystemExit(run_workers(settings.serve_workers, common, model=(ref, path)))
         uvicorn.run(
             "sentiment.serve.server:app_from_environment",
             factory=True,
@@ -107,32 +128,57 @@ def run_server(settings: Settings) -> None:
             **common,
         )
     else:
-        uvicorn.run(create_app(settings), **common)
+        model, ref = load_served_model(settings)  # before uvicorn: a failure is the CLI's error
+        uvicorn.run(create_app(settings.replace(model=ref), model), **common)
 
 
-# A worker that exits with this code never started (its model did not load): fatal.
+# A worker that exits with this code never started and gave no error of its own.
 STARTUP_FAILED = 3
+# A worker that served this long before it died is restarted at once; one that dies sooner,
+# again and again, waits longer each time (0.5 s, doubling, up to BACKOFF_MAX): a model that
+# kills its worker must not make the supervisor spawn processes in a tight loop (issue 14 saw
+# 68 restarts in 20 s).
+STABLE_SECONDS = 30.0
+BACKOFF_FIRST = 0.5
+BACKOFF_MAX = 30.0
 
 
-def run_workers(count: int, options: dict[str, Any], app: str | None = None) -> int:
-    """Run `count` worker processes of the endpoint (or of the ASGI app `app`, "module:attr":
-    benchmarks/serve measures its raw echo on this same stack) until SIGTERM/SIGINT, then stop
-    them gracefully; a worker that dies is replaced. Returns the exit code (0, or
-    STARTUP_FAILED)."""
+class WorkerFailed(SentimentError):
+    """The endpoint's first start failed: the error of the worker that could not start."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def run_workers(
+    count: int,
+    options: dict[str, Any],
+    app: str | None = None,
+    model: tuple[str, Path] | None = None,
+) -> int:
+    """Run `count` worker processes of the endpoint serving `model` (its reference and .bin),
+    or of the ASGI app `app` ("module:attr": benchmarks/serve measures its raw echo on this same
+    stack), until SIGTERM/SIGINT, then stop them gracefully. A worker that dies is replaced
+    (with a growing delay if it keeps dying); if one fails before any worker served, the
+    endpoint stops and `WorkerFailed` says why. Returns the exit code (0)."""
     import multiprocessing
 
     if options["port"] == 0:  # one port for all: pick it here
         with socket.socket(_family(options["host"])) as probe:
             probe.bind((options["host"], 0))
             options = options | {"port": probe.getsockname()[1]}
-    import tempfile
-
     from sentiment.serve.peers import Peers
 
     context = multiprocessing.get_context("spawn")
     stop = threading.Event()
-    shared = tempfile.TemporaryDirectory(prefix="sentiment-serve-")
-    peers = Peers(Path(shared.name), context.Value("q", 0), context.Array("q", count))
+    peers = Peers.create(context, count)
+    if model is not None:
+        try:
+            peers.start(*model)
+        except BaseException:
+            shutil.rmtree(peers.folder, ignore_errors=True)
+            raise
 
     def on_signal(signum: int, frame: object) -> None:
         stop.set()
@@ -147,7 +193,10 @@ def run_workers(count: int, options: dict[str, Any], app: str | None = None) -> 
         return process
 
     together = context.Barrier(count)
-    workers = [start(i, together) for i in range(count)]
+    workers: list[Any] = [start(i, together) for i in range(count)]
+    started = [time.monotonic()] * count
+    quick_exits = [0] * count  # exits in a row of a worker that died before STABLE_SECONDS
+    due = [0.0] * count  # when an exited worker's replacement starts
     log.info(
         "%d workers on http://%s:%d (pids %s)",
         count,
@@ -155,34 +204,56 @@ def run_workers(count: int, options: dict[str, Any], app: str | None = None) -> 
         options["port"],
         ", ".join(str(w.pid) for w in workers),
     )
-    code = 0
+    failure: WorkerFailed | None = None
     try:
-        while not stop.wait(0.5):
+        while not stop.wait(0.2):
+            now = time.monotonic()
             for i, worker in enumerate(workers):
+                if worker is None:
+                    if now >= due[i]:
+                        workers[i], started[i] = start(i), now
+                    continue
                 if worker.exitcode is None:
                     continue
-                if worker.exitcode == STARTUP_FAILED:
+                if not peers.serving.value:  # the first start failed: nothing to keep serving
+                    code, message = peers.last_error() or (
+                        STARTUP_FAILED,
+                        f"A worker of the endpoint exited ({worker.exitcode}) while starting.",
+                    )
                     log.error("worker %s could not start; stopping the endpoint", worker.pid)
-                    code = STARTUP_FAILED
+                    failure = WorkerFailed(message, code)
                     stop.set()
                     break
-                log.warning("worker %s exited (%s); starting another", worker.pid, worker.exitcode)
-                workers[i] = start(i)  # the others serve meanwhile: no waiting for them
+                quick_exits[i] = 0 if now - started[i] >= STABLE_SECONDS else quick_exits[i] + 1
+                delay = 0.0
+                if quick_exits[i] > 1:
+                    delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (quick_exits[i] - 2))
+                log.warning(
+                    "worker %s exited (%s); starting another in %.1fs (%d early exits in a row)",
+                    worker.pid,
+                    worker.exitcode,
+                    delay,
+                    quick_exits[i],
+                )
+                workers[i], due[i] = None, now + delay  # the others serve meanwhile
     finally:
-        for worker in workers:  # each finishes its requests in flight (uvicorn's shutdown)
+        live = [w for w in workers if w is not None]
+        for worker in live:  # each finishes its requests in flight (uvicorn's shutdown)
             if worker.exitcode is None and worker.pid is not None:
                 os.kill(worker.pid, signal.SIGTERM)
         deadline = time.monotonic() + options["timeout_graceful_shutdown"] + 10
-        for worker in workers:
+        for worker in live:
             worker.join(max(0.1, deadline - time.monotonic()))
             if worker.exitcode is None:
                 worker.kill()
                 worker.join()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        shared.cleanup()
+        shutil.rmtree(peers.folder, ignore_errors=True)
     log.info("all workers stopped")
-    return code
+    if failure is not None:
+        raise failure
+    return 0
 
 
 def _family(host: str) -> socket.AddressFamily:
@@ -195,7 +266,6 @@ def _worker(
     """One worker process: loads the model, waits for its siblings (`barrier`; None for a
     replacement), then serves on its own SO_REUSEPORT socket on the shared port. Listening only
     once every worker is ready, no client's connections pile onto the first one up."""
-    from sentiment.errors import SentimentError
     from sentiment.serve.app import create_app, load_served_model
 
     os.setpgrp()  # a terminal's Ctrl-C reaches the supervisor, which stops workers once
@@ -203,14 +273,18 @@ def _worker(
     if app_ref is None:
         settings = Settings.load()
         configure_logging(settings.log_level)
-        generation, swapped_to = peers.latest()  # a replacement starts on the latest swap
-        if swapped_to is not None:
-            settings = settings.replace(model=swapped_to)
+        # The latest model the workers agreed on, pinned in the peers' folder: a replacement
+        # serves what its siblings serve, even if its original file is gone.
+        generation, ref, pinned = peers.latest()
+        settings = settings.replace(model=ref)
         try:
-            model, ref = load_served_model(settings)
-        except SentimentError as err:
-            log.error("worker %d could not load the model: %s", os.getpid(), err)
-            raise SystemExit(STARTUP_FAILED) from None
+            model, ref = load_served_model(settings, pinned=Path(pinned))
+        except Exception as err:  # whatever it is, the supervisor must know
+            code = err.exit_code if isinstance(err, SentimentError) else STARTUP_FAILED
+            message = str(err) if isinstance(err, SentimentError) else repr(err)
+            log.error("worker %d could not load the model: %s", os.getpid(), message)
+            peers.report_error(code, message)
+            raise SystemExit(code) from None
         peers.mark_applied(generation)
         app = create_app(settings.replace(model=ref), model, peers=peers, generation=generation)
     config = uvicorn.Config(app, **options)
@@ -229,4 +303,18 @@ def _worker(
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=orphaned, daemon=True).start()
-    uvicorn.Server(config).run(sockets=[sock])
+    _Server(config, peers).run(sockets=[sock])
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the peers once it serves: from then on a worker that dies is
+    replaced, never a reason to stop the endpoint."""
+
+    def __init__(self, config: uvicorn.Config, peers: Any) -> None:
+        super().__init__(config)
+        self.peers = peers
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self.peers.mark_serving()

@@ -1,0 +1,246 @@
+"""The four answers in a report: what each review was answered, and issue 13's targets.
+
+Every test row is answered as the API answers (`Model.answer_scores`: the text and its
+sentences, calibrated), then compared with its true class on three classes, negative (1-2
+stars) / neutral-or-mixed (3 stars) / positive (4-5 stars), merging the scores the same way
+(neutral + mixed). A test without neutral rows (the polarity layout) is compared on two:
+the positive score against the negative one, p = positive / (positive + negative). Both are
+computed before calibration (the model's raw scores) and after. A CSV with star ratings also
+gets the table of what each star rating was answered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sentiment.answers import MIXED, NEGATIVE, NEUTRAL, POLARITY, POSITIVE, SENTIMENTS
+from sentiment.evaluate import metrics as m
+from sentiment.labels import Layout, detect_layout
+from sentiment.model import Model
+from sentiment.reviews import clean_rows, parse_line, read_lines
+
+MERGED = ("negative", "neutral or mixed", "positive")
+# Short texts that carry no polarity: no polar answer at >= 0.9 for them (issue 13).
+PROBES = ("meh", "ok", "The product arrived on Tuesday.")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One of issue 13's targets: `key` of the answers section, compared with `goal`."""
+
+    name: str
+    key: str
+    goal: float
+    at_least: bool
+    # Which tests it applies to, from the answers section.
+    applies: Callable[[dict[str, Any]], bool]
+
+    def check(self, section: dict[str, Any]) -> dict[str, Any] | None:
+        value = section.get(self.key)
+        if value is None or not self.applies(section):
+            return None
+        passed = value >= self.goal if self.at_least else value <= self.goal
+        sign = ">=" if self.at_least else "<="
+        return {
+            "name": self.name,
+            "value": value,
+            "goal": f"{sign} {self.goal:g}",
+            "passed": passed,
+        }
+
+
+def _stars(section: dict[str, Any]) -> bool:
+    return section.get("stars") is not None
+
+
+def _three(section: dict[str, Any]) -> bool:
+    return section["classes"] == 3
+
+
+def _two(section: dict[str, Any]) -> bool:
+    return section["classes"] == 2
+
+
+TARGETS = (
+    Target("macro-F1, negative / neutral-or-mixed / positive", "macro_f1", 0.70, True, _stars),
+    Target(
+        "3-star reviews answered neutral or mixed",
+        "three_star_neutral_or_mixed",
+        0.40,
+        True,
+        _stars,
+    ),
+    Target("1-star reviews answered negative", "one_star_negative", 0.90, True, _stars),
+    Target("5-star reviews answered positive", "five_star_positive", 0.90, True, _stars),
+    Target("calibration error (ECE), three classes", "ece_after", 0.03, False, _three),
+    Target("accuracy, positive score against negative", "accuracy", 0.90, True, _two),
+    Target("calibration error (ECE), positive against negative", "ece_after", 0.02, False, _two),
+    Target(
+        "probes answered polar at >= 0.9 (meh, ok, ...)",
+        "probes_polar_at_90",
+        0,
+        False,
+        lambda s: True,
+    ),
+)
+
+
+def compute(
+    model: Model, texts: list[str], labels: list[str], raw: bool, path: Path
+) -> dict[str, Any]:
+    """The answers section of a report for a test set (`raw`: texts still need normalizing;
+    `path`: the test file, read again for star ratings and sentences when it is a CSV)."""
+    reviews = _csv_reviews(path, model, len(texts)) if raw else None
+    sources = reviews[0] if reviews else None
+    after = model.answer_scores(texts, sources=sources, raw=not raw)
+    before = model.answer_scores(texts, sources=sources, raw=not raw, raw_scores=True)
+    sides = np.array([POLARITY[label] for label in labels])
+    three = bool((sides == NEUTRAL).any())
+    section: dict[str, Any] = {
+        "classes": 3 if three else 2,
+        "calibrated": model.calibration is not None,
+        "derivation": model.derivation,
+        "answered": _shares(after.argmax(axis=1), [str(label) for label in labels]),
+    }
+    if three:
+        y = np.select([sides == NEGATIVE, sides == POSITIVE], [0, 2], 1)
+        merged_after, merged_before = _merged(after), _merged(before)
+        report = m.classification(y, merged_after, list(MERGED))
+        section |= {
+            "macro_f1": report["macro"]["f1"],
+            "per_class_f1": {k: v["f1"] for k, v in report["per_label"].items()},
+            "reliability_before": m.calibration(y, merged_before),
+            "reliability_after": m.calibration(y, merged_after),
+        }
+    else:
+        y = (sides == POSITIVE).astype(np.int64)
+        two_after, two_before = _two_way(after), _two_way(before)
+        section |= {
+            "accuracy": float((two_after.argmax(axis=1) == y).mean()) if len(y) else 0.0,
+            "reliability_before": m.calibration(y, two_before),
+            "reliability_after": m.calibration(y, two_after),
+        }
+    section["ece_before"] = section["reliability_before"]["ece"]
+    section["ece_after"] = section["reliability_after"]["ece"]
+    if reviews is not None and reviews[1] is not None:
+        stars = reviews[1]
+        answered = after.argmax(axis=1)
+        section["stars"] = _shares(answered, [f"{s} stars" for s in stars])
+        section["three_star_neutral_or_mixed"] = _share(answered[stars == 3], (NEUTRAL, MIXED))
+        section["one_star_negative"] = _share(answered[stars == 1], (NEGATIVE,))
+        section["five_star_positive"] = _share(answered[stars == 5], (POSITIVE,))
+    probes = model.answer_scores(list(PROBES))
+    section["probes"] = {
+        text: dict(zip(SENTIMENTS, row, strict=True))
+        for text, row in zip(PROBES, probes.tolist(), strict=True)
+    }
+    section["probes_polar_at_90"] = int((probes[:, [POSITIVE, NEGATIVE]] >= 0.9).any(axis=1).sum())
+    section["targets"] = [t for t in (target.check(section) for target in TARGETS) if t]
+    return section
+
+
+def _merged(scores: np.ndarray) -> np.ndarray:
+    return np.stack(
+        [scores[:, NEGATIVE], scores[:, NEUTRAL] + scores[:, MIXED], scores[:, POSITIVE]], axis=1
+    )
+
+
+def _two_way(scores: np.ndarray) -> np.ndarray:
+    polar = scores[:, POSITIVE] + scores[:, NEGATIVE]
+    # A text with no polar score at all (fully neutral or mixed) counts as a coin toss.
+    p = np.divide(scores[:, POSITIVE], polar, out=np.full(len(scores), 0.5), where=polar > 0)
+    return np.stack([1 - p, p], axis=1)
+
+
+def _share(answered: np.ndarray, which: tuple[int, ...]) -> float | None:
+    return float(np.isin(answered, which).mean()) if len(answered) else None
+
+
+def _shares(answered: np.ndarray, groups: list[str]) -> dict[str, dict[str, Any]]:
+    """{group: {"examples": n, sentiment: share answered, ...}} in sorted group order."""
+    keys = np.array(groups)
+    out = {}
+    for group in sorted(set(groups)):
+        mine = answered[keys == group]
+        counts = np.bincount(mine, minlength=len(SENTIMENTS))
+        out[group] = {"examples": len(mine)} | {
+            s: float(c / len(mine)) for s, c in zip(SENTIMENTS, counts, strict=True)
+        }
+    return out
+
+
+def _csv_reviews(
+    path: Path, model: Model, expected: int
+) -> tuple[list[str], np.ndarray | None] | None:
+    """(each row's title and body on lines of their own, its star rating or None for the
+    polarity layout) for the rows `read_test` keeps, in its order; None when the rows do not
+    line up with the test set's."""
+    from sentiment.evaluate.report import _policy_for, _row_options
+
+    rows = []
+    for line in read_lines(path):
+        fields, _reason = parse_line(line)
+        if fields is not None:
+            rows.append(fields)
+    if not rows:
+        return None
+    layout = detect_layout([r[0] for r in rows[:2000]])
+    policy, options = _policy_for(model), _row_options(model)
+    cleaned = clean_rows([(layout, r[0], r[1], r[2]) for r in rows], policy, options)
+    sources, stars = [], []
+    for (raw_label, title, body), (label, _text, reason) in zip(rows, cleaned, strict=True):
+        if reason is not None or label is None:
+            continue
+        parts = [part.replace("\\n", "\n").strip() for part in (title, body)]
+        sources.append("\n".join(part for part in parts if part))
+        stars.append(int(raw_label))
+    if len(sources) != expected:
+        return None
+    return sources, (np.array(stars) if layout == Layout.FULL else None)
+
+
+def html(section: dict[str, Any], images: dict[str, str]) -> str:
+    """The report's "Four answers" section."""
+    from sentiment.evaluate.report import escape
+
+    parts = [
+        "<h2>Four answers: positive, negative, neutral, mixed</h2>",
+        f"<p class='muted'>{escape(section['derivation'])}</p>",
+        "<table><tr><th>target</th><th>value</th><th>goal</th><th>result</th></tr>",
+    ]
+    for t in section["targets"]:
+        verdict = "pass" if t["passed"] else "FAIL"
+        parts.append(
+            f"<tr data-target='{escape(t['name'])}'><td>{escape(t['name'])}</td><td>{t['value']:.4f}</td>"
+            f"<td>{escape(t['goal'])}</td><td><b>{verdict}</b></td></tr>"
+        )
+    parts.append(
+        f"<tr><td>ECE before calibration</td><td>{section['ece_before']:.4f}</td><td></td><td></td></tr></table>"
+    )
+    for title, key in (
+        ("What each star rating was answered", "stars"),
+        ("What each true label was answered", "answered"),
+    ):
+        table = section.get(key)
+        if not table:
+            continue
+        parts.append(f"<h3>{title}</h3><table class='answers'><tr><th></th><th>n</th>")
+        parts += [f"<th>{s}</th>" for s in SENTIMENTS]
+        parts.append("</tr>")
+        for group, row in table.items():
+            cells = "".join(f"<td>{row[s]:.1%}</td>" for s in SENTIMENTS)
+            parts.append(f"<tr><td>{escape(group)}</td><td>{row['examples']:,}</td>{cells}</tr>")
+        parts.append("</table>")
+    parts.append("<div class='plots'>")
+    for name in ("answers_reliability_before.png", "answers_reliability_after.png"):
+        if name in images:
+            parts.append(
+                f"<figure><img src='{images[name]}' alt='{name}' data-plot='{name}'></figure>"
+            )
+    parts.append("</div>")
+    return "\n".join(parts)
