@@ -188,9 +188,7 @@ class Endpoint:
         """Load `ref` (from `pinned`, the copy a sibling published) off the event loop, then
         serve it (the caller holds the slot's lock)."""
         new = await run_in_threadpool(self._load, ref, pinned)
-        old = self.slot.model
-        self.slot.model, self.slot.ref = new, ref
-        self.metrics.model_loaded(new, old)
+        old = self.serve(new, ref)
         log.info(
             "model swapped: %s -> %s (labels %s)",
             old.name if old else None,
@@ -198,6 +196,13 @@ class Endpoint:
             ", ".join(new.classes),
         )
         return new, old
+
+    def serve(self, model: Model, ref: str) -> Model | None:
+        """Serve `model` from now on; returns the one it replaces (None at startup)."""
+        old = self.slot.model
+        self.slot.model, self.slot.ref = model, ref
+        self.metrics.model_loaded(model, old)
+        return old
 
     def _load(self, ref: str, pinned: str | None) -> Model:
         """The model `ref` names. Any failure is the same 422 (the details go to the log): an
@@ -389,9 +394,9 @@ def _lifespan(endpoint: Endpoint) -> Any:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> Any:
         if endpoint.slot.model is None:
-            model, ref = await run_in_threadpool(load_served_model, endpoint.settings)
-            endpoint.slot.model, endpoint.slot.ref = model, ref
-            endpoint.metrics.model_loaded(model)
+            # Into the slot, not a local: this coroutine stays suspended at its `yield` while
+            # the server runs, and a local would keep the startup model mapped after swaps.
+            endpoint.serve(*await run_in_threadpool(load_served_model, endpoint.settings))
         follower = None
         if endpoint.peers is not None:
             follower = asyncio.get_running_loop().create_task(endpoint.follow_peers())
