@@ -10,6 +10,8 @@ import shutil
 import signal
 import socket
 import struct
+import subprocess
+import sys
 import tarfile
 import threading
 import time
@@ -447,7 +449,23 @@ def _mapped_models(pid: int) -> list[str]:
     return [line.split(None, 5)[-1] for line in lines if "model.bin" in line]
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
+class _UvicornFactory(Process):
+    """The endpoint as uvicorn's own workers run it (where SO_REUSEPORT is missing): the app
+    made by `app_from_environment`, its model loaded at startup by the app's lifespan."""
+
+    def __init__(self, port: int, log: Path, env: dict[str, str]) -> None:
+        self.log = log
+        self.handle = open(log, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "--port", str(port),
+             "sentiment.serve.server:app_from_environment"],
+            stdout=self.handle,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **env},
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("workers", ["1", "2", "lifespan"])
 def test_a_swapped_out_model_is_unmapped(
     tiny_model_dir: Path,
     second_model: Path,  # noqa: F811
@@ -455,11 +473,23 @@ def test_a_swapped_out_model_is_unmapped(
     workers: str,
 ) -> None:
     """Issue 14's soak: after swaps A -> B -> A a worker still mapped its startup A beside the
-    current A (+56% RSS). Now every worker maps exactly the model it serves, after each swap."""
+    current A (+56% RSS): a frame living as long as the server held it (the worker function's,
+    the CLI's, the app's lifespan suspended at its `yield`). Now every worker maps exactly the
+    model it serves, after each swap."""
     a = tiny_model_dir / "model.bin"
-    process, url = start_endpoint(
-        a, tmp_path / "unmap.log", "--workers", workers, env=serve_env(tmp_path)
-    )
+    if workers == "lifespan":
+        port = free_port()
+        env = serve_env(tmp_path, SENTIMENT_MODEL=str(a))
+        process, url = (
+            _UvicornFactory(port, tmp_path / "unmap.log", env),
+            f"http://127.0.0.1:{port}",
+        )
+        process.wait_for(f"{url}/ping")
+        workers = "1"
+    else:
+        process, url = start_endpoint(
+            a, tmp_path / "unmap.log", "--workers", workers, env=serve_env(tmp_path)
+        )
     try:
         pids = served(url, 16)
         assert len(pids) == int(workers)
