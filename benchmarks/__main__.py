@@ -12,7 +12,7 @@ import itertools
 import subprocess
 import sys
 
-STAGES = ("prepare", "train", "serve", "api")
+STAGES = ("prepare", "train", "serve", "api", "predict")
 ON_REQUEST = ("soak",)
 
 

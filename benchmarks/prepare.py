@@ -136,6 +136,26 @@ def run_spark(path: Path, out: Path) -> tuple[int, float]:
         spark.stop()
 
 
+def layout_scan(path: Path) -> None:
+    """The layout is decided from every row's label (issue 13.4): `count_labels` over the whole
+    file vs the plain way to read the label column, csv.reader's first field."""
+    from sentiment.reviews import count_labels
+
+    started = time.perf_counter()
+    counts = count_labels(path)
+    ours = time.perf_counter() - started
+    started = time.perf_counter()
+    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        plain = sum(1 for row in csv.reader(fh) if row)
+    base = time.perf_counter() - started
+    rows = sum(counts.values())
+    assert rows == plain, (rows, plain)
+    print(
+        f"layout scan: {rows:,} rows in {ours:.2f} s = {rows / ours:,.0f} rows/s; "
+        f"csv.reader first column {plain / base:,.0f} rows/s: {base / ours:.1f}x"
+    )
+
+
 def timed(name: str, fn, path: Path) -> float:  # type: ignore[no-untyped-def]
     out = OUT / f"out-{name}"
     shutil.rmtree(out, ignore_errors=True)
@@ -155,12 +175,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="~120k rows instead of ~3.6M")
     parser.add_argument("--rows", type=int, default=None)
+    parser.add_argument("--scan-only", action="store_true", help="only the layout scan")
     args = parser.parse_args()
     rows = args.rows or (120_000 if args.quick else 3_600_000)
     path = replicate(rows)
     print(
         f"input: {path.stat().st_size / 1e6:,.0f} MB, cores {os.cpu_count()}, load {os.getloadavg()}"
     )
+    layout_scan(path)
+    if args.scan_only:
+        return
     spark = timed("spark", run_spark, path)
     plain = timed("python", run_plain, path)
     polars = timed("polars", run_polars, path)

@@ -180,6 +180,12 @@ def test_bad_training_files_are_clear_errors(tmp_path: Path) -> None:
     unlabelled.write_text("just some words\nand more words\n")
     with pytest.raises(DataError, match="no labels"):
         Trainer(EngineParams()).build_vocab(unlabelled)
+    one_label = tmp_path / "one.txt"
+    one_label.write_text("__label__positive good\n__label__positive great\n")
+    trainer = Trainer(EngineParams())
+    with pytest.raises(DataError, match=r"one label only \(__label__positive\)"):
+        trainer.build_vocab(one_label)
+    assert trainer.data is None  # refused before the file was encoded
 
 
 def test_a_file_scanned_in_pieces_gives_the_same_dictionary_and_encoding(

@@ -218,3 +218,24 @@ def test_a_model_that_is_not_a_model_is_a_clear_error(prepared_test: Path, tmp_p
     result = _cli("evaluate", "--model", str(bogus), "--test", str(prepared_test))
     assert result.returncode in (3, 4) and result.stderr.startswith("Error: ")
     assert "Traceback" not in result.stderr
+
+
+def test_rows_outside_the_layout_fail_unless_allowed(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from conftest import FULL
+
+    model = str(tiny_model_dir / "model.bin")
+    test = str(FULL / "test.csv")  # stars 1-5: read as polarity, the 3-5 star rows are outside
+    out = tmp_path / "report"
+    wrong = _cli("evaluate", "--model", model, "--test", test, "--layout", "polarity",
+                 "--output", str(out))  # fmt: skip
+    assert wrong.returncode == 4 and "Traceback" not in wrong.stderr
+    assert "rejected 3,286 of 4,486 rows (73.3%) as label_outside_layout" in wrong.stderr
+    assert "above the 1.00% allowed" in wrong.stderr and "--layout full" in wrong.stderr
+    assert not out.exists()
+    allowed = _cli("evaluate", "--model", model, "--test", test, "--layout", "polarity",
+                   "--max-reject-ratio", "0.8", "--output", str(out))  # fmt: skip
+    assert allowed.returncode == 0, allowed.stderr
+    report = json.loads((out / "report.json").read_text())["test"]
+    assert report["rejected"] == {"label_outside_layout": 3286} and report["examples"] == 1200
+    assert report["source"] == "csv (polarity layout, binary policy)"
+    assert "dropped: none; rejected: 3,286 label_outside_layout." in allowed.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from sentiment.errors import DataError, InputNotFound
 from sentiment.labels import Layout, Policy
 from sentiment.prepare import prepare, resolve_inputs
 from sentiment.prepare.job import start_spark
-from sentiment.reviews import RowOptions, clean_file
+from sentiment.reviews import RowOptions, clean_file, count_labels
 
 pytestmark = pytest.mark.spark
 
@@ -127,9 +128,23 @@ def test_broken_file_rows_are_counted_and_kept(spark: Any, tmp_path: Path) -> No
     data = tmp_path / "train.csv"
     data.write_bytes(BROKEN.encode("latin-1"))
     out = tmp_path / "out"
-    manifest = prepare(
-        resolve_inputs([data], "full", tmp_path), out, spark=spark, validation_fraction=0
-    )
+    # 4 of 8 rows rejected: far above the default limit (1% for any one reason).
+    sources = resolve_inputs([data], "full", tmp_path)
+    with pytest.raises(DataError) as failed:
+        prepare(sources, out, spark=spark, validation_fraction=0)
+    message = failed.value.render()
+    for reason in ("wrong_column_count", "label_outside_layout", "unterminated_quote"):
+        assert f"1 of 8 rows (12.5%) as {reason}" in message
+    assert "--layout full" in message and "--max-reject-ratio" in message
+    assert f"The rejected rows are in {tmp_path / 'out.rejects'}" in message
+    assert not out.exists()  # nothing a later stage could take for prepared data
+    kept = [
+        json.loads(line) for p in (tmp_path / "out.rejects").glob("part-*") for line in p.open()
+    ]
+    assert len(kept) == 4 and any("never closed" in r["raw"] for r in kept)
+    # Allowed, the same rows are accounted for, and the failed run's rejects are gone.
+    manifest = prepare(sources, out, spark=spark, validation_fraction=0, max_reject_ratio=0.5)
+    assert not (tmp_path / "out.rejects").exists()
     assert manifest["rows_read"] == 8
     assert manifest["rejected"] == {
         "wrong_column_count": 1,
@@ -159,11 +174,51 @@ def test_failed_run_keeps_the_older_good_output(spark: Any, tmp_path: Path) -> N
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     bad = tmp_path / "bad" / "train.csv"
     bad.parent.mkdir()
-    bad.write_text('"3","Fine","middling"\n"7","x","y"\n')
+    bad.write_text('"3","Fine","middling"\n"3","x","y"\n')
     with pytest.raises(DataError, match="No rows left"):
         prepare(resolve_inputs([bad], "full", tmp_path), out, spark=spark)
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def _sorted_by_label(source: Path, target: Path) -> Path:
+    """A copy of a reviews CSV sorted by its label column (stable), as `sort -t, -k1,1 -s`."""
+    lines = source.read_text(encoding="utf-8").splitlines(keepends=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("".join(sorted(lines, key=lambda line: line.split(",", 1)[0])))
+    return target
+
+
+def _mixed_full(folder: Path) -> Path:
+    """The full test sample plus 6,000 full train rows: 2,540 rows of 1 or 2 stars, enough to
+    fill the 2,000 first rows of a sorted copy (what the layout was once detected from)."""
+    train = (FULL / "train.csv").read_text(encoding="utf-8").splitlines(keepends=True)[:6000]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "train.csv"
+    path.write_text((FULL / "test.csv").read_text(encoding="utf-8") + "".join(train))
+    return path
+
+
+def test_layout_is_decided_by_every_row(tmp_path: Path) -> None:
+    mixed = _mixed_full(tmp_path / "a")
+    ordered = _sorted_by_label(mixed, tmp_path / "train.csv")
+    assert ordered.read_text().splitlines()[2539].startswith('"2"')  # 1s and 2s come first
+    expected = Counter(line[1] for line in mixed.read_text().splitlines())
+    for path in (mixed, ordered):
+        [source] = resolve_inputs([path], None, tmp_path)
+        assert source.layout == Layout.FULL
+        assert source.labels == expected
+    # The scan reads what precedes each line's first comma, however the line is written.
+    odd = tmp_path / "odd.csv"
+    odd.write_bytes(b'"1","a","b"\r\n2,a,b\n"12","a","b"\n\n no comma\n "3" ,x,y\n"4","x","y"')
+    assert count_labels(odd) == {"1": 1, "2": 1, "12": 1, "3": 1, "4": 1}
+    # A few 3-5 star rows among many 1s and 2s could be either layout: the user says which.
+    stray = tmp_path / "stray" / "train.csv"
+    stray.parent.mkdir()
+    stray.write_text((POLARITY / "test.csv").read_text() + '"3","x","y"\n' * 3)
+    with pytest.raises(DataError, match="3 rows of 3-5 stars among 10,287 rows labelled 1 or 2"):
+        resolve_inputs([stray], None, tmp_path)
+    assert resolve_inputs([stray], "polarity", tmp_path)[0].layout == Layout.POLARITY
 
 
 def test_layout_detection_and_explicit_option(tmp_path: Path) -> None:
@@ -258,3 +313,51 @@ def test_duplicates_dropped_or_kept_as_asked(spark: Any, tmp_path: Path) -> None
     )
     assert "duplicate" not in kept["dropped"] and kept["rows_written"] == 5
     assert len(_lines(tmp_path / "b")["train"]) == 3
+
+
+def test_a_label_sorted_copy_prepares_and_evaluates_alike(
+    spark: Any, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """Issue 13.4: a CSV sorted by stars was taken for the polarity layout (its first rows are
+    all 1s and 2s): prepare rejected the 3-5 star rows and evaluate scored only the rest."""
+    mixed = _mixed_full(tmp_path / "original")
+    ordered = _sorted_by_label(mixed, tmp_path / "sorted" / "train.csv")
+    runs = {}
+    for name, path in (("original", mixed), ("sorted", ordered)):
+        manifest = prepare(
+            resolve_inputs([path], None, tmp_path), tmp_path / f"{name}-out", spark=spark
+        )
+        # The split is a hash of each text (and duplicates keep the smallest code), so the
+        # same rows give the same lines whatever their order; Spark writes them in any order.
+        lines = {s: sorted(ls) for s, ls in _lines(tmp_path / f"{name}-out").items()}
+        counts = {k: manifest[k] for k in ("rows_read", "counts", "dropped", "rejected")}
+        runs[name] = (lines, counts, manifest["inputs"][0]["label_counts"])
+    assert runs["sorted"] == runs["original"]
+    lines, counts, labels = runs["original"]
+    threes = labels["3"]
+    assert counts["rejected"] == {} and counts["dropped"]["dropped_by_policy"] == threes
+    reports = {}
+    for name, path in (("original", mixed), ("sorted", ordered)):
+        out = tmp_path / f"{name}-report"
+        result = _cli(
+            "evaluate", "--model", str(tiny_model_dir / "model.bin"), "--test", str(path),
+            "--output", str(out),
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert f"Scored {10486 - threes:,} of 10,486 rows" in result.stderr
+        assert f"dropped: {threes:,} dropped_by_policy; rejected: none." in result.stderr
+        report = json.loads((out / "report.json").read_text())
+        metrics = report["metrics"]
+        reports[name] = (
+            {k: v for k, v in report["test"].items() if k != "path"},
+            {k: metrics[k] for k in ("accuracy", "per_label", "confusion_matrix")},
+            # Sums over rows in another order: equal to the last bits.
+            [metrics["log_loss"], metrics["calibration"]["ece"], metrics["binary"]["roc_auc"]],
+        )
+    assert reports["sorted"][:2] == reports["original"][:2]
+    assert reports["sorted"][2] == pytest.approx(reports["original"][2], rel=1e-12)
+    test, found, _ = reports["original"]
+    assert test["source"] == "csv (full layout, binary policy)"
+    assert test["examples"] == 10486 - threes and test["dropped"] == {"dropped_by_policy": threes}
+    assert test["rejected"] == {} and test["label_counts"] == labels
+    assert 0.75 < found["accuracy"] < 1.0

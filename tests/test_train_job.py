@@ -10,13 +10,16 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import fasttext
 import pytest
 
 from conftest import REPO
+from sentiment.errors import JobFailed
 from sentiment.model import load_model
+from sentiment.storage import open_bucket
 from sentiment.text import DEFAULT_CLEANING
 
 
@@ -225,3 +228,105 @@ def test_a_stopped_job_is_recorded_and_leaves_no_model(
     assert record["status"] == "Stopped" and record["ended"]
     assert not (bucket / "long" / "output" / "model.tar.gz").exists()
     assert not list((bucket / "long").rglob("*.tar.gz*"))
+
+
+def test_one_label_is_refused_before_training(prepared: Path, tmp_path: Path) -> None:
+    """Issue 14.9: one label trained a model that answered it with p = 1.0 for everything."""
+    bucket = tmp_path / "bucket"
+    lines = (prepared / "train.txt").read_text().splitlines()
+    single = tmp_path / "train.txt"
+    single.write_text("\n".join(line for line in lines if line.startswith("__label__positive")))
+    result = _cli("train", "--train", str(single), "--job-name", "one-label", bucket=bucket)
+    assert result.returncode == 4 and "Traceback" not in result.stderr
+    assert "has one label only (__label__positive)" in result.stderr
+    assert "at least two labels" in result.stderr
+    assert "Start training" not in result.stderr  # refused before the first epoch
+    record = json.loads((bucket / "one-label" / "job.json").read_text())
+    assert record["status"] == "Failed" and "one label only" in record["failure_reason"]
+    assert record["epochs"] == [] and not (bucket / "one-label" / "output").exists()
+    assert [p.name for p in (bucket / "one-label").iterdir()] == ["job.json"]
+
+
+def _start(
+    bucket: Path, name: str, prepared: Path, env: dict[str, str], *hp: str
+) -> subprocess.Popen[bytes]:
+    pairs = [part for pair in hp for part in ("--hp", pair)]
+    return subprocess.Popen(
+        [sys.executable, "-m", "sentiment", "--bucket", str(bucket), "train", "--input",
+         str(prepared), "--job-name", name, *pairs],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO, env=env,
+    )  # fmt: skip
+
+
+def _wait_for(found: Callable[[], object], proc: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + 120
+    while not found():
+        assert proc.poll() is None, f"the job ended before {what}"
+        assert time.monotonic() < deadline, f"no {what} after 120 s"
+        time.sleep(0.005)
+
+
+def _killed_job_answers_failed(bucket: Path, name: str, cache: Path) -> None:
+    """Loaded by name or described, a killed job is Failed (its record still says InProgress)."""
+    assert json.loads((bucket / name / "job.json").read_text())["status"] == "InProgress"
+    described = _cli("jobs", "describe", name, "--json", bucket=bucket)
+    assert json.loads(described.stdout)["status"] == "Failed"
+    with pytest.raises(JobFailed, match=f"Training job '{name}' is Failed"):
+        load_model(name, bucket=open_bucket(bucket), cache_dir=cache)
+
+
+def _cleaned(bucket: Path, name: str) -> None:
+    """Only the record is left, and it says Failed."""
+    left = sorted(str(p.relative_to(bucket / name)) for p in (bucket / name).rglob("*"))
+    assert left in (["job.json"], ["job.json", "output"]), left
+    record = json.loads((bucket / name / "job.json").read_text())
+    assert record["status"] == "Failed" and "killed" in record["failure_reason"]
+
+
+def test_leftovers_of_killed_jobs_are_removed_by_the_next_start(
+    prepared: Path, tmp_path: Path
+) -> None:
+    """Issue 14.8: `kill -9` during training left the engine's encoded pieces, and during the
+    archive a full model.bin and a partial .tmp-model.tar.gz, for good; a job loaded by name
+    said InProgress while `jobs describe` said Failed."""
+    bucket = tmp_path / "bucket"
+    system_tmp = tmp_path / "tmp"  # the children's temporary folder: nothing may land there
+    system_tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(system_tmp)}
+    # Killed mid-training: once the record shows an epoch.
+    record = bucket / "mid-training" / "job.json"
+    proc = _start(bucket, "mid-training", prepared, env, "epochs=100000", "vector_dim=10",
+                  "min_count=1")  # fmt: skip
+    _wait_for(lambda: record.exists() and json.loads(record.read_text())["epochs"], proc, "epoch")
+    proc.kill()
+    proc.wait()
+    assert list((bucket / "mid-training" / ".scratch").rglob("*.npz"))  # the encoded pieces
+    _killed_job_answers_failed(bucket, "mid-training", tmp_path / "cache")
+    # The next job's start cleans up after it. That job is killed mid-archive: no hook needed,
+    # the window is seconds wide. With 2M buckets x 10 dimensions, model.bin is 80 MB, which
+    # tarfile gzips at level 9 for seconds after the partial archive appears (polled every 5 ms).
+    output = bucket / "mid-archive" / "output"
+    proc = _start(bucket, "mid-archive", prepared, env, "epochs=1", "vector_dim=10")
+    _wait_for(lambda: list(output.glob(".tmp-model.tar.gz.*")), proc, "partial archive")
+    proc.kill()
+    proc.wait()
+    _cleaned(bucket, "mid-training")
+    [model_bin] = (bucket / "mid-archive" / ".scratch").rglob("model.bin")
+    assert model_bin.stat().st_size > 80_000_000
+    assert list(system_tmp.iterdir()) == []
+    _killed_job_answers_failed(bucket, "mid-archive", tmp_path / "cache")
+    # The next start cleans up after that one too, and a job leaves nothing behind itself.
+    result = subprocess.run(
+        [sys.executable, "-m", "sentiment", "--bucket", str(bucket), "train", "--input",
+         str(prepared), "--job-name", "next", "--hp", "epochs=1", "--hp", "vector_dim=5",
+         "--hp", "buckets=1000"],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    removed = re.search(
+        r"Cleaned up after job mid-archive \(Failed\): removed (\d+) MB", result.stderr
+    )
+    assert removed and int(removed[1]) >= 76  # model.bin (80 MB = 76 MiB) and the partial archive
+    _cleaned(bucket, "mid-archive")
+    assert not (bucket / "next" / ".scratch").exists()
+    assert list(system_tmp.iterdir()) == []

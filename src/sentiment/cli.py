@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "api": "api",
     "up": "up",
     "run": "run",
+    "predict": "predict",
 }
 
 

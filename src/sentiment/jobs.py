@@ -11,7 +11,14 @@ running job's progress. The archive appears only when the job completes (written
 final name and renamed): a stopped or failed job never leaves a model that looks complete, and
 `sentiment.model.load_model` refuses a job whose record does not say Completed. A job whose
 process died without a word (SIGKILL, power loss) still says InProgress on disk; `read_job` and
-`list_jobs` report it as Failed when its process is gone.
+`list_jobs` report it as Failed when its process is gone (and `sentiment.model` loads a job
+through `read_job`, so every reader gives that one answer).
+
+A job's temporary files (the trainer's encoded pieces, model.bin before it is archived) live in
+its own folder, `BUCKET/NAME/.scratch/`, and the archive is written beside its final name
+(`output/.tmp-model.tar.gz.*`): a job killed with SIGKILL leaves them there, where the next
+training job started in the bucket finds and removes them, once their owner's process is gone
+(`clean_leftovers`), and records the job as Failed.
 
 Early stopping is BlazingText's: validation accuracy is measured after every epoch; from
 `min_epochs` on, the job stops once `patience` epochs in a row have not beaten the best one,
@@ -31,6 +38,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import tarfile
@@ -58,6 +66,7 @@ from sentiment.errors import (
 from sentiment.storage import LocalBucket, atomic_path
 
 NAME_PREFIX = "blazingtext"
+SCRATCH = ".scratch"  # BUCKET/NAME/.scratch: the temporary files of a running job
 STATUSES = ("InProgress", "Completed", "Failed", "Stopped")
 _MAX_NAME = 63
 
@@ -268,6 +277,7 @@ def run_training(
             "or set --hp early_stopping=False.",
         )
     pre = preprocessing_for(train)
+    clean_leftovers(bucket, console)
     name = reserve_job_name(bucket, job_name)
     job = _Job(name, bucket, console)
     job.record.update(
@@ -306,6 +316,51 @@ def run_training(
             job.finish("Failed", f"{type(err).__name__}: {err}")
             raise
     return job.record
+
+
+def clean_leftovers(bucket: LocalBucket, console: Console | None = None) -> list[str]:
+    """Remove what jobs killed without a word (SIGKILL, power loss) left in the bucket: their
+    scratch folders (encoded pieces, an unarchived model.bin: 773 MB in the benchmark) and
+    partial or orphaned archives; such a job's record is rewritten as Failed. Only jobs whose
+    process is gone are touched (see `read_job`). Returns the names of the jobs cleaned."""
+    cleaned = []
+    for record in list_jobs(bucket):
+        name = str(record.get("name"))
+        folder = bucket.local_path(name)
+        scratch = folder / SCRATCH
+        if record.get("status") == "InProgress":
+            continue  # its process is alive
+        died = bucket.read_json(layout.job_record_key(name)).get("status") == "InProgress"
+        output = folder / "output"
+        leftovers = [scratch] if scratch.exists() else []
+        if died and output.is_dir():
+            leftovers += [p for p in output.iterdir() if p.name.startswith(".tmp-")]
+            leftovers += [p for p in [output / layout.MODEL_ARCHIVE] if p.exists()]
+        if not leftovers and not died:
+            continue
+        size = sum(_size(p) for p in leftovers)
+        for path in leftovers:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        if died:
+            bucket.write_json(layout.job_record_key(name), record)
+        cleaned.append(name)
+        if console is not None:
+            console.print(
+                f"Cleaned up after job {name} ({record.get('status')}): removed "
+                f"{size / 2**20:,.0f} MB of temporary files.",
+                markup=False,
+                highlight=False,
+            )
+    return cleaned
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def hyperparameters_for(given: dict[str, Any], settings: Settings) -> dict[str, Any]:
@@ -392,12 +447,15 @@ class _Job:
             "final_metrics": {"train_accuracy": None, "validation_accuracy": None},
             "timings": {},
         }
+        self.scratch = bucket.local_path(f"{name}/{SCRATCH}")
+        self.scratch.mkdir(parents=True, exist_ok=True)
 
     def save(self) -> None:
         self.record["seconds"] = round(time.monotonic() - self.started, 3)
         self.bucket.write_json(layout.job_record_key(self.name), self.record)
 
     def finish(self, status: str, reason: str | None = None) -> None:
+        shutil.rmtree(self.scratch, ignore_errors=True)
         self.record.update(status=status, failure_reason=reason, ended=_now())
         self.save()
 
@@ -420,7 +478,7 @@ def _train(
     from sentiment.engine import Trainer
 
     params = hyperparams.engine_params(values)
-    trainer = Trainer(params)
+    trainer = Trainer(params, spill_dir=job.scratch)
     timings = job.record["timings"]
     job.log("Running single machine CPU BlazingText-compatible training using supervised mode.")
     job.log(f"Number of threads: {trainer.threads}")
@@ -573,7 +631,7 @@ def _write_archive(
     key = layout.model_archive_key(job.name)
     target = job.bucket.local_path(key)
     calibrated: dict[str, Any] | None = None
-    with tempfile.TemporaryDirectory(prefix="sentiment-model-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="sentiment-model-", dir=job.scratch) as tmp:
         model_bin = Path(tmp) / layout.MODEL_BIN
         trainer.save_bin(model_bin)
         if validation is not None:

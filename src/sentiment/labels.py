@@ -7,6 +7,7 @@ API report them. A source row's label is read in its dataset's layout first:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 
 from sentiment.errors import UsageError
@@ -120,17 +121,34 @@ def split_line(line: str) -> tuple[str | None, str]:
     return (strip_prefix(names[0]) if names else None), text
 
 
-def detect_layout(raw_labels: list[str]) -> Layout:
-    """The layout whose label column fits these raw labels (from a file's first rows).
+# Below this share of the rows, 3-5 star labels among 1s and 2s make a file ambiguous: a full
+# layout file of nearly only bad reviews, or a polarity file with a few bad rows (which the
+# full layout would take in silently, its 2s turned from positive into 2 stars).
+AMBIGUOUS_STARS = 0.01
 
-    Any 3, 4 or 5 means star ratings (full); only 1s and 2s mean polarity.
+
+def detect_layout(label_counts: Mapping[str, int]) -> Layout:
+    """The layout whose label column fits these raw label counts: every row's label, as
+    `sentiment.reviews.count_labels` reads them (a file's first rows are not enough: a file
+    sorted by stars starts with 1s and 2s only).
+
+    3, 4 or 5 means star ratings (full); only 1s and 2s mean polarity. A few 3-5s among many
+    1s and 2s (under AMBIGUOUS_STARS of them) could be either, so the caller must say.
     """
-    seen = {label.strip() for label in raw_labels}
-    if seen & {"3", "4", "5"}:
+    stars = sum(n for label, n in label_counts.items() if label.strip() in ("3", "4", "5"))
+    polar = sum(n for label, n in label_counts.items() if label.strip() in ("1", "2"))
+    if stars and stars < AMBIGUOUS_STARS * (stars + polar):
+        raise UsageError(
+            f"{stars:,} rows of 3-5 stars among {polar:,} rows labelled 1 or 2: the full "
+            "layout (stars 1-5) with few 3-5 star reviews, or the polarity layout (1/2) with a "
+            "few bad rows?",
+            hint="Pass --layout full or --layout polarity.",
+        )
+    if stars:
         return Layout.FULL
-    if seen & {"1", "2"}:
+    if polar:
         return Layout.POLARITY
     raise UsageError(
-        f"Cannot tell the layout from the labels {sorted(seen)[:5]}.",
+        f"Cannot tell the layout from the labels {sorted(label_counts)[:5]}.",
         hint="Pass --layout full or --layout polarity.",
     )

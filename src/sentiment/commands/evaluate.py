@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from sentiment.labels import Layout
+
 
 @click.command()
 @click.option(
@@ -26,9 +28,28 @@ import click
     help="Report folder (default BUCKET/MODEL/evaluation).",
 )
 @click.option("--baseline", help="Another model to compare with, side by side.")
+@click.option(
+    "--layout",
+    "layout_name",
+    type=click.Choice([x.value for x in Layout]),
+    help="Layout of a reviews CSV: full (stars 1-5) or polarity (1/2) (default: detected from "
+    "every row's label).",
+)
+@click.option(
+    "--max-reject-ratio",
+    type=click.FloatRange(0, 1),
+    help="Fail when rows rejected for any one reason exceed this share of the rows read "
+    "(default 0.01; env SENTIMENT_MAX_REJECT_RATIO).",
+)
 @click.pass_context
 def command(
-    ctx: click.Context, model: str, test: Path, output: Path | None, baseline: str | None
+    ctx: click.Context,
+    model: str,
+    test: Path,
+    output: Path | None,
+    baseline: str | None,
+    layout_name: str | None,
+    max_reject_ratio: float | None,
 ) -> None:
     """Accuracy, per-label F1, confusion matrix, calibration, coverage, worst errors; HTML + JSON + PNGs.
 
@@ -39,12 +60,31 @@ def command(
     from sentiment.evaluate import evaluate_model
     from sentiment.storage import open_bucket
 
-    settings = ctx.obj.settings
+    settings = ctx.obj.settings.replace(max_reject_ratio=max_reject_ratio)
     bucket = open_bucket(settings.bucket)
     name = Path(model).name.removesuffix(".tar.gz").removesuffix(".bin") or "model"
     folder = output or bucket.local_path(f"{name}/evaluation")
     console = Console(stderr=True)
-    evaluate_model(
-        model, test, folder, baseline=baseline, bucket=bucket, settings=settings, console=console
+    report = evaluate_model(
+        model,
+        test,
+        folder,
+        baseline=baseline,
+        bucket=bucket,
+        settings=settings,
+        console=console,
+        csv_layout=Layout(layout_name) if layout_name else None,
+    )
+    rows = report["test"]
+    console.print(
+        f"Scored {rows['examples']:,} of {rows['rows_read']:,} rows of {test} ({rows['source']}); "
+        f"dropped: {_counts(rows['dropped'])}; rejected: {_counts(rows['rejected'])}.",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
     )
     click.echo(f"Report: {folder / 'report.html'}")
+
+
+def _counts(by_reason: dict[str, int]) -> str:
+    return ", ".join(f"{n:,} {reason}" for reason, n in by_reason.items()) or "none"

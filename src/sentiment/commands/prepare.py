@@ -32,7 +32,14 @@ from sentiment.text import Cleaning
     "--layout",
     "layout_name",
     type=click.Choice([x.value for x in Layout]),
-    help="Input layout (default: detected from the labels).",
+    help="Input layout: full (stars 1-5) or polarity (1/2) (default: detected from every "
+    "row's label).",
+)
+@click.option(
+    "--max-reject-ratio",
+    type=click.FloatRange(0, 1),
+    help="Fail when rows rejected for any one reason exceed this share of the rows read "
+    "(default 0.01; env SENTIMENT_MAX_REJECT_RATIO).",
 )
 @click.option("--master", help="Spark master URL (default local[*]; env SENTIMENT_SPARK_MASTER).")
 @click.option("--seed", default=1, show_default=True, help="Seed of the validation split.")
@@ -62,6 +69,7 @@ def command(
     output: Path,
     policy: str,
     layout_name: str | None,
+    max_reject_ratio: float | None,
     master: str | None,
     seed: int,
     validation_fraction: float,
@@ -85,7 +93,7 @@ def command(
 
     if not 0 <= validation_fraction < 1:
         raise UsageError("--validation-fraction must be at least 0 and below 1.")
-    settings = ctx.obj.settings.replace(spark_master=master)
+    settings = ctx.obj.settings.replace(spark_master=master, max_reject_ratio=max_reject_ratio)
     console = Console(stderr=True)
     sources = resolve_inputs(
         list(inputs), layout_name, settings.cache_dir, mirror=settings.dataset_mirror or None
@@ -109,6 +117,7 @@ def command(
                 options=options,
                 seed=seed,
                 validation_fraction=validation_fraction,
+                max_reject_ratio=settings.max_reject_ratio,
                 progress=lambda msg: _report(status, console, msg),
             )
     finally:

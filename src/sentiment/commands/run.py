@@ -20,7 +20,7 @@ import click
 from rich.console import Console
 
 from sentiment import layout
-from sentiment.labels import Policy, parse_policy
+from sentiment.labels import Layout, Policy, parse_policy
 
 
 @click.command()
@@ -62,6 +62,19 @@ from sentiment.labels import Policy, parse_policy
     type=click.Path(exists=True, path_type=Path),
     help="Also evaluate on this test file (prepared or raw CSV); repeatable.",
 )
+@click.option(
+    "--layout",
+    "layout_name",
+    type=click.Choice([x.value for x in Layout]),
+    help="Layout of the review CSVs (inputs and --eval files): full (stars 1-5) or polarity "
+    "(1/2) (default: detected per file from every row's label).",
+)
+@click.option(
+    "--max-reject-ratio",
+    type=click.FloatRange(0, 1),
+    help="Fail when rows rejected for any one reason exceed this share of the rows read "
+    "(default 0.01; env SENTIMENT_MAX_REJECT_RATIO).",
+)
 @click.option("--master", help="Spark master for prepare (default local[*]).")
 @click.option(
     "--serve/--no-serve",
@@ -77,6 +90,8 @@ def command(
     hp: tuple[str, ...],
     job_name: str | None,
     evals: tuple[Path, ...],
+    layout_name: str | None,
+    max_reject_ratio: float | None,
     master: str | None,
     serve: bool,
 ) -> None:
@@ -91,14 +106,16 @@ def command(
     from sentiment.prepare.job import start_spark
     from sentiment.storage import open_bucket
 
-    settings = ctx.obj.settings.replace(bucket=str(output), spark_master=master)
+    settings = ctx.obj.settings.replace(
+        bucket=str(output), spark_master=master, max_reject_ratio=max_reject_ratio
+    )
     console = Console(stderr=True)
     started = time.monotonic()
     hyperparameters = {**PIPELINE_DEFAULTS, **parse_cli_pairs(hp)}
 
     console.rule("[bold]1/4 prepare")
     sources = resolve_inputs(
-        list(inputs), None, settings.cache_dir, mirror=settings.dataset_mirror or None
+        list(inputs), layout_name, settings.cache_dir, mirror=settings.dataset_mirror or None
     )
     prepared = output / "prepared"
     with console.status("starting Spark"):
@@ -110,6 +127,7 @@ def command(
                 prepared,
                 spark=spark,
                 policy=parse_policy(policy),
+                max_reject_ratio=settings.max_reject_ratio,
                 progress=lambda message: status.update(f"preparing: {message}"),
             )
     finally:
@@ -138,7 +156,13 @@ def command(
     reports += [(path, output / name / f"evaluation-{_stem(path)}") for path in evals]
     for test, folder in reports:
         report = evaluate_model(
-            name, test, folder, bucket=bucket, settings=settings, console=console
+            name,
+            test,
+            folder,
+            bucket=bucket,
+            settings=settings,
+            console=console,
+            csv_layout=Layout(layout_name) if layout_name else None,
         )
         console.print(
             f"accuracy {report['metrics']['accuracy']:.4f} on {test}: report at {folder / 'report.html'}"

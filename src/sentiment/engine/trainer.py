@@ -181,6 +181,16 @@ class Trainer:
         # Two passes over the file, each a piece at a time (the dictionary, then the encoding),
         # so that memory holds the encoded corpus and one piece's scan, not the whole scan.
         self.dictionary = build_dictionary(scan_chunks(train_path), self.params.min_count)
+        if self.dictionary.nlabels < 2:
+            # fastText would train it, into a model that answers this label with p = 1.0 for
+            # every text: useless, and it looks confident.
+            [label] = self.dictionary.labels
+            raise DataError(
+                f"{train_path} has one label only ({label}): a model trained on it would "
+                "answer it with probability 1.0 for every text.",
+                hint="Training needs at least two labels: check that the input holds reviews "
+                "of every class (not only 5-star ones, say) and the prepare --policy.",
+            )
         if self.data is not None:
             self.data.close()
         dictionary, ngrams, buckets = self.dictionary, self.params.word_ngrams, self.buckets

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,9 +29,7 @@ from sentiment.answers import (
     weights_for,
 )
 from sentiment.evaluate import metrics as m
-from sentiment.labels import Layout, detect_layout
 from sentiment.model import Model
-from sentiment.reviews import clean_rows, parse_line, read_lines
 
 MERGED = ("negative", "neutral or mixed", "positive")
 # Short texts that carry no polarity: no polar answer at >= 0.9 for them (issue 13).
@@ -101,12 +98,17 @@ TARGETS = (
 
 
 def compute(
-    model: Model, texts: list[str], labels: list[str], raw: bool, path: Path
+    model: Model,
+    texts: list[str],
+    labels: list[str],
+    raw: bool,
+    *,
+    sources: list[str] | None = None,
+    stars: list[int] | None = None,
 ) -> dict[str, Any]:
     """The answers section of a report for a test set (`raw`: texts still need normalizing;
-    `path`: the test file, read again for star ratings and sentences when it is a CSV)."""
-    reviews = _csv_reviews(path, model, len(texts)) if raw else None
-    sources = reviews[0] if reviews else None
+    for a CSV, `sources`: each review's title and body on lines of their own, for its
+    sentences, and `stars`: its star rating in the full layout)."""
     after = model.answer_scores(texts, sources=sources, raw=not raw)
     before = model.answer_scores(texts, sources=sources, raw=not raw, raw_scores=True)
     sides = np.array([POLARITY[label] for label in labels])
@@ -140,12 +142,12 @@ def compute(
         }
     section["ece_before"] = section["reliability_before"]["ece"]
     section["ece_after"] = section["reliability_after"]["ece"]
-    if reviews is not None and reviews[1] is not None:
-        stars = reviews[1]
+    if stars is not None:
         section["stars"] = _shares(answered, [f"{s} stars" for s in stars])
-        section["three_star_neutral_or_mixed"] = _share(answered[stars == 3], (NEUTRAL, MIXED))
-        section["one_star_negative"] = _share(answered[stars == 1], (NEGATIVE,))
-        section["five_star_positive"] = _share(answered[stars == 5], (POSITIVE,))
+        rating = np.array(stars)
+        section["three_star_neutral_or_mixed"] = _share(answered[rating == 3], (NEUTRAL, MIXED))
+        section["one_star_negative"] = _share(answered[rating == 1], (NEGATIVE,))
+        section["five_star_positive"] = _share(answered[rating == 5], (POSITIVE,))
     probes = model.answer_scores(list(PROBES))
     section["probes"] = {
         text: dict(zip(SENTIMENTS, row, strict=True))
@@ -184,36 +186,6 @@ def _shares(answered: np.ndarray, groups: list[str]) -> dict[str, dict[str, Any]
             s: float(c / len(mine)) for s, c in zip(SENTIMENTS, counts, strict=True)
         }
     return out
-
-
-def _csv_reviews(
-    path: Path, model: Model, expected: int
-) -> tuple[list[str], np.ndarray | None] | None:
-    """(each row's title and body on lines of their own, its star rating or None for the
-    polarity layout) for the rows `read_test` keeps, in its order; None when the rows do not
-    line up with the test set's."""
-    from sentiment.evaluate.report import _policy_for, _row_options
-
-    rows = []
-    for line in read_lines(path):
-        fields, _reason = parse_line(line)
-        if fields is not None:
-            rows.append(fields)
-    if not rows:
-        return None
-    layout = detect_layout([r[0] for r in rows[:2000]])
-    policy, options = _policy_for(model), _row_options(model)
-    cleaned = clean_rows([(layout, r[0], r[1], r[2]) for r in rows], policy, options)
-    sources, stars = [], []
-    for (raw_label, title, body), (label, _text, reason) in zip(rows, cleaned, strict=True):
-        if reason is not None or label is None:
-            continue
-        parts = [part.replace("\\n", "\n").strip() for part in (title, body)]
-        sources.append("\n".join(part for part in parts if part))
-        stars.append(int(raw_label))
-    if len(sources) != expected:
-        return None
-    return sources, (np.array(stars) if layout == Layout.FULL else None)
 
 
 def html(section: dict[str, Any], images: dict[str, str]) -> str:

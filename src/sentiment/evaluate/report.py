@@ -11,6 +11,7 @@ import datetime as dt
 import html
 import json
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,29 +23,52 @@ from rich.table import Table
 from sentiment import __version__, layout
 from sentiment.errors import DataError, InputNotFound
 from sentiment.evaluate import metrics as m
-from sentiment.labels import LABEL_PREFIX, POLICY_CLASSES, Policy, detect_layout, strip_prefix
+from sentiment.labels import LABEL_PREFIX, POLICY_CLASSES, Layout, Policy, strip_prefix
 from sentiment.model import Model, load_model
-from sentiment.reviews import RowOptions, clean_row, parse_line, read_lines
+from sentiment.reviews import (
+    RowOptions,
+    detect_file_layout,
+    is_rejection,
+    parse_line,
+    read_lines,
+    row_label,
+    too_many_rejects,
+)
 from sentiment.storage import LocalBucket, atomic_directory
 from sentiment.text import compose
 
 
 @dataclass
 class TestSet:
-    """Texts with their true labels; `raw` says whether texts still need normalizing."""
+    """Texts with their true labels; `raw` says whether texts still need normalizing.
+
+    Every line read is accounted for: scored (`texts`), dropped by the label policy (e.g. 3
+    stars for a binary model) or rejected as bad input, each counted by reason."""
 
     texts: list[str]
     labels: list[str]
     raw: bool
     source: str
-    skipped: dict[str, int]
+    rows_read: int
+    dropped: dict[str, int]
+    rejected: dict[str, int]
     # What a person reads in the error analysis (the review as written: title, then text);
     # None when it is the text itself.
     shown: list[str] | None = None
+    # A CSV's raw label counts, when its layout was decided from them.
+    label_counts: dict[str, int] | None = None
+    # A CSV's reviews as written, title and body on lines of their own (the answers score
+    # their sentences), and their star ratings in the full layout.
+    sources: list[str] | None = None
+    stars: list[int] | None = None
 
 
-def read_test(path: Path, model: Model) -> TestSet:
-    """A prepared file (`__label__x text`) or a raw reviews CSV (cleaned as prepare does)."""
+def read_test(
+    path: Path, model: Model, *, csv_layout: Layout | None = None, max_reject_ratio: float = 0.01
+) -> TestSet:
+    """A prepared file (`__label__x text`) or a raw reviews CSV (labelled and cleaned as
+    prepare does, in `csv_layout`, else the layout every row's label fits). Rows rejected for
+    any one reason above `max_reject_ratio` of the rows read are an error."""
     if not path.is_file():
         raise InputNotFound(
             f"No test file at {path}.", hint="Give a prepared test.txt or a reviews CSV."
@@ -56,61 +80,99 @@ def read_test(path: Path, model: Model) -> TestSet:
             f"The test file {path} is empty.",
             hint="Give a prepared test.txt or a reviews CSV with rows.",
         )
-    if first.startswith(LABEL_PREFIX):
-        return _read_prepared(path)
-    return _read_csv(path, model)
+    test = (
+        _read_prepared(path)
+        if first.startswith(LABEL_PREFIX)
+        else _read_csv(path, model, csv_layout)
+    )
+    error = too_many_rejects(
+        test.rows_read,
+        test.rejected,
+        max_reject_ratio,
+        what=f"evaluate {path} ({test.source})",
+        hint="Nothing was scored.",
+    )
+    if error is not None:
+        raise error
+    return test
 
 
 def _read_prepared(path: Path) -> TestSet:
     texts, labels = [], []
-    skipped = {"no_label": 0}
+    rejected = {"no_label": 0}
+    read = 0
     with open(path, encoding="utf-8", errors="replace") as fh:
         for line in fh:
             tokens = line.split()
+            if not tokens:
+                continue  # a blank line holds no example
+            read += 1
             names = [t for t in tokens if t.startswith(LABEL_PREFIX)]
             if not names:
-                skipped["no_label"] += bool(line.strip())
+                rejected["no_label"] += 1
                 continue
             labels.append(strip_prefix(names[0]))
             texts.append(" ".join(t for t in tokens if not t.startswith(LABEL_PREFIX)))
-    return TestSet(texts, labels, raw=False, source="prepared", skipped=skipped)
+    return TestSet(
+        texts,
+        labels,
+        raw=False,
+        source="prepared",
+        rows_read=read,
+        dropped={},
+        rejected={k: v for k, v in rejected.items() if v},
+    )
 
 
-def _read_csv(path: Path, model: Model) -> TestSet:
+def _read_csv(path: Path, model: Model, csv_layout: Layout | None) -> TestSet:
+    rejected: Counter[str] = Counter()
     rows = []
-    skipped: dict[str, int] = {}
+    read = 0
     for line in read_lines(path):
+        read += 1
         fields, reason = parse_line(line)
         if fields is None:
-            skipped[reason or "bad_row"] = skipped.get(reason or "bad_row", 0) + 1
-            continue
-        rows.append(fields)
+            rejected[reason or "bad_row"] += 1
+        else:
+            rows.append(fields)
     if not rows:
         raise DataError(
             f"{path} has no readable review rows.",
             hint="Expected the Amazon reviews CSV layout: label,title,text.",
         )
-    found_layout = detect_layout([r[0] for r in rows[:2000]])
+    counts = None
+    if csv_layout is None:
+        csv_layout, counts = detect_file_layout(path)
     policy = _policy_for(model)
     options = _row_options(model)
-    texts, labels, shown = [], [], []
+    texts, labels, shown, sources, stars = [], [], [], [], []
+    dropped: Counter[str] = Counter()
     for raw_label, title, body in rows:
-        label, _text, reason = clean_row(found_layout, raw_label, title, body, policy, options)
-        if reason is not None or label is None:
-            key = reason or "dropped"
-            skipped[key] = skipped.get(key, 0) + 1
+        label, reason = row_label(csv_layout, raw_label, title, body, policy)
+        if label is None:
+            (rejected if is_rejection(reason) else dropped)[reason or "dropped"] += 1
             continue
+        # A row whose text normalizes to nothing is scored too (prepare leaves it out of
+        # training data; a served request with no words gets an answer all the same).
         labels.append(label)
         texts.append(compose(title, body, options.include_title, options.title_weight))
         readable = [part.replace("\\n", " ").strip() for part in (title, body)]
         shown.append(" — ".join(part for part in readable if part))
+        parts = [part.replace("\\n", "\n").strip() for part in (title, body)]
+        sources.append("\n".join(part for part in parts if part))
+        stars.append(int(raw_label))
     return TestSet(
         texts,
         labels,
         raw=True,
-        source=f"csv ({found_layout.value} layout, {policy.value} policy)",
-        skipped=skipped,
+        source=f"csv ({csv_layout.value} layout, {policy.value} policy)",
+        rows_read=read,
+        dropped=dict(dropped),
+        rejected=dict(rejected),
         shown=shown,
+        label_counts=counts,
+        sources=sources,
+        stars=stars if csv_layout == Layout.FULL else None,
     )
 
 
@@ -223,17 +285,21 @@ def evaluate_model(
     bucket: LocalBucket | None = None,
     settings: Any = None,
     console: Console | None = None,
+    csv_layout: Layout | None = None,
 ) -> dict[str, Any]:
-    """Evaluate a model on a test file; write the report folder; return report.json's content."""
+    """Evaluate a model on a test file; write the report folder; return report.json's content.
+
+    A reviews CSV is read in `csv_layout` (default: the layout every row's label fits)."""
     console = console or Console(stderr=True)
     cache = settings.cache_dir if settings is not None else None
+    ratio = settings.max_reject_ratio if settings is not None else 0.01
     started = time.perf_counter()
     model = load_model(model_ref, bucket=bucket, cache_dir=cache)
-    test = read_test(test_path, model)
+    test = read_test(test_path, model, csv_layout=csv_layout, max_reject_ratio=ratio)
     check_labels(test, model)
     with console.status(f"predicting {len(test.texts):,} texts with {model.name}"):
         result = compute(model, test)
-        result["answers"] = _answers(model, test, test_path)
+        result["answers"] = _answers(model, test)
     curves = result.pop("_curves", None)
     job = find_job_record(model_ref, bucket)
     report: dict[str, Any] = {
@@ -244,7 +310,10 @@ def evaluate_model(
             "path": str(test_path),
             "source": test.source,
             "examples": len(test.texts),
-            "skipped": test.skipped,
+            "rows_read": test.rows_read,
+            "dropped": test.dropped,
+            "rejected": test.rejected,
+            "label_counts": test.label_counts,
         },
         "metrics": result,
         "learning_curve": job.get("epochs") if job else None,
@@ -265,7 +334,7 @@ def evaluate_model(
     base_result = None
     if baseline is not None:
         base_model = load_model(baseline, bucket=bucket, cache_dir=cache)
-        base_test = read_test(test_path, base_model)
+        base_test = read_test(test_path, base_model, csv_layout=csv_layout, max_reject_ratio=ratio)
         check_labels(base_test, base_model)
         base_result = compute(base_model, base_test)
         base_result.pop("_curves", None)
@@ -289,14 +358,16 @@ def evaluate_model(
     return report
 
 
-def _answers(model: Model, test: TestSet, path: Path) -> dict[str, Any] | None:
+def _answers(model: Model, test: TestSet) -> dict[str, Any] | None:
     """The four answers' section, for a model whose labels map to polarity (else None)."""
     from sentiment.answers import POLARITY
     from sentiment.evaluate import answers
 
     if not set(model.classes) <= set(POLARITY):
         return None
-    return answers.compute(model, test.texts, test.labels, test.raw, path)
+    return answers.compute(
+        model, test.texts, test.labels, test.raw, sources=test.sources, stars=test.stars
+    )
 
 
 def _differences(ours: dict[str, Any], base: dict[str, Any]) -> dict[str, float | None]:

@@ -3,7 +3,10 @@
 Parsing and cleaning are `sentiment.reviews.clean_lines` (the compiled rules, on the batch's
 Arrow buffers) and, for the lines it leaves to Python, `parse_line` / `clean_rows`: the same
 rules the inference path uses. Output is written into a temporary folder that replaces `output` only
-when everything (files + manifest) is complete.
+when everything (files + manifest) is complete. Each input's layout is given, or decided from
+every row's label before Spark starts (`sentiment.reviews.count_labels`); a run that rejects
+too many rows for one reason fails (`sentiment.reviews.too_many_rejects`), keeping its
+rejects/ beside `output`.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +31,7 @@ from sentiment import __version__, layout
 from sentiment.config import Settings
 from sentiment.datasets import DATASETS, extract_dataset, resolve_dataset
 from sentiment.errors import DataError, InputNotFound
-from sentiment.labels import POLICY_CLASSES, Layout, Policy, detect_layout
+from sentiment.labels import POLICY_CLASSES, Layout, Policy
 from sentiment.reviews import (
     DROP_DUPLICATE,
     DROP_POLICY,
@@ -39,12 +42,13 @@ from sentiment.reviews import (
     RowOptions,
     clean_lines,
     clean_rows,
+    detect_file_layout,
     is_rejection,
     parse_line,
-    read_lines,
     row_code,
     source_split_of,
     split_of,
+    too_many_rejects,
 )
 from sentiment.storage import atomic_directory, atomic_write_json
 
@@ -53,11 +57,13 @@ SPLITS = list(SPLIT_CODES)  # split code -> name
 
 @dataclass(frozen=True)
 class Source:
-    """One input CSV file, its layout and the split it holds."""
+    """One input CSV file, its layout and the split it holds (and, when the layout was
+    detected, how many lines carry each raw label: what it was decided from)."""
 
     path: Path
     layout: Layout
     split: str
+    labels: dict[str, int] | None = field(default=None, compare=False)
 
 
 def resolve_inputs(
@@ -85,23 +91,12 @@ def resolve_inputs(
         else:
             files = [path]
         for file in files:
-            found = Layout(layout_name) if layout_name else _detect(file)
-            sources.append(Source(file, found, source_split_of(file)))
+            if layout_name:
+                sources.append(Source(file, Layout(layout_name), source_split_of(file)))
+            else:
+                found, labels = detect_file_layout(file)
+                sources.append(Source(file, found, source_split_of(file), labels))
     return sources
-
-
-def _detect(path: Path, rows: int = 2000) -> Layout:
-    labels = []
-    for i, line in enumerate(read_lines(path)):
-        if i >= rows:
-            break
-        fields, _ = parse_line(line)
-        if fields:
-            labels.append(fields[0])
-    try:
-        return detect_layout(labels)
-    except Exception as err:
-        raise DataError(f"{path}: {err}", hint="Pass --layout full or --layout polarity.") from None
 
 
 def start_spark(settings: Settings, master: str | None = None, ui: bool = False) -> Any:
@@ -265,9 +260,14 @@ def prepare(
     options: RowOptions | None = None,
     seed: int = 1,
     validation_fraction: float = 0.1,
+    max_reject_ratio: float = 0.01,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the job; returns the manifest written to `output/manifest.json`."""
+    """Run the job; returns the manifest written to `output/manifest.json`.
+
+    Rows rejected for any one reason above `max_reject_ratio` of the rows read fail the job
+    (DataError) and leave `output` as it was; their rejects/ folder is kept beside it, as
+    `OUTPUT.rejects/` (see `rejects_beside`), for the user to look at."""
     from pyspark.sql import functions as F
 
     started = time.monotonic()
@@ -329,9 +329,21 @@ def prepare(
                                 rejected[reason] += count
                             else:
                                 dropped[reason] += count
+        say(f"rows read: {read:,}")
+        failed = rejects_beside(output)
+        shutil.rmtree(failed, ignore_errors=True)  # a failed run's, now stale
+        error = too_many_rejects(
+            read,
+            rejected,
+            max_reject_ratio,
+            what=f"prepare {', '.join(str(s.path) for s in sources)}",
+            hint=f"The rejected rows are in {failed}.",
+        )
+        if error is not None:
+            os.replace(tmp / layout.REJECTS_DIR, failed)
+            raise error
         if not rejected:
             shutil.rmtree(tmp / layout.REJECTS_DIR)
-        say(f"rows read: {read:,}")
         counts: dict[str, dict[str, int]] = {}
         for split, name in layout.PREPARED_SPLITS.items():
             counts[split] = _concatenate(parts / f"part={split}", tmp / name)
@@ -354,6 +366,7 @@ def prepare(
             "cleaning": options.to_dict(),
             "seed": seed,
             "validation_fraction": validation_fraction,
+            "max_reject_ratio": max_reject_ratio,
             "rows_read": read,
             "rows_written": sum(written.values()),
             "counts": counts,
@@ -396,6 +409,11 @@ def _progress(
         thread.join()
 
 
+def rejects_beside(output: Path) -> Path:
+    """Where a failed run keeps its rejects/ folder: beside `output`, which it leaves alone."""
+    return output.with_name(f"{output.name}.{layout.REJECTS_DIR}")
+
+
 def _concatenate(folder: Path, target: Path) -> dict[str, int]:
     counts: Counter[str] = Counter()
     with open(target, "wb") as out:
@@ -415,6 +433,8 @@ def _describe(source: Source) -> dict[str, Any]:
     return {
         "path": str(source.path),
         "layout": source.layout.value,
+        "layout_from": "option" if source.labels is None else "labels",
+        **({} if source.labels is None else {"label_counts": dict(sorted(source.labels.items()))}),
         "split": source.split,
         "size": source.path.stat().st_size,
         "sha256": digest.hexdigest(),
