@@ -67,7 +67,7 @@ def test_single_text_through_the_endpoint(endpoint_app: Any) -> None:
     assert result["index"] == 0 and result["text"] == "I love this product, works great :)"
     assert result["sentiment"] == "positive" and result["uncertain"] is False
     assert list(result["scores"]) == ["positive", "negative", "neutral", "mixed"]
-    assert result["confidence"] == max(result["scores"].values())
+    assert result["confidence"] == result["scores"][result["sentiment"]]
     assert abs(sum(result["scores"].values()) - 1) < 1e-5
     # The model's own probabilities of the whole text stay beside the four answers.
     assert set(result["label_scores"]) == {"positive", "negative"}

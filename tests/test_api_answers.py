@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import orjson
 import pytest
 import uvicorn
 
 from conftest import free_port, start_endpoint
-from sentiment import layout
+from sentiment import answers, layout
 from sentiment.api.app import create_app
 from sentiment.api.predictors import EndpointPredictor
 from sentiment.calibration import Calibration
@@ -49,8 +50,11 @@ def _post(app: Any, body: Any) -> dict[str, Any]:
 def _check_four(result: dict[str, Any]) -> None:
     assert list(result["scores"]) == ["positive", "negative", "neutral", "mixed"]
     assert sum(result["scores"].values()) == pytest.approx(1.0, abs=1e-5)
-    assert result["sentiment"] == max(result["scores"], key=result["scores"].get)
-    assert result["confidence"] == max(result["scores"].values())
+    # the weighted answer (`answers.decide`) of the model's labels, and its score
+    four = np.array([list(result["scores"].values())])
+    weights = answers.weights_for(list(result["label_scores"]))
+    assert result["sentiment"] == answers.SENTIMENTS[answers.decide(four, weights)[0]]
+    assert result["confidence"] == result["scores"][result["sentiment"]]
 
 
 @pytest.fixture(scope="module")

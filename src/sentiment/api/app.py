@@ -23,7 +23,7 @@ results and per-item errors side by side (`ResultList` / `ErrorList`), each carr
 NEGATIVE, NEUTRAL, MIXED) with a full score map (`SentimentScore`); the limits (25 texts,
 5,000 UTF-8 bytes per text). From Azure's Text Analytics: `confidence` beside the scores. Unlike
 both, we echo the `text` (what the seed exercise asked for) and mark an answer `uncertain` when
-its top score is below `uncertain_below` (a setting; `GET /limits` tells it, with the limits,
+its score is below `uncertain_below` (a setting; `GET /limits` tells it, with the limits,
 to the web page). An older setting, `neutral_threshold`, still turns answers below it into
 `neutral` (the scores stay).
 
@@ -143,8 +143,8 @@ class Result(BaseModel):
     index: int
     text: str
     sentiment: Literal["positive", "negative", "neutral", "mixed"]
-    confidence: float = Field(description="The top of the four scores.")
-    uncertain: bool = Field(description="The top score is below `model.uncertain_below`.")
+    confidence: float = Field(description="The answer's score (of the four).")
+    uncertain: bool = Field(description="The answer's score is below `model.uncertain_below`.")
     scores: FourScores
     label_scores: dict[str, float] = Field(
         description="The model's own probability of each of its labels for the whole text."
@@ -475,11 +475,13 @@ def _results(
     results = []
     neutral_below = settings.neutral_threshold
     classes = probs.classes
-    for i, row, own in zip(
-        todo, four.round(6).tolist(), probs.rows[: plan.n].round(6).tolist(), strict=True
+    # The answer as `sentiment evaluate` measures it: the weighted side (`answers.decide`).
+    decided = answering.decide(four, answering.weights_for(classes)).tolist()
+    for i, row, own, answer in zip(
+        todo, four.round(6).tolist(), probs.rows[: plan.n].round(6).tolist(), decided, strict=True
     ):
-        best = max(row)
-        sentiment = answering.SENTIMENTS[row.index(best)]
+        best = row[answer]
+        sentiment = answering.SENTIMENTS[answer]
         if neutral_below and best < neutral_below:
             sentiment = NEUTRAL
         results.append(
