@@ -312,15 +312,16 @@ def children(pid: int) -> list[int]:
 
 
 def workers_of(supervisor: int) -> list[int]:
-    """The endpoint's worker processes (multiprocessing's spawned children, not its resource
-    tracker)."""
+    """The endpoint's worker processes: the supervisor's children (forked from it, so with its
+    command line), not a multiprocessing helper (resource tracker, fork server)."""
     pids = []
     for pid in children(supervisor):
         try:
-            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                pids.append(pid)
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
-            pass
+            continue
+        if b"resource_tracker" not in cmdline and b"forkserver" not in cmdline:
+            pids.append(pid)
     return sorted(pids)
 
 

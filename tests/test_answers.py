@@ -13,7 +13,16 @@ import pytest
 
 from conftest import read_reviews
 from sentiment import answers, layout
-from sentiment.answers import SENTIMENTS, combine, derivation, plan, polarity, sentences
+from sentiment.answers import (
+    SENTIMENTS,
+    combine,
+    decide,
+    derivation,
+    plan,
+    polarity,
+    sentences,
+    weights_for,
+)
 from sentiment.calibration import Calibration, fit_file
 from sentiment.errors import ModelError
 from sentiment.model import load_model
@@ -56,6 +65,11 @@ def _scores(texts: list[str], rows: dict[str, list[float]], classes=TERNARY) -> 
 NEG, NEU, POS = [0.9, 0.05, 0.05], [0.05, 0.9, 0.05], [0.05, 0.05, 0.9]
 
 
+def _answer(texts: list[str], rows: dict[str, list[float]], classes=TERNARY) -> list[str]:
+    """The answers (`decide`, the model's weights) for `_scores`."""
+    return [SENTIMENTS[i] for i in decide(_scores(texts, rows, classes), weights_for(classes))]
+
+
 def test_one_clearly_positive_and_one_clearly_negative_sentence_is_mixed() -> None:
     rows = {
         MIXED_TEXT: [0.45, 0.1, 0.45],
@@ -63,19 +77,20 @@ def test_one_clearly_positive_and_one_clearly_negative_sentence_is_mixed() -> No
         "The battery died after two days.": NEG,
     }
     out = _scores([MIXED_TEXT], rows)
-    assert SENTIMENTS[out[0].argmax()] == "mixed"
-    # ambivalence (2 x 0.45)^2 = 0.81, all mixed: the sentences lean 0.85 each way
-    assert out[0].tolist() == pytest.approx([0.045, 0.045, 0.1, 0.81])
+    # the neutral side, all mixed (the sentences lean 0.85 each way), weighs 0.6 against 0.54
+    assert out[0].tolist() == pytest.approx([0.45, 0.45, 0.0, 0.1])
+    assert _answer([MIXED_TEXT], rows) == ["mixed"]
 
 
-def test_an_ambivalent_text_of_one_sentence_is_neutral_not_mixed() -> None:
-    out = _scores(["meh"], {"meh": [0.5, 0.0, 0.5]})
-    assert out[0].tolist() == pytest.approx([0.0, 0.0, 1.0, 0.0])
+def test_a_text_of_one_sentence_is_neutral_not_mixed() -> None:
+    out = _scores(["meh"], {"meh": [0.3, 0.4, 0.3]})
+    assert out[0].tolist() == pytest.approx([0.3, 0.3, 0.4, 0.0])
+    assert _answer(["meh"], {"meh": [0.3, 0.4, 0.3]}) == ["neutral"]
 
 
 def test_a_clear_text_keeps_its_side_whatever_its_sentences() -> None:
-    """Mixed needs the whole text to be ambivalent too: a clearly positive review with one
-    complaint stays positive."""
+    """A clearly positive review with one complaint stays positive: the sentences only split
+    the neutral side."""
     text = "Love it. Works great. The box was dented."
     rows = {
         text: [0.03, 0.02, 0.95],
@@ -84,11 +99,11 @@ def test_a_clear_text_keeps_its_side_whatever_its_sentences() -> None:
         "The box was dented.": NEG,
     }
     out = _scores([text], rows)
-    assert SENTIMENTS[out[0].argmax()] == "positive"
-    assert out[0, 3] == pytest.approx(0.06**2)
+    assert out[0].tolist() == pytest.approx([0.95, 0.03, 0.0, 0.02])
+    assert _answer([text], rows) == ["positive"]
 
 
-def test_tempered_sentences_leaning_both_ways_make_an_ambivalent_text_mixed() -> None:
+def test_tempered_sentences_leaning_both_ways_make_the_neutral_side_mixed() -> None:
     """Short sentences get tempered scores; leaning 0.35 each way (margin 0.2) is enough,
     leaning 0.05 one way is not."""
     text = "The screen is gorgeous. The battery died after two days."
@@ -97,15 +112,25 @@ def test_tempered_sentences_leaning_both_ways_make_an_ambivalent_text_mixed() ->
         "The screen is gorgeous.": [0.15, 0.35, 0.5],
         "The battery died after two days.": [0.5, 0.35, 0.15],
     }
-    out = _scores([text], {text: whole} | lean)
-    assert SENTIMENTS[out[0].argmax()] == "mixed"
+    assert _answer([text], {text: whole} | lean) == ["mixed"]
     mild = {
         "The screen is gorgeous.": [0.3, 0.35, 0.35],
         "The battery died after two days.": [0.35, 0.35, 0.3],
     }
     out = _scores([text], {text: whole} | mild)
-    assert SENTIMENTS[out[0].argmax()] == "neutral"
-    assert out[0, 3] == pytest.approx(0.36 * 0.25)  # a = (2 x 0.3)^2, m = 0.05 / 0.2
+    assert _answer([text], {text: whole} | mild) == ["neutral"]
+    assert out[0].tolist() == pytest.approx([0.4, 0.3, 0.3 * 0.75, 0.3 * 0.25])  # m = 0.05 / 0.2
+
+
+def test_the_neutral_side_is_weighted_in_the_answer() -> None:
+    """3-star reviews are rare in training data: a neutral side of 0.2 against 0.7 positive is
+    answered neutral (x6: 1.2 > 0.7), of 0.1 not (0.6 < 0.7); a binary model's answer is its
+    plain argmax, and its scores' neutral side comes from the ambivalence alone."""
+    rows = {"a": [0.1, 0.2, 0.7], "b": [0.2, 0.1, 0.7]}
+    assert _answer(["a", "b"], rows) == ["neutral", "positive"]
+    binary = ("negative", "positive")
+    assert _answer(["c"], {"c": [0.3, 0.7]}, binary) == ["positive"]  # neutral 0.36
+    assert _answer(["d"], {"d": [0.45, 0.55]}, binary) == ["neutral"]  # neutral 0.81
 
 
 @pytest.mark.parametrize(
@@ -120,11 +145,10 @@ def test_sentences_of_one_side_are_not_mixed(
     sides: tuple[list[float], list[float]], expected: str
 ) -> None:
     whole = POS if expected == "positive" else NEG
-    out = _scores(
-        ["X one. Y two."], {"X one. Y two.": whole, "X one.": sides[0], "Y two.": sides[1]}
-    )
-    assert SENTIMENTS[out[0].argmax()] == expected
-    assert out[0, 3] <= 0.05
+    rows = {"X one. Y two.": whole, "X one.": sides[0], "Y two.": sides[1]}
+    out = _scores(["X one. Y two."], rows)
+    assert _answer(["X one. Y two."], rows) == [expected]
+    assert out[0, 3] == 0.0
 
 
 def test_scores_sum_to_one_for_every_text() -> None:
@@ -157,9 +181,11 @@ def test_labels_without_polarity_are_refused() -> None:
 
 
 def test_answers_are_made_from_the_score_matrix() -> None:
-    got = answers.to_answers(np.array([[0.1, 0.2, 0.3, 0.4]]))
+    got = answers.to_answers(np.array([[0.1, 0.2, 0.3, 0.4], [0.5, 0.3, 0.1, 0.1]]))
     assert got == [
-        answers.Answer("mixed", dict(zip(SENTIMENTS, [0.1, 0.2, 0.3, 0.4], strict=True)))
+        answers.Answer("mixed", dict(zip(SENTIMENTS, [0.1, 0.2, 0.3, 0.4], strict=True))),
+        # the neutral side (0.2 x 6) outweighs 0.5 positive; neutral and mixed tie: neutral
+        answers.Answer("neutral", dict(zip(SENTIMENTS, [0.5, 0.3, 0.1, 0.1], strict=True))),
     ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -12,12 +13,15 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import Process, free_port
-from sentiment.api.app import create_app
+from sentiment.api.app import _has_word, create_app
 from sentiment.api.predictors import EndpointPredictor, LocalPredictor
 from sentiment.config import Settings
 from sentiment.model import load_model
+from sentiment.text import normalize
 
 
 def _settings(**changes: Any) -> Settings:
@@ -61,26 +65,44 @@ def test_single_text_through_the_endpoint(endpoint_app: Any) -> None:
     body = response.json()
     (result,) = body["results"]
     assert result["index"] == 0 and result["text"] == "I love this product, works great :)"
-    assert result["sentiment"] == "positive"
-    assert set(result["scores"]) == {"positive", "negative"}
-    assert result["confidence"] == max(result["scores"].values())
-    assert abs(sum(result["scores"].values()) - 1) < 1e-3
+    assert result["sentiment"] == "positive" and result["uncertain"] is False
+    assert list(result["scores"]) == ["positive", "negative", "neutral", "mixed"]
+    assert result["confidence"] == result["scores"][result["sentiment"]]
+    assert abs(sum(result["scores"].values()) - 1) < 1e-5
+    # The model's own probabilities of the whole text stay beside the four answers.
+    assert set(result["label_scores"]) == {"positive", "negative"}
+    assert abs(sum(result["label_scores"].values()) - 1) < 1e-3
     assert body["errors"] == []
-    assert (
-        body["model"]["labels"] == ["negative", "positive"]
-        and body["model"]["source"] == "endpoint"
-    )
-    assert body["model"]["neutral_threshold"] is None
+    model = body["model"]
+    assert model["labels"] == ["negative", "positive"] and model["source"] == "endpoint"
+    assert model["sentiments"] == ["positive", "negative", "neutral", "mixed"]
+    assert model["calibrated"] is False  # our endpoint says so: the tiny model has no calibration
+    assert model["derivation"].startswith("binary model") and "uncalibrated" in model["derivation"]
+    assert model["uncertain_below"] == 0.5 and model["neutral_threshold"] is None
 
 
-def test_endpoint_and_in_process_agree(endpoint_app: Any, local_app: Any) -> None:
-    texts = ["Broke after two days, waste of money", "Five stars, would buy again", "it is a phone"]
+def test_endpoint_and_in_process_agree(
+    endpoint_app: Any, local_app: Any, tiny_model_dir: Path
+) -> None:
+    texts = [
+        "Broke after two days, waste of money",
+        "Five stars, would buy again",
+        "it is a phone",
+        "Great camera. Terrible battery.",
+    ]
     via_endpoint = _run(_post(endpoint_app, {"texts": texts})).json()["results"]
     in_process = _run(_post(local_app, {"texts": texts})).json()["results"]
     assert [r["sentiment"] for r in via_endpoint] == [r["sentiment"] for r in in_process]
     for a, b in zip(via_endpoint, in_process, strict=True):
         assert a["scores"] == pytest.approx(b["scores"], abs=1e-5)
-    assert via_endpoint[0]["sentiment"] == "negative" and via_endpoint[1]["sentiment"] == "positive"
+        assert a["label_scores"] == pytest.approx(b["label_scores"], abs=1e-5)
+    assert [r["sentiment"] for r in via_endpoint[:2]] == ["negative", "positive"]
+    # The four answers are sentiment.answers' over the texts and their sentences.
+    model = load_model(tiny_model_dir / "model.bin")
+    for result, answer in zip(via_endpoint, model.answers(texts), strict=True):
+        assert result["sentiment"] == answer.sentiment
+        assert result["scores"] == pytest.approx(answer.scores, abs=1e-5)
+    assert via_endpoint[3]["scores"]["mixed"] > 0  # one glowing and one damning sentence
 
 
 def test_per_item_errors_beside_successes(endpoint_app: Any) -> None:
@@ -131,13 +153,32 @@ def test_malformed_bodies_are_400_naming_the_field(local_app: Any, raw: bytes, f
     assert body["error"] == "bad_request" and body["field"] == field and body["message"]
 
 
-def test_neutral_threshold(tiny_model_dir: Path) -> None:
+def test_neutral_threshold_and_uncertainty(tiny_model_dir: Path) -> None:
     model = load_model(tiny_model_dir / "model.bin")
     app = create_app(_settings(neutral_threshold=1.01), LocalPredictor(model))
     body = _run(_post(app, {"text": "great"})).json()
     assert body["results"][0]["sentiment"] == "neutral"
-    assert body["results"][0]["scores"]["positive"] > 0.5  # the model's own scores stay
+    assert body["results"][0]["scores"]["positive"] > 0.5  # the scores stay
     assert body["model"]["neutral_threshold"] == 1.01 and "neutral" in body["model"]["neutral_note"]
+    # uncertain_below marks answers without changing them; /limits tells the page.
+    unsure = create_app(_settings(uncertain_below=0.9), LocalPredictor(model))
+
+    async def go() -> tuple[dict[str, Any], dict[str, Any]]:
+        async with _client(unsure) as client:
+            answer = await client.post("/sentiment", json={"texts": ["great", "it is a phone"]})
+            return answer.json(), (await client.get("/limits")).json()
+
+    body, limits = _run(go())
+    assert [r["uncertain"] for r in body["results"]] == [False, True]
+    assert body["results"][1]["sentiment"] == "positive"
+    assert body["model"]["uncertain_below"] == 0.9
+    assert limits == {
+        "max_texts": 25,
+        "max_text_bytes": 5000,
+        "max_body_bytes": 754_496,
+        "uncertain_below": 0.9,
+        "sentiments": ["positive", "negative", "neutral", "mixed"],
+    }
 
 
 def test_api_keys(local_app: Any, tiny_model_dir: Path) -> None:
@@ -298,3 +339,91 @@ def test_slow_endpoint_is_a_504_not_a_hang(slow_endpoint: tuple[str, _Slow]) -> 
             assert unready.status_code == 503 and "not ready" in unready.json()["message"]
 
     _run(scenario())
+
+
+def test_lone_surrogates_are_per_item_errors_never_a_500(endpoint_app: Any) -> None:
+    async def go() -> list[httpx.Response]:
+        async with _client(endpoint_app) as client:
+            # Valid JSON (RFC 8259 allows the escape) that no UTF-8 encoder can write back.
+            bodies = [b'{"text": "a\\ud800b"}', b'{"texts": ["great", "\\udfff", "bad"]}']
+            # A surrogate where the API would echo it (an unknown field's name).
+            bodies.append(b'{"\\ud800": 1}')
+            headers = {"content-type": "application/json"}
+            return [await client.post("/sentiment", content=b, headers=headers) for b in bodies]
+
+    one, batch, field = _run(go())
+    assert one.status_code == 200, one.text
+    assert one.json()["results"] == []
+    (error,) = one.json()["errors"]
+    assert error["index"] == 0 and error["code"] == "invalid_text"
+    assert "surrogate (U+D800 at character 1)" in error["message"]
+    assert batch.status_code == 200, batch.text
+    assert [r["index"] for r in batch.json()["results"]] == [0, 2]
+    assert [e["code"] for e in batch.json()["errors"]] == ["invalid_text"]
+    assert field.status_code == 400 and field.json()["error"] == "bad_request"
+    assert field.json()["field"] == "\ud800"
+
+
+def test_texts_without_a_word_are_per_item_errors(endpoint_app: Any) -> None:
+    texts = ["\u200b", "😀", "?", "!!! ...", "&amp;", "\\n", "Great!", "42"]
+    body = _run(_post(endpoint_app, {"texts": texts})).json()
+    assert [(e["index"], e["code"]) for e in body["errors"]] == [(i, "no_words") for i in range(6)]
+    assert "no word" in body["errors"][0]["message"]
+    assert [r["index"] for r in body["results"]] == [6, 7]
+
+
+@settings(max_examples=500, deadline=None, derandomize=True)
+@given(
+    st.text(st.sampled_from("a1_ &;#x4\\nrt<>\u200b😀?é\x00"), max_size=12)
+    | st.text(st.characters(exclude_categories=()), max_size=12)
+)
+def test_the_word_check_agrees_with_normalization(text: str) -> None:
+    # The fast check (a search on the raw text) against its definition (the normalized text).
+    assert _has_word(text) == bool(re.search(r"[^\W_]", normalize(text)))
+
+
+def test_security_headers_on_every_answer(local_app: Any) -> None:
+    async def go() -> list[httpx.Response]:
+        async with _client(local_app) as client:
+            return [
+                await client.get("/"),
+                await client.post("/sentiment", json={"text": "ok"}),
+                await client.post("/sentiment", json={}),
+                await client.get("/nowhere"),
+                await client.get("/docs"),
+            ]
+
+    for response in _run(go()):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["referrer-policy"] == "no-referrer"
+        csp = response.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in csp and "unsafe-eval" not in csp
+    page, api, _, _, docs = _run(go())
+    assert "script-src 'sha256-" in page.headers["content-security-policy"]
+    assert "unsafe-inline" not in page.headers["content-security-policy"]
+    assert api.headers["content-security-policy"].startswith("default-src 'none'")
+    # The docs' start-up script by its hash too (test_web.py runs them in Chromium).
+    scripts = docs.headers["content-security-policy"].split("script-src ")[1].split(";")[0]
+    assert scripts.startswith("'self' 'sha256-") and "unsafe" not in scripts
+    assert docs.headers["content-length"] == str(len(docs.content))
+
+
+def test_endpoint_url_is_private_unless_shown(endpoint: str) -> None:
+    async def go(app: Any) -> tuple[str, str]:
+        async with _client(app) as client:
+            answer = await client.post("/sentiment", json={"text": "good"})
+            health = await client.get("/healthz")
+            return answer.text, health.text
+
+    hidden = create_app(_settings(), EndpointPredictor(endpoint))
+    answer, health = _run(go(hidden))
+    assert endpoint not in answer and endpoint not in health
+    shown = create_app(_settings(api_show_endpoint=True), EndpointPredictor(endpoint))
+    answer, health = _run(go(shown))
+    assert endpoint in answer and endpoint in health
+    # Nor in the error answered when the endpoint is down (the API's log says where).
+    down = f"http://127.0.0.1:{free_port()}"
+    gone = create_app(_settings(), EndpointPredictor(down, retries=0))
+    answer, _ = _run(go(gone))
+    assert "cannot be reached" in answer and down not in answer

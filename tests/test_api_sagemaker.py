@@ -101,7 +101,7 @@ def test_api_cleans_text_for_a_stock_container(
         expected = _probs(endpoint, TEXTS)
         for result, probs in zip(results, expected, strict=True):
             for label, p in probs.items():
-                assert result["scores"][label] == pytest.approx(p, abs=1e-5)
+                assert result["label_scores"][label] == pytest.approx(p, abs=1e-5)
         assert answer.json()["model"]
     finally:
         api.stop()
@@ -112,20 +112,22 @@ def test_without_cleaning_a_stock_container_sees_raw_text(
 ) -> None:
     cleaned = _predictor(raw_endpoint, "stock")
     raw = _predictor(raw_endpoint, "stock", normalize="no")
-    with_cleaning = asyncio.run(cleaned.scores(TEXTS))
-    without = asyncio.run(raw.scores(TEXTS))
+    with_cleaning = asyncio.run(cleaned.probabilities(TEXTS))
+    without = asyncio.run(raw.probabilities(TEXTS))
     assert cleaned.describe()["normalizes"] is True and raw.describe()["normalizes"] is False
     # The raw tokens ("GREAT", "product!!!") are not the model's words: other probabilities.
-    assert [s.probs for s in with_cleaning] != [s.probs for s in without]
+    assert with_cleaning.classes == without.classes
+    assert abs(with_cleaning.rows - without.rows).max() > 0.01
 
 
 def test_our_image_is_sent_raw_text(aws: Aws, endpoints: dict[str, str], endpoint: str) -> None:
     ours = _predictor(endpoint, "ours")
-    scores = asyncio.run(ours.scores(TEXTS))
+    got = asyncio.run(ours.probabilities(TEXTS))
     assert ours.describe()["normalizes"] is False
     expected = _probs(endpoint, TEXTS)
-    for s, probs in zip(scores, expected, strict=True):
-        assert s.probs == pytest.approx(probs, abs=1e-6)
+    for row, probs in zip(got.rows, expected, strict=True):
+        assert dict(zip(got.classes, row, strict=True)) == pytest.approx(probs, abs=1e-5)
+    assert asyncio.run(ours.calibrated()).known is None
 
 
 def test_health_and_errors(aws: Aws, endpoints: dict[str, str], endpoint: str) -> None:
@@ -137,4 +139,4 @@ def test_health_and_errors(aws: Aws, endpoints: dict[str, str], endpoint: str) -
     ours = _predictor(endpoint, "ours")
     # A body over the endpoint's 6 MB (SageMaker's limit too): its 413 comes back as ModelError.
     with pytest.raises(UpstreamError, match=r"model answered an error.*413"):
-        asyncio.run(ours.scores(["word " * 200] * 7_000))
+        asyncio.run(ours.probabilities(["word " * 200] * 7_000))

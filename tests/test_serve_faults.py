@@ -10,6 +10,8 @@ import shutil
 import signal
 import socket
 import struct
+import subprocess
+import sys
 import tarfile
 import threading
 import time
@@ -437,5 +439,107 @@ def test_the_largest_body_of_short_texts_stays_within_bounded_memory(
             int(next(ln for ln in status.splitlines() if ln.startswith("VmHWM")).split()[1]) // 1024
         )
         assert peak_mb < 600, peak_mb
+    finally:
+        process.stop()
+
+
+def _mapped_models(pid: int) -> list[str]:
+    """The model files `pid` maps (one line per mapping in /proc/<pid>/maps)."""
+    lines = Path(f"/proc/{pid}/maps").read_text().splitlines()
+    return [line.split(None, 5)[-1] for line in lines if "model.bin" in line]
+
+
+class _UvicornFactory(Process):
+    """The endpoint as uvicorn's own workers run it (where SO_REUSEPORT is missing): the app
+    made by `app_from_environment`, its model loaded at startup by the app's lifespan."""
+
+    def __init__(self, port: int, log: Path, env: dict[str, str]) -> None:
+        self.log = log
+        self.handle = open(log, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "--port", str(port),
+             "sentiment.serve.server:app_from_environment"],
+            stdout=self.handle,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **env},
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("workers", ["1", "2", "lifespan"])
+def test_a_swapped_out_model_is_unmapped(
+    tiny_model_dir: Path,
+    second_model: Path,  # noqa: F811
+    tmp_path: Path,
+    workers: str,
+) -> None:
+    """Issue 14's soak: after swaps A -> B -> A a worker still mapped its startup A beside the
+    current A (+56% RSS): a frame living as long as the server held it (the worker function's,
+    the CLI's, the app's lifespan suspended at its `yield`). Now every worker maps exactly the
+    model it serves, after each swap."""
+    a = tiny_model_dir / "model.bin"
+    if workers == "lifespan":
+        port = free_port()
+        env = serve_env(tmp_path, SENTIMENT_MODEL=str(a))
+        process, url = (
+            _UvicornFactory(port, tmp_path / "unmap.log", env),
+            f"http://127.0.0.1:{port}",
+        )
+        process.wait_for(f"{url}/ping")
+        workers = "1"
+    else:
+        process, url = start_endpoint(
+            a, tmp_path / "unmap.log", "--workers", workers, env=serve_env(tmp_path)
+        )
+    try:
+        pids = served(url, 16)
+        assert len(pids) == int(workers)
+        for ref in (second_model, a):
+            swap = httpx.post(
+                f"{url}/admin/model", json={"model": str(ref)}, headers=ADMIN, timeout=60
+            )
+            assert swap.status_code == 200, swap.text
+            for pid in pids:
+                mapped = _mapped_models(pid)
+                assert len(mapped) == 1 and "(deleted)" not in mapped[0], (ref, pid, mapped)
+        assert set(served(url, 16)) == set(pids)  # the same processes throughout
+    finally:
+        process.stop()
+
+
+def test_a_killed_worker_is_replaced_within_two_seconds(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """Issue 14's target: a worker killed with -9 is replaced by one answering within 2 s. The
+    supervisor wakes on the worker's exit and forks the replacement from itself, imports and
+    tables done: 0.3-0.7 s here under a load average of 4-5, against 1.2-1.6 s on an idle
+    machine (2.2-2.8 s in the soak) when it polled every 0.2 s and spawned an interpreter that
+    imported everything. Each of the two workers is killed in turn: each replacement must answer
+    within the 2 s target, the faster one within 1 s (which a spawned one never did). The
+    precise figures, under load, are benchmarks/soak's."""
+    process, url = start_endpoint(
+        tiny_model_dir / "model.bin",
+        tmp_path / "replace.log",
+        "--workers",
+        "2",
+        env=serve_env(tmp_path),
+    )
+    try:
+        pids = served(url, 16)
+        assert len(pids) == 2
+        times = []
+        for victim in sorted(pids):
+            os.kill(victim, signal.SIGKILL)
+            killed = time.monotonic()
+            replaced = None
+            while replaced is None and time.monotonic() - killed < 10:
+                with httpx.Client() as client, contextlib.suppress(httpx.HTTPError):
+                    pid = client.get(f"{url}/", timeout=2).json()["pid"]
+                    if pid not in pids:
+                        replaced, pids[pid] = time.monotonic() - killed, ""
+                time.sleep(0.01)
+            assert replaced is not None, process.output()
+            times.append(replaced)
+        assert max(times) < 2.0 and min(times) < 1.0, (times, process.output())
+        assert process.proc.poll() is None
     finally:
         process.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -62,6 +63,67 @@ def test_up_serves_both_and_stops_both(tiny_model_dir: Path, tmp_path: Path) -> 
     assert code == 0, process.output()
     assert not any(_alive(pid) for pid in children), "a server outlived `sentiment up`"
     assert "Stopping" in process.output()
+
+
+def test_up_stops_the_api_before_the_endpoint(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Issue 14's soak: SIGTERM reached both servers at once, so the API, still finishing its
+    requests, answered 503 to those it forwarded once the endpoint stopped listening. Now the
+    API stops first (the endpoint answers it to the end), then the endpoint. 8 clients post
+    through the API on keep-alive connections while `up` gets SIGTERM: every request is
+    answered 200; after that a client can only find the API's port closed."""
+    serve_port, api_port = free_port(), free_port()
+    process = Process(
+        ["up", "--model", str(tiny_model_dir / "model.bin"), "--serve-port", str(serve_port),
+         "--api-port", str(api_port)],
+        tmp_path / "order.log",
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{api_port}"
+    stop = threading.Event()
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            while not stop.is_set():
+                try:
+                    answer = http.post("/sentiment", json={"text": "Love it, five stars"})
+                    outcome = str(answer.status_code)
+                except httpx.ConnectError:
+                    outcome = "refused"  # the API is gone: nothing was sent
+                    stop.wait(0.05)
+                except httpx.HTTPError as err:
+                    outcome = f"{type(err).__name__}: {err}"
+                with lock:
+                    outcomes.append(outcome)
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    try:
+        process.wait_for(f"{url}/healthz", timeout=90)
+        api_pid = next(
+            pid
+            for pid in _children(process.proc.pid)
+            if b"api" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        )
+        for thread in threads:
+            thread.start()
+        time.sleep(1.5)
+        process.proc.send_signal(signal.SIGTERM)
+        code = process.proc.wait(timeout=60)
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+        process.stop()
+    assert code == 0, process.output()
+    bad = [o for o in outcomes if o not in ("200", "refused")]
+    assert outcomes.count("200") > 20
+    assert not bad, (len(bad), sorted(set(bad))[:5])
+    # Each server logs "Shutting down" on its SIGTERM: the endpoint's comes after the API exited.
+    log = process.output()
+    api_done = log.index(f"Finished server process [{api_pid}]")
+    assert log.count("Shutting down", 0, api_done) == 1, log[-3000:]
+    assert "Shutting down" in log[api_done:], log[-3000:]
 
 
 def test_up_with_a_bad_model_fails_clearly(tmp_path: Path) -> None:

@@ -79,11 +79,18 @@ class Settings:
     # Token that protects the endpoint's admin routes (model update); empty = admin disabled.
     admin_token: str = ""
     # Most texts one POST /sentiment may carry, and most UTF-8 bytes per text (AWS Comprehend's
-    # BatchDetectSentiment limits).
+    # BatchDetectSentiment limits). A body larger than these allow is refused (413) unread;
+    # see `api_max_body_bytes`.
     api_max_texts: int = 25
     api_max_text_bytes: int = 5000
-    # Below this confidence the API answers "neutral" (0 = always the model's top label).
+    # Show the model endpoint's URL (an internal address) in the API's public answers (`model`
+    # info, /healthz); off by default: the API's own log names it.
+    api_show_endpoint: bool = False
+    # Below this confidence the API answers "neutral" (0 = always the top of the four answers).
     neutral_threshold: float = 0.0
+    # An answer whose top score (of positive, negative, neutral, mixed) is below this is marked
+    # `uncertain` by the API and shown so by the web page; 0.5 = no answer holds a majority.
+    uncertain_below: float = 0.5
     # Seconds the API waits for the endpoint, and retries on connection errors / 503.
     endpoint_timeout: float = 10.0
     endpoint_retries: int = 2
@@ -130,6 +137,14 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @property
+    def api_max_body_bytes(self) -> int:
+        """The largest POST /sentiment body that can hold `api_max_texts` texts of
+        `api_max_text_bytes` each: JSON writes one UTF-8 byte as at most 6 (a control character
+        as `\\u0001`), plus quotes, commas and whitespace per text, and room for the object
+        around them. 25 x 5,000 bytes -> 754,496 bytes."""
+        return self.api_max_texts * (6 * self.api_max_text_bytes + 16) + 4096
 
     @property
     def workers(self) -> int:

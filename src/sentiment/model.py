@@ -226,7 +226,8 @@ class Model:
 
     def answers(self, texts: Sequence[str], *, raw_scores: bool = False) -> list[answering.Answer]:
         """The answer (positive, negative, neutral or mixed, with all four scores) per text."""
-        return answering.to_answers(self.answer_scores(texts, raw_scores=raw_scores))
+        scores = self.answer_scores(texts, raw_scores=raw_scores)
+        return answering.to_answers(scores, answering.weights_for(self.classes))
 
     @property
     def derivation(self) -> str:

@@ -22,9 +22,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import orjson
+import numpy as np
 
-from sentiment.api.predictors import MAX_LABELS, Scores, _to_scores
+from sentiment.api.predictors import Calibrated, Probabilities, parse_answer, request_body
 from sentiment.errors import ConfigError, Unavailable, UpstreamError, UpstreamTimeout
 
 # How the API decides whether to clean text before InvokeEndpoint.
@@ -178,35 +178,23 @@ class SageMakerPredictor:
         except BotoCoreError as err:
             raise Unavailable(f"SageMaker InvokeEndpoint on {self.endpoint}: {err}") from None
 
-    async def scores(self, texts: list[str]) -> list[Scores]:
-        if not texts:
-            return []
-        sent = await self._prepare(texts)
-        body = orjson.dumps({"instances": sent, "configuration": {"k": MAX_LABELS}})
-        content = await self._run(self._invoke, body)
-        try:
-            data = orjson.loads(content)
-            out = [_to_scores(item["label"], item["prob"]) for item in data]
-        except (orjson.JSONDecodeError, KeyError, TypeError) as err:
-            raise UpstreamError(
-                f"SageMaker endpoint {self.endpoint} answered something that is not a "
-                f"BlazingText prediction ({err})."
-            ) from None
-        if len(out) != len(texts):
-            raise UpstreamError(
-                f"SageMaker endpoint {self.endpoint} answered {len(out)} predictions for "
-                f"{len(texts)} texts."
-            )
-        for s in out:
-            for name in s.probs:
-                if name not in self._labels:
-                    self._labels.append(name)
+    async def probabilities(self, strings: list[str]) -> Probabilities:
+        if not strings:
+            return Probabilities((), np.zeros((0, 0)))
+        sent = await self._prepare(strings)
+        out = parse_answer(await self._run(self._invoke, request_body(sent)), len(strings))
+        self._labels = list(out.classes)
         return out
+
+    async def calibrated(self) -> Calibrated:
+        # The runtime API describes no model (ours says so at GET /, which SageMaker does not
+        # route): unknown, as for any stock endpoint.
+        return Calibrated(None)
 
     async def labels(self) -> list[str]:
         if not self._labels:
             try:
-                await self.scores(["hello"])
+                await self.probabilities(["hello"])
             except (Unavailable, UpstreamError, UpstreamTimeout):
                 return []
         return list(self._labels)
@@ -229,7 +217,8 @@ class SageMakerPredictor:
         except BotoCoreError as err:
             ok, detail = False, type(err).__name__
         return {
-            "endpoint": self.endpoint,
+            # Under "url", as the other predictors: the API shows it only when told to.
+            "url": f"sagemaker:{self.endpoint}",
             "ok": ok,
             "latency_ms": round((time.perf_counter() - started) * 1000, 2),
             "detail": detail,

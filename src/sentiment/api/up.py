@@ -2,8 +2,14 @@
 
 Both run as child processes (`sentiment serve`, `sentiment api`), so each keeps its own
 graceful shutdown and a crash of one is seen and reported. We wait until the endpoint answers
-`/ping` and the API `/healthz`, print the URLs, and on Ctrl-C/SIGTERM stop both (SIGTERM, then
-SIGKILL after a grace period) so no process is left behind.
+`/ping` and the API `/healthz`, print the URLs, and on Ctrl-C/SIGTERM/SIGHUP stop both (SIGTERM,
+then SIGKILL after a grace period) so no process is left behind.
+
+They stop one after the other: the API first, which finishes its requests in flight while the
+endpoint still answers them, then the endpoint. Stopped together (as they were, and as a
+terminal's Ctrl-C would reach them both), the API answered 503 to what it forwarded once the
+endpoint had stopped listening (issue 14's soak). So each child runs in its own process group:
+a terminal's Ctrl-C reaches `sentiment up` alone, which stops them in that order.
 """
 
 from __future__ import annotations
@@ -43,7 +49,8 @@ def start_stack(
             host,
             "--port",
             str(settings.serve_port),
-        )
+        ),
+        process_group=0,
     )
     api = subprocess.Popen(
         _command(
@@ -55,7 +62,8 @@ def start_stack(
             host,
             "--port",
             str(settings.api_port),
-        )
+        ),
+        process_group=0,
     )
     return serve, api
 
@@ -94,15 +102,22 @@ def wait_healthy(
 
 
 def stop(procs: tuple[subprocess.Popen[bytes], ...], grace: float = 15.0) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    for proc in procs:
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    """Stop each process in turn, in the order given (the API, then the endpoint it forwards
+    to): SIGTERM, and SIGKILL if it has not exited after `grace` s. A second Ctrl-C/SIGTERM
+    while they stop kills those left at once."""
+    try:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    except KeyboardInterrupt:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
             proc.wait()
 
 
@@ -114,7 +129,7 @@ def run_stack(model_ref: str, *, settings: Settings, console: Console | None = N
     def on_term(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, on_term)
+    previous = {sig: signal.signal(sig, on_term) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         wait_healthy(settings, procs)
         api = f"http://{settings.host}:{settings.api_port}"
@@ -134,5 +149,7 @@ def run_stack(model_ref: str, *, settings: Settings, console: Console | None = N
     except KeyboardInterrupt:
         console.print("Stopping…")
     finally:
-        stop(procs)
-        signal.signal(signal.SIGTERM, previous)
+        endpoint, api_server = procs
+        stop((api_server, endpoint))
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,9 +1,10 @@
 """The four answers in a report: what each review was answered, and issue 13's targets.
 
 Every test row is answered as the API answers (`Model.answer_scores`: the text and its
-sentences, calibrated), then compared with its true class on three classes, negative (1-2
-stars) / neutral-or-mixed (3 stars) / positive (4-5 stars), merging the scores the same way
-(neutral + mixed). A test without neutral rows (the polarity layout) is compared on two:
+sentences, calibrated; `answers.decide`: the weighted answer), then compared with its true
+class on three classes, negative (1-2 stars) / neutral-or-mixed (3 stars) / positive (4-5
+stars): the macro-F1 and the star table are the answers', the calibration error the scores'
+(merged the same way: neutral + mixed). A test without neutral rows (the polarity layout) is compared on two:
 the positive score against the negative one, p = positive / (positive + negative). Both are
 computed before calibration (the model's raw scores) and after. A CSV with star ratings also
 gets the table of what each star rating was answered.
@@ -17,7 +18,16 @@ from typing import Any
 
 import numpy as np
 
-from sentiment.answers import MIXED, NEGATIVE, NEUTRAL, POLARITY, POSITIVE, SENTIMENTS
+from sentiment.answers import (
+    MIXED,
+    NEGATIVE,
+    NEUTRAL,
+    POLARITY,
+    POSITIVE,
+    SENTIMENTS,
+    decide,
+    weights_for,
+)
 from sentiment.evaluate import metrics as m
 from sentiment.model import Model
 
@@ -102,17 +112,20 @@ def compute(
     after = model.answer_scores(texts, sources=sources, raw=not raw)
     before = model.answer_scores(texts, sources=sources, raw=not raw, raw_scores=True)
     sides = np.array([POLARITY[label] for label in labels])
+    answered = decide(after, weights_for(model.classes))
     three = bool((sides == NEUTRAL).any())
     section: dict[str, Any] = {
         "classes": 3 if three else 2,
         "calibrated": model.calibration is not None,
         "derivation": model.derivation,
-        "answered": _shares(after.argmax(axis=1), [str(label) for label in labels]),
+        "answered": _shares(answered, [str(label) for label in labels]),
     }
     if three:
         y = np.select([sides == NEGATIVE, sides == POSITIVE], [0, 2], 1)
         merged_after, merged_before = _merged(after), _merged(before)
-        report = m.classification(y, merged_after, list(MERGED))
+        # The answers' classes (the weighted rule of `decide`), not the scores' argmax.
+        said = np.select([answered == NEGATIVE, answered == POSITIVE], [0, 2], 1)
+        report = m.classification(y, np.eye(3)[said], list(MERGED))
         section |= {
             "macro_f1": report["macro"]["f1"],
             "per_class_f1": {k: v["f1"] for k, v in report["per_label"].items()},
@@ -130,7 +143,6 @@ def compute(
     section["ece_before"] = section["reliability_before"]["ece"]
     section["ece_after"] = section["reliability_after"]["ece"]
     if stars is not None:
-        answered = after.argmax(axis=1)
         section["stars"] = _shares(answered, [f"{s} stars" for s in stars])
         rating = np.array(stars)
         section["three_star_neutral_or_mixed"] = _share(answered[rating == 3], (NEUTRAL, MIXED))
