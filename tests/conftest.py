@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import socket
 from collections.abc import Iterator
@@ -207,3 +208,92 @@ def endpoint(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     )
     yield url
     process.stop()
+
+
+def served(url: str, connections: int) -> dict[int, str]:
+    """pid -> the sha256 of the model it serves, each request on a new connection (the kernel
+    picks the worker; an error, a dead worker's socket until the kernel drops it, is skipped)."""
+    import contextlib
+
+    import httpx
+
+    seen: dict[int, str] = {}
+    for _ in range(connections):
+        with httpx.Client() as client, contextlib.suppress(httpx.HTTPError):
+            info = client.get(f"{url}/", timeout=5).json()
+            seen[info["pid"]] = info["model"]["sha256"]
+    return seen
+
+
+class KeepPosting:
+    """`clients` threads, each on its own keep-alive connection, POST `body` to `url + path` as
+    fast as they can from `start()` until `stop()`. `outcomes` collects one string a request:
+    `describe(response)` (the status code by default), "refused" once the server is gone (nothing
+    was sent), or the error's type and message."""
+
+    def __init__(
+        self,
+        url: str,
+        path: str,
+        body: object,
+        clients: int,
+        describe: object = None,
+    ) -> None:
+        import threading
+
+        self.url, self.path, self.body = url, path, body
+        self.describe = describe or (lambda r: str(r.status_code))
+        self.outcomes: list[str] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._client) for _ in range(clients)]
+
+    def _client(self) -> None:
+        import httpx
+
+        with httpx.Client(base_url=self.url, timeout=30) as http:
+            while not self._stop.is_set():
+                try:
+                    outcome = self.describe(http.post(self.path, json=self.body))  # type: ignore[operator]
+                except httpx.ConnectError:
+                    outcome = "refused"
+                    self._stop.wait(0.05)
+                except httpx.HTTPError as err:
+                    outcome = f"{type(err).__name__}: {err}"
+                with self._lock:
+                    self.outcomes.append(outcome)
+
+    def start(self) -> KeepPosting:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> list[str]:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=60)
+        return self.outcomes
+
+
+@contextlib.contextmanager
+def thread_server(app: object) -> Iterator[str]:
+    """An ASGI app of a test's own (a stand-in for an outside service) served by uvicorn on a
+    thread, on a free port of 127.0.0.1; yields its base URL."""
+    import threading
+    import time
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")  # type: ignore[arg-type]
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

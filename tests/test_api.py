@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,11 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import Process, free_port
+from conftest import Process, free_port, thread_server
 from sentiment.api.app import _has_word, create_app
 from sentiment.api.predictors import EndpointPredictor, LocalPredictor
 from sentiment.config import Settings
@@ -305,17 +303,8 @@ class _Slow:
 @pytest.fixture
 def slow_endpoint() -> Iterator[tuple[str, _Slow]]:
     app = _Slow(delay=3.0)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", app
-    server.should_exit = True
-    thread.join(timeout=10)
+    with thread_server(app) as url:
+        yield url, app
 
 
 def test_slow_endpoint_is_a_504_not_a_hang(slow_endpoint: tuple[str, _Slow]) -> None:

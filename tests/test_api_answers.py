@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +15,8 @@ import httpx
 import numpy as np
 import orjson
 import pytest
-import uvicorn
 
-from conftest import free_port, start_endpoint
+from conftest import start_endpoint, thread_server
 from sentiment import answers, layout
 from sentiment.api.app import create_app
 from sentiment.api.predictors import EndpointPredictor
@@ -136,17 +133,8 @@ class _StockEndpoint:
 @pytest.fixture
 def stock_endpoint(tiny_model_dir: Path) -> Iterator[tuple[str, _StockEndpoint]]:
     app = _StockEndpoint(load_model(tiny_model_dir / "model.bin"))
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", app
-    server.should_exit = True
-    thread.join(timeout=10)
+    with thread_server(app) as url:
+        yield url, app
 
 
 def test_a_stock_sagemaker_endpoint_in_one_call(

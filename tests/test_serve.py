@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import signal
 import threading
@@ -14,7 +13,7 @@ import fasttext
 import httpx
 import pytest
 
-from conftest import Process, free_port, start_endpoint
+from conftest import Process, free_port, served, start_endpoint
 from sentiment.model import load_model
 
 # Short texts with emoticons in the spirit of the seed exercise's example payload (its exact
@@ -394,18 +393,8 @@ def test_several_workers_share_connections_follow_swaps_and_stop_together(
         env={"SENTIMENT_ADMIN_TOKEN": token},
     )
 
-    def served(connections: int) -> dict[int, str]:
-        """pid -> the model's sha256, each request on a new connection (the kernel picks)."""
-        seen: dict[int, str] = {}
-        for _ in range(connections):
-            # (an error: a dead worker's socket, until the kernel drops it)
-            with httpx.Client() as client, contextlib.suppress(httpx.HTTPError):
-                info = client.get(f"{url}/", timeout=5).json()
-                seen[info["pid"]] = info["model"]["sha256"]
-        return seen
-
     try:
-        before = served(24)
+        before = served(url, 24)
         assert len(before) == 2, process.output()
         # One scrape, whichever worker takes it, counts every worker's requests.
         for _ in range(20):
@@ -433,7 +422,7 @@ def test_several_workers_share_connections_follow_swaps_and_stop_together(
         assert swap.json()["workers"] == {"swapped": 2, "of": 2}
         new_sha = swap.json()["model"]["sha256"]
         assert new_sha not in before.values()
-        after = served(24)
+        after = served(url, 24)
         assert set(after) == set(before) and set(after.values()) == {new_sha}
 
         victim = next(iter(after))
@@ -441,7 +430,7 @@ def test_several_workers_share_connections_follow_swaps_and_stop_together(
         deadline = time.monotonic() + 60
         replaced: dict[int, str] = {}
         while time.monotonic() < deadline and len(set(replaced) - {victim}) < 2:
-            replaced |= served(4)
+            replaced |= served(url, 4)
             time.sleep(0.05)
         assert len(set(replaced) - {victim}) == 2 and victim not in replaced, process.output()
         assert set(replaced.values()) == {new_sha}  # the replacement started on the swap

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import Process, free_port, start_endpoint
+from conftest import KeepPosting, Process, free_port, served, start_endpoint
 from sentiment.errors import ModelError
 from sentiment.model import load_model_bin
 from test_serve import second_model  # noqa: F401 - a fixture
@@ -34,16 +34,6 @@ def archive(model_bin: Path, target: Path) -> Path:
     with tarfile.open(target, "w:gz") as tar:
         tar.add(model_bin, arcname="model.bin")
     return target
-
-
-def served(url: str, connections: int) -> dict[int, str]:
-    """pid -> the sha256 of the model it serves, each request on a new connection."""
-    seen: dict[int, str] = {}
-    for _ in range(connections):
-        with httpx.Client() as client, contextlib.suppress(httpx.HTTPError):
-            info = client.get(f"{url}/", timeout=5).json()
-            seen[info["pid"]] = info["model"]["sha256"]
-    return seen
 
 
 def serve_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -342,36 +332,20 @@ def test_sigterm_under_keep_alive_traffic_resets_no_connection(
         workers,
         env=serve_env(tmp_path),
     )
-    stop = threading.Event()
-    outcomes: list[str] = []
-    lock = threading.Lock()
-
-    def client() -> None:
-        with httpx.Client(base_url=url, timeout=30) as http:
-            while not stop.is_set():
-                try:
-                    r = http.post("/invocations", json={"instances": ["good stuff"]})
-                    outcome = f"{r.status_code} {r.headers.get('connection', '')}".strip()
-                except httpx.ConnectError:
-                    outcome = "refused"  # the server is gone: nothing was sent
-                    stop.wait(0.05)
-                except httpx.HTTPError as err:
-                    outcome = f"{type(err).__name__}: {err}"
-                with lock:
-                    outcomes.append(outcome)
-
-    threads = [threading.Thread(target=client) for _ in range(32)]
-    for thread in threads:
-        thread.start()
+    posting = KeepPosting(
+        url,
+        "/invocations",
+        {"instances": ["good stuff"]},
+        32,
+        lambda r: f"{r.status_code} {r.headers.get('connection', '')}".strip(),
+    ).start()
     try:
         time.sleep(1.5)
         process.proc.send_signal(signal.SIGTERM)
         process.proc.wait(timeout=60)
         time.sleep(0.3)
     finally:
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=60)
+        outcomes = posting.stop()
         process.stop()
     bad = [o for o in outcomes if o not in ("200", "200 close", "refused")]
     assert outcomes.count("200") > 100

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 import httpx
 
-from conftest import Process, free_port
+from conftest import KeepPosting, Process, free_port
 
 
 def _children(pid: int) -> list[int]:
@@ -78,25 +77,7 @@ def test_up_stops_the_api_before_the_endpoint(tiny_model_dir: Path, tmp_path: Pa
         tmp_path / "order.log",
     )  # fmt: skip
     url = f"http://127.0.0.1:{api_port}"
-    stop = threading.Event()
-    outcomes: list[str] = []
-    lock = threading.Lock()
-
-    def client() -> None:
-        with httpx.Client(base_url=url, timeout=30) as http:
-            while not stop.is_set():
-                try:
-                    answer = http.post("/sentiment", json={"text": "Love it, five stars"})
-                    outcome = str(answer.status_code)
-                except httpx.ConnectError:
-                    outcome = "refused"  # the API is gone: nothing was sent
-                    stop.wait(0.05)
-                except httpx.HTTPError as err:
-                    outcome = f"{type(err).__name__}: {err}"
-                with lock:
-                    outcomes.append(outcome)
-
-    threads = [threading.Thread(target=client) for _ in range(8)]
+    posting = KeepPosting(url, "/sentiment", {"text": "Love it, five stars"}, 8)
     try:
         process.wait_for(f"{url}/healthz", timeout=90)
         api_pid = next(
@@ -104,16 +85,13 @@ def test_up_stops_the_api_before_the_endpoint(tiny_model_dir: Path, tmp_path: Pa
             for pid in _children(process.proc.pid)
             if b"api" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         )
-        for thread in threads:
-            thread.start()
+        posting.start()
         time.sleep(1.5)
         process.proc.send_signal(signal.SIGTERM)
         code = process.proc.wait(timeout=60)
         time.sleep(0.3)
     finally:
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=60)
+        outcomes = posting.stop()
         process.stop()
     assert code == 0, process.output()
     bad = [o for o in outcomes if o not in ("200", "refused")]

@@ -89,7 +89,7 @@ def test_four_scores_uncertainty_and_limits_from_the_api(
     unsure = items.nth(3)
     assert "uncertain" in unsure.get_attribute("class").split()
     assert unsure.locator(".badge").inner_text() == "uncertain"
-    assert unsure.locator(".badge").get_attribute("title") == "The top score is below 90%."
+    assert unsure.locator(".badge").get_attribute("title") == "The answer's score is below 90%."
     assert items.nth(0).locator(".badge").count() == 0
     # Markup in a review is shown as text, never run.
     assert items.nth(4).locator(".text").inner_text() == REVIEWS[4]

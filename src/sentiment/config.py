@@ -88,7 +88,7 @@ class Settings:
     api_show_endpoint: bool = False
     # Below this confidence the API answers "neutral" (0 = always the top of the four answers).
     neutral_threshold: float = 0.0
-    # An answer whose top score (of positive, negative, neutral, mixed) is below this is marked
+    # An answer whose own score (of positive, negative, neutral, mixed) is below this is marked
     # `uncertain` by the API and shown so by the web page; 0.5 = no answer holds a majority.
     uncertain_below: float = 0.5
     # Seconds the API waits for the endpoint, and retries on connection errors / 503.

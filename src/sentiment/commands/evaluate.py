@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from sentiment.commands.options import layout_option, max_reject_ratio_option
 from sentiment.labels import Layout
 
 
@@ -26,19 +27,8 @@ from sentiment.labels import Layout
     help="Report folder or s3:// prefix (default BUCKET/MODEL/evaluation).",
 )
 @click.option("--baseline", help="Another model to compare with, side by side.")
-@click.option(
-    "--layout",
-    "layout_name",
-    type=click.Choice([x.value for x in Layout]),
-    help="Layout of a reviews CSV: full (stars 1-5) or polarity (1/2) (default: detected from "
-    "every row's label).",
-)
-@click.option(
-    "--max-reject-ratio",
-    type=click.FloatRange(0, 1),
-    help="Fail when rows rejected for any one reason exceed this share of the rows read "
-    "(default 0.01; env SENTIMENT_MAX_REJECT_RATIO).",
-)
+@layout_option("a reviews CSV")
+@max_reject_ratio_option
 @click.pass_context
 def command(
     ctx: click.Context,

@@ -130,7 +130,7 @@ class Answerer:
         plan = answers.plan(texts)
         probs = self.model.predict_proba(plan.strings, raw_scores=self.raw_scores)
         scores = answers.combine(plan, self.model.classes, probs)
-        best = scores.argmax(axis=1).tolist()
+        best = answers.decide(scores, answers.weights_for(self.model.classes)).tolist()
         objects = [
             {
                 "sentiment": answers.SENTIMENTS[b],

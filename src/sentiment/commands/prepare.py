@@ -7,7 +7,8 @@ from typing import Any
 import click
 
 from sentiment import layout
-from sentiment.labels import Layout, Policy, parse_policy
+from sentiment.commands.options import layout_option, max_reject_ratio_option
+from sentiment.labels import Policy, parse_policy
 from sentiment.reviews import RowOptions
 from sentiment.text import Cleaning
 
@@ -28,19 +29,8 @@ from sentiment.text import Cleaning
     type=click.Choice([p.value for p in Policy]),
     help="Label policy (default binary).",
 )
-@click.option(
-    "--layout",
-    "layout_name",
-    type=click.Choice([x.value for x in Layout]),
-    help="Input layout: full (stars 1-5) or polarity (1/2) (default: detected from every "
-    "row's label).",
-)
-@click.option(
-    "--max-reject-ratio",
-    type=click.FloatRange(0, 1),
-    help="Fail when rows rejected for any one reason exceed this share of the rows read "
-    "(default 0.01; env SENTIMENT_MAX_REJECT_RATIO).",
-)
+@layout_option("the input CSVs")
+@max_reject_ratio_option
 @click.option("--master", help="Spark master URL (default local[*]; env SENTIMENT_SPARK_MASTER).")
 @click.option("--seed", default=1, show_default=True, help="Seed of the validation split.")
 @click.option(

@@ -20,6 +20,7 @@ import click
 from rich.console import Console
 
 from sentiment import layout
+from sentiment.commands.options import layout_option, max_reject_ratio_option
 from sentiment.labels import Layout, Policy, parse_policy
 
 
@@ -62,19 +63,8 @@ from sentiment.labels import Layout, Policy, parse_policy
     type=click.Path(exists=True, path_type=Path),
     help="Also evaluate on this test file (prepared or raw CSV); repeatable.",
 )
-@click.option(
-    "--layout",
-    "layout_name",
-    type=click.Choice([x.value for x in Layout]),
-    help="Layout of the review CSVs (inputs and --eval files): full (stars 1-5) or polarity "
-    "(1/2) (default: detected per file from every row's label).",
-)
-@click.option(
-    "--max-reject-ratio",
-    type=click.FloatRange(0, 1),
-    help="Fail when rows rejected for any one reason exceed this share of the rows read "
-    "(default 0.01; env SENTIMENT_MAX_REJECT_RATIO).",
-)
+@layout_option("the review CSVs (inputs and --eval files, per file)")
+@max_reject_ratio_option
 @click.option("--master", help="Spark master for prepare (default local[*]).")
 @click.option(
     "--serve/--no-serve",
