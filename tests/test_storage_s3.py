@@ -311,3 +311,35 @@ def test_run_refuses_an_s3_output(tmp_path: Path) -> None:
     )
     assert done.returncode == 2 and "not a local folder" in done.stderr
     assert not (tmp_path / "s3:").exists()
+
+
+def test_a_failed_job_on_s3_publishes_its_record_only(
+    tmp_path: Path, s3_bucket_uri: str, aws: Aws
+) -> None:
+    """A job that fails after it started has a Failed record, as a local one, and no model."""
+    train = tmp_path / "train.txt"
+    train.write_text("no label on this line\nnor on this one\n")
+    upload(aws, f"{s3_bucket_uri}/in/train.txt", train)
+    jobs = f"{s3_bucket_uri}/jobs"
+    failed = _cli(
+        [
+            "--bucket",
+            jobs,
+            "train",
+            "--train",
+            f"{s3_bucket_uri}/in/train.txt",
+            "--job-name",
+            "f1",
+            "--hp",
+            "threads=1",
+        ],
+        aws.env,
+        tmp_path,
+    )
+    assert failed.returncode == 4, failed.stderr
+    assert [k for k in _objects(aws, s3_bucket_uri) if k.startswith("jobs/")] == [
+        "jobs/f1/job.json"
+    ]
+    record = open_bucket(jobs).read_json("f1/job.json")
+    assert record["status"] == "Failed" and "no labels" in record["failure_reason"]
+    assert record["inputs"]["train"]["path"] == f"{s3_bucket_uri}/in/train.txt"
