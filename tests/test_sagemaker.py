@@ -204,7 +204,12 @@ def test_deploy_update_and_delete(s3_bucket_uri: str, aws: Aws, tmp_path: Path) 
     )
     assert "UpdateEndpoint" in updated.stderr, updated.stderr
     assert "updating endpoint ep-1 in place" in updated.stderr
-    models = [m["ModelName"] for m in sagemaker.list_models()["Models"]]
+    # (moto's server is shared by the session: other tests' models are there too)
+    models = [
+        m["ModelName"]
+        for m in sagemaker.list_models()["Models"]
+        if m["ModelName"].startswith("ep-1-")
+    ]
     assert len(models) == 2
     images = {sagemaker.describe_model(ModelName=m)["PrimaryContainer"]["Image"] for m in models}
     assert images == {BLAZINGTEXT_US_EAST_1, ours}

@@ -26,8 +26,8 @@ def test_local_bucket_round_trip(tmp_path: Path) -> None:
 
 def test_file_urls_and_unsupported_schemes(tmp_path: Path) -> None:
     assert open_bucket(f"file://{tmp_path}").root == tmp_path
-    with pytest.raises(ConfigError, match="Bucket scheme 's3' is not supported yet"):
-        open_bucket("s3://my-bucket/prefix")
+    with pytest.raises(ConfigError, match="Bucket scheme 'gs' is not supported"):
+        open_bucket("gs://my-bucket/prefix")
 
 
 def test_keys_cannot_leave_the_bucket(tmp_path: Path) -> None:
