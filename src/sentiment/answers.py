@@ -266,7 +266,8 @@ def derivation(classes: Sequence[str]) -> str:
     )
     split = (
         f"the neutral side going to mixed when one of the text's sentences leans positive and "
-        f"another negative (by {MIXED_MARGIN:g} for all of it)"
+        f"another negative (by {MIXED_MARGIN:g} for all of it; sentences read where that side "
+        f"is above {SENTENCE_FLOOR:g})"
     )
     weights = ", ".join(
         f"{s} x{w:g}"
