@@ -4,7 +4,8 @@ library's predict on the same lines, same run.
 `python -m benchmarks.predict [--quick] [--lines N]` prints, for two kinds of short review:
 - titles: the shared samples' review titles (median 23 characters, mostly one sentence);
 - short bodies: the shared samples' review texts of at most 200 characters (several sentences
-  each: every sentence is scored too, for the mixed answer);
+  each: their sentences are scored too, for the mixed answer, where they can change it:
+  `sentiment.answers.SENTENCE_FLOOR`);
 with a real model (our trainer, the seed's hyperparameters, calibrated as a training job
 does), the lines/s of `sentiment predict` (the whole command, a child process: start, model load,
 reading, the four answers, orjson, writing; its worker processes use every core), of

@@ -4,6 +4,7 @@ three-class model and a real binary one, calibrated from a calibration.json besi
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -386,3 +387,59 @@ def test_evaluate_reports_the_four_answers_with_targets_and_star_table(
     html = (tmp_path / "report" / "report.html").read_text()
     assert "What each star rating was answered" in html and "answers_reliability_after.png" in html
     assert (tmp_path / "report" / "answers_reliability_before.png").is_file()
+
+
+# The sentence boundaries as they were specified, before the look-ahead that only speeds them up.
+_SPECIFIED_BOUNDARY = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"')\]])\s+|[\r\n]+|;\s*")
+
+
+@pytest.fixture(scope="module")
+def shared_test_reviews(shared_data: Path) -> list[str]:
+    """Every review of both shared test files, as raw texts: the body, and title + body on
+    lines of their own."""
+    texts = []
+    for dataset in ("amazon_review_polarity", "amazon_review_full"):
+        for _label, title, body in read_reviews(shared_data / dataset / "test.csv"):
+            texts += [body, f"{title}\n{body}"]
+    return texts
+
+
+def test_sentences_split_as_specified_on_every_shared_review(
+    shared_test_reviews: list[str],
+) -> None:
+    several = 0
+    for text in shared_test_reviews:
+        specified = [p for p in _SPECIFIED_BOUNDARY.split(text) if answers._WORDY.search(p)]
+        assert sentences(text) == (specified or [text]), text
+        several += len(specified) > 1
+    assert several > len(shared_test_reviews) // 2
+
+
+@pytest.mark.parametrize("kind", ["ternary", "binary"])
+def test_sentences_are_read_only_where_they_can_change_the_scores(
+    kind: str,
+    ternary_model_dir: Path,
+    tiny_model_dir: Path,
+    shared_test_reviews: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Against the full rule (every text's sentences scored, no floor), on every shared test
+    review: the same scores where the neutral side is above SENTENCE_FLOOR, neutral and mixed
+    within the floor elsewhere (mixed 0 there), the same answers everywhere."""
+    model = load_model(ternary_model_dir if kind == "ternary" else tiny_model_dir / "model.bin")
+    texts = shared_test_reviews
+    got = model.answer_scores(texts)
+    with monkeypatch.context() as patched:
+        patched.setattr(answers, "SENTENCE_FLOOR", -1.0)  # no text below it: the full rule
+        full = plan(texts)
+        expected = combine(full, model.classes, model.predict_proba(full.strings))
+    side = expected[:, answers.NEUTRAL] + expected[:, answers.MIXED]
+    above = side > answers.SENTENCE_FLOOR
+    assert 0 < above.sum() < len(texts)
+    assert np.abs(got[above] - expected[above]).max() <= 1e-12
+    assert np.abs(got[:, :2] - expected[:, :2]).max() <= 1e-12
+    assert np.abs(got - expected).max() <= answers.SENTENCE_FLOOR
+    assert (got[~above, answers.MIXED] == 0).all()
+    assert expected[~above, answers.MIXED].max() > 0  # the floor did change some scores
+    weights = weights_for(model.classes)
+    assert (decide(got, weights) == decide(expected, weights)).all()

@@ -16,10 +16,10 @@ import numpy as np
 import orjson
 import pytest
 
-from conftest import start_endpoint, thread_server
+from conftest import read_reviews, start_endpoint, thread_server
 from sentiment import answers, layout
 from sentiment.api.app import create_app
-from sentiment.api.predictors import EndpointPredictor
+from sentiment.api.predictors import EndpointPredictor, LocalPredictor
 from sentiment.calibration import Calibration
 from sentiment.config import Settings
 from sentiment.model import Model, load_model
@@ -98,8 +98,9 @@ class _StockEndpoint:
     run here) over a real model: /ping and /invocations answering raw label/prob only, top k
     as asked, and nothing at GET /. It records every /invocations body."""
 
-    def __init__(self, model: Model) -> None:
+    def __init__(self, model: Model, *, raw_scores: bool = True) -> None:
         self.model = model
+        self.raw_scores = raw_scores  # False: the model's calibration, as ours serves it
         self.calls: list[dict[str, Any]] = []
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -118,7 +119,7 @@ class _StockEndpoint:
             request = orjson.loads(body)
             self.calls.append(request)
             k = request.get("configuration", {}).get("k", 1)
-            predictions = self.model.predict(request["instances"], k=k, raw_scores=True)
+            predictions = self.model.predict(request["instances"], k=k, raw_scores=self.raw_scores)
             status, payload = 200, orjson.dumps([p.to_sagemaker() for p in predictions])
         await send(
             {
@@ -132,7 +133,10 @@ class _StockEndpoint:
 
 @pytest.fixture
 def stock_endpoint(tiny_model_dir: Path) -> Iterator[tuple[str, _StockEndpoint]]:
-    app = _StockEndpoint(load_model(tiny_model_dir / "model.bin"))
+    yield from _serve_stock(_StockEndpoint(load_model(tiny_model_dir / "model.bin")))
+
+
+def _serve_stock(app: _StockEndpoint) -> Iterator[tuple[str, _StockEndpoint]]:
     with thread_server(app) as url:
         yield url, app
 
@@ -202,3 +206,86 @@ def test_calibrated_follows_a_model_swap_on_the_endpoint(
     assert before["calibrated"] is False and before["labels"] == ["negative", "positive"]
     assert after["calibrated"] is True and after["labels"] == ["negative", "neutral", "positive"]
     assert after["derivation"].startswith("three-class model")
+
+
+@pytest.fixture(scope="module")
+def reviews(shared_data: Path) -> list[str]:
+    """Raw reviews (title and body on lines of their own), most with several sentences."""
+    rows = read_reviews(shared_data / "amazon_review_full" / "test.csv", limit=70)
+    return TEXTS[:3] + [f"{title}\n{body}" for _label, title, body in rows]
+
+
+def test_our_endpoint_computes_the_four_answers_on_request(
+    calibrated_ternary: Path, reviews: list[str], tmp_path: Path
+) -> None:
+    """`"configuration": {"answers": true}`: each prediction also holds the answer and the four
+    scores Model.answers gives in-process; label/prob stay as without it. 73 texts: the
+    batch is predicted in a worker thread, a chunk at a time (raw_scores kept)."""
+    model = load_model(calibrated_ternary)
+    process, url = start_endpoint(calibrated_ternary, tmp_path / "serve.log")
+    try:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            assert "answers" in client.get("/").json()["configuration"]
+
+            def invoke(configuration: dict[str, Any]) -> httpx.Response:
+                body = {"instances": reviews, "configuration": configuration}
+                return client.post("/invocations", json=body)
+
+            plain = invoke({"k": 3}).json()
+            answered = invoke({"k": 3, "answers": True}).json()
+            raw = invoke({"k": 3, "answers": True, "raw_scores": True}).json()
+            refused = invoke({"answers": "yes"})
+    finally:
+        process.stop()
+    for got, expected in (
+        (answered, model.answers(reviews)),
+        (raw, model.answers(reviews, raw_scores=True)),
+    ):
+        assert len(got) == len(expected)
+        for item, answer in zip(got, expected, strict=True):
+            assert item["sentiment"] == answer.sentiment
+            assert item["scores"] == pytest.approx(answer.scores, abs=1e-12, rel=0)
+    assert [{"label": a["label"], "prob": a["prob"]} for a in answered] == plain
+    assert raw[0]["prob"] != answered[0]["prob"]  # the model's own probabilities
+    assert {a["sentiment"] for a in answered} >= {"positive", "negative"}
+    assert refused.status_code == 400
+    assert refused.json()["field"] == "configuration.answers"
+
+
+def _results_of(app: Any, texts: list[str]) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = _post(app, {"texts": texts})["results"]
+    return results
+
+
+def test_the_api_gives_the_same_answers_whichever_computes_them(
+    calibrated_ternary: Path, reviews: list[str], tmp_path: Path
+) -> None:
+    """Our endpoint computes the answers (the API sends it the texts alone); a stock endpoint
+    serving the same calibrated model gets the texts and their sentences; a model in-process:
+    the same results (25 reviews: the API's limit per request)."""
+    reviews = reviews[:25]
+    model = load_model(calibrated_ternary)
+    in_process = _results_of(create_app(Settings(), LocalPredictor(model)), reviews)
+    stock_server = _serve_stock(_StockEndpoint(model, raw_scores=False))
+    stock_url, stock = next(stock_server)
+    try:
+        from_stock = _results_of(create_app(Settings(), EndpointPredictor(stock_url)), reviews)
+    finally:
+        next(stock_server, None)
+    (call,) = stock.calls
+    assert len(call["instances"]) > 2 * len(reviews)  # the sentences too
+    process, url = start_endpoint(calibrated_ternary, tmp_path / "serve.log")
+    try:
+        from_ours = _results_of(create_app(Settings(), EndpointPredictor(url)), reviews)
+        metrics = httpx.get(f"{url}/metrics", timeout=10).text
+    finally:
+        process.stop()
+    # Its /invocations calls held the texts alone.
+    sums = [
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("sentiment_instances_per_request_sum")
+    ]
+    assert sum(sums) == len(reviews)
+    assert len(from_ours) == len(reviews)
+    assert from_ours == from_stock == in_process

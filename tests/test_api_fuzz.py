@@ -6,6 +6,7 @@ JSON, and the server accepts exactly what its schema says."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -158,6 +159,22 @@ _keys = st.one_of(
 )
 
 
+def _without_surrogates(value: Any) -> Any:
+    """`value` with each lone surrogate replaced by U+FFFD (one character for one: lengths kept):
+    the schema validator (Rust) takes only strings that UTF-8 can encode, and raised on a body
+    of "\\ud800" (whether Hypothesis reached that case depended on the tests run before)."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    return value
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _encode(body: Any) -> bytes:
     # ensure_ascii writes a lone surrogate as its \\uXXXX escape: valid JSON, as a client sends it
     return json.dumps(body, ensure_ascii=True).encode()
@@ -187,7 +204,8 @@ def _fuzz_json(
         assert response.status_code == 413
         return
     # The server accepts exactly what its schema allows.
-    assert response.status_code == (200 if validator.is_valid(body) else 400), (body, answer)
+    valid = validator.is_valid(_without_surrogates(body))
+    assert response.status_code == (200 if valid else 400), (body, answer)
     if response.status_code == 200:
         n = 1 if "text" in body else len(body["texts"])
         indices = sorted(

@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 
 from conftest import POLARITY, REPO, read_reviews
+from sentiment.answers import SENTIMENTS
 from sentiment.calibration import Calibration
 from sentiment.model import Model, load_model_bin
+from test_answers import ternary_model_dir  # noqa: F401 - a fixture, reused
 
 NO_WORDS = {
     "sentiment": None,
@@ -157,3 +159,23 @@ def test_errors_are_clear(tiny_model_dir: Path, tmp_path: Path) -> None:
     assert bad_k.returncode == 2
     for result in (missing, no_model, bad_k):
         assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_a_three_class_model_answers_as_the_library_does(
+    ternary_model_dir: Path,  # noqa: F811
+    shared_data: Path,
+    tmp_path: Path,
+) -> None:
+    """The weighted side of `answers.decide` (as Model.answers and the API answer), not the
+    plain argmax of the four scores, which answers neutral for fewer 3-star reviews."""
+    rows = read_reviews(shared_data / "amazon_review_full" / "test.csv", 400)
+    texts = [f"{title}. {body}".replace("\\n", " ") for _, title, body in rows]
+    source = tmp_path / "reviews.txt"
+    source.write_text("".join(t + "\n" for t in texts))
+    result = _predict("--model", str(ternary_model_dir / "model.bin"), str(source))
+    assert result.returncode == 0, result.stderr
+    found = [json.loads(line)["sentiment"] for line in result.stdout.splitlines()]
+    model = load_model_bin(ternary_model_dir / "model.bin")
+    assert found == [answer.sentiment for answer in model.answers(texts)]
+    argmax = model.answer_scores(texts).argmax(axis=1)
+    assert any(SENTIMENTS[i] != answer for i, answer in zip(argmax, found, strict=True))

@@ -218,11 +218,28 @@ class Model:
     ) -> np.ndarray:
         """(n, 4) scores in `answers.SENTIMENTS` order for the texts (see `sentiment.answers`):
         the texts and their sentences (of `sources[i]` when given, e.g. a review's title and
-        body on lines of their own) scored in one batch, calibrated unless `raw_scores`.
+        body on lines of their own) scored, calibrated unless `raw_scores`.
         `raw`: the texts are normalized already (a prepared file's lines)."""
-        p = answering.plan(texts, sources)
-        probs = self.predict_proba(p.strings, raw=raw, raw_scores=raw_scores)
-        return answering.combine(p, self.classes, probs)
+        return self.scored(texts, sources=sources, raw=raw, raw_scores=raw_scores)[1]
+
+    def scored(
+        self,
+        texts: Sequence[str],
+        *,
+        sources: Sequence[str] | None = None,
+        raw: bool = False,
+        raw_scores: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities of every label for each text, its (n, 4) answer scores): see
+        `answer_scores`. The texts are scored first, then only the sentences that can change
+        their scores (`answers.needs_sentences`): 39% of the short review bodies of
+        benchmarks/predict are too polar for theirs to matter (the binary benchmark model)."""
+        whole = self.predict_proba(texts, raw=raw, raw_scores=raw_scores)
+        p = answering.plan(texts, sources, answering.needs_sentences(self.classes, whole))
+        if len(p.strings) == p.n:
+            return whole, answering.combine(p, self.classes, whole)
+        parts = self.predict_proba(p.strings[p.n :], raw=raw, raw_scores=raw_scores)
+        return whole, answering.combine(p, self.classes, np.concatenate([whole, parts]))
 
     def answers(self, texts: Sequence[str], *, raw_scores: bool = False) -> list[answering.Answer]:
         """The answer (positive, negative, neutral or mixed, with all four scores) per text."""

@@ -58,7 +58,8 @@ from starlette.middleware.cors import CORSMiddleware
 
 from sentiment import __version__
 from sentiment import answers as answering
-from sentiment.api.predictors import Calibrated, Predictor, Probabilities
+from sentiment.api import predictors
+from sentiment.api.predictors import Answered, Calibrated, Predictor
 from sentiment.config import Settings
 from sentiment.errors import (
     Forbidden,
@@ -271,11 +272,14 @@ def create_app(settings: Settings, predictor: Predictor) -> FastAPI:
                 errors.append({"index": i, "code": problem[0], "message": problem[1]})
             else:
                 todo.append(i)
-        # The texts and their sentences, scored in one call, combined into four answers.
-        plan = answering.plan([texts[i] for i in todo])
-        probs = await predictor.probabilities(plan.strings)
-        results = _results(texts, todo, plan, probs, settings)
-        labels = list(probs.classes) or await predictor.labels()
+        # The four answers: by our endpoint (or model) itself, or combined here from one call
+        # for the texts and their sentences (`predictors.answer`).
+        try:
+            found = await predictors.answer(predictor, [texts[i] for i in todo])
+        except ModelError as err:  # labels with no polarity: the endpoint's model, not the client
+            raise UpstreamError(f"The model cannot answer sentiments: {err.render()}") from None
+        results = _results(texts, todo, found, settings)
+        labels = list(found.classes) or await predictor.labels()
         return JSONAnswer(
             {
                 "results": results,
@@ -461,24 +465,20 @@ def _problem(text: str, settings: Settings) -> tuple[str, str] | None:
 def _results(
     texts: list[str],
     todo: list[int],
-    plan: answering.Plan,
-    probs: Probabilities,
+    found: Answered,
     settings: Settings,
 ) -> list[dict[str, Any]]:
     """One result per analyzed text: its answer, the four scores and the model's own."""
     if not todo:
         return []
-    try:
-        four = answering.combine(plan, probs.classes, probs.rows)
-    except ModelError as err:  # labels with no polarity: the endpoint's model, not the client
-        raise UpstreamError(f"The model cannot answer sentiments: {err.render()}") from None
+    four = found.scores
     results = []
     neutral_below = settings.neutral_threshold
-    classes = probs.classes
+    classes = found.classes
     # The answer as `sentiment evaluate` measures it: the weighted side (`answers.decide`).
     decided = answering.decide(four, answering.weights_for(classes)).tolist()
     for i, row, own, answer in zip(
-        todo, four.round(6).tolist(), probs.rows[: plan.n].round(6).tolist(), decided, strict=True
+        todo, four.round(6).tolist(), found.rows.round(6).tolist(), decided, strict=True
     ):
         best = row[answer]
         sentiment = answering.SENTIMENTS[answer]

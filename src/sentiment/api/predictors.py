@@ -1,8 +1,11 @@
 """Where the API gets probabilities from: a SageMaker-compatible endpoint, or a model in-process.
 
-Both answer the same question: for each string, the probability of every label the model knows
-(the API asks for whole texts and their sentences in one call; `sentiment.answers` combines
-them). The endpoint is asked with `k` = `MAX_LABELS` so the answer holds every label (fastText
+Both answer the same question: for each string, the probability of every label the model knows.
+The four answers (`answer`) come from `sentiment.answers` either way: computed next to the model
+when it can (our endpoint, asked with `"configuration": {"answers": true}`, which it lists in its
+`GET /`; a model in-process), so only the texts travel; otherwise (a stock BlazingText
+endpoint) from the probabilities of the texts and their sentences, asked in one call and
+combined here. The endpoint is asked with `k` = `MAX_LABELS` so the answer holds every label (fastText
 returns at most as many labels as it has), which works with SageMaker's own BlazingText
 endpoints too: only `/invocations` and `/ping` are needed. Whether the scores are calibrated is
 read from our endpoint's `GET /` (its model's `calibration`); an endpoint that does not
@@ -22,12 +25,13 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
 import numpy as np
 import orjson
 
+from sentiment import answers as answering
 from sentiment.errors import Unavailable, UpstreamError, UpstreamTimeout
 from sentiment.labels import strip_prefix
 
@@ -54,6 +58,16 @@ class Calibrated:
     method: str | None = None
 
 
+@dataclass(frozen=True)
+class Answered:
+    """The four answers of texts: the probabilities of every label for each text (`classes` in
+    column order) and its (n, 4) scores in `sentiment.answers.SENTIMENTS` order."""
+
+    classes: tuple[str, ...]
+    rows: np.ndarray  # (texts, classes) float64
+    scores: np.ndarray  # (texts, 4) float64
+
+
 class Predictor(Protocol):
     source: str
 
@@ -63,6 +77,29 @@ class Predictor(Protocol):
     async def labels(self) -> list[str]: ...
     def describe(self) -> dict[str, Any]: ...
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class Answering(Protocol):
+    """A predictor that computes the four answers itself (None: not this time, see `answer`)."""
+
+    async def answers(self, texts: list[str]) -> Answered | None: ...
+
+
+async def answer(predictor: Predictor, texts: list[str]) -> Answered:
+    """The four answers of `texts`, by `sentiment.answers` either next to the model (a
+    predictor that computes them) or here, from one call for the texts and their sentences
+    (the results are the same: tests/test_api_answers.py)."""
+    if texts and isinstance(predictor, Answering):
+        found = await predictor.answers(texts)
+        if found is not None:
+            return found
+    plan = answering.plan(texts)
+    probs = await predictor.probabilities(plan.strings)
+    if not texts:
+        return Answered(probs.classes, probs.rows, np.zeros((0, len(answering.SENTIMENTS))))
+    scores = answering.combine(plan, probs.classes, probs.rows)
+    return Answered(probs.classes, probs.rows[: plan.n], scores)
 
 
 def _matrix(rows: list[dict[str, Any]]) -> Probabilities:
@@ -142,6 +179,7 @@ class EndpointPredictor:
         self._session: aiohttp.ClientSession | None = None
         self._labels: list[str] = []
         self._calibrated = Calibrated(None)
+        self._answers = False  # whether the endpoint computes the four answers (ours does)
         self._described_at: float | None = None
         self._describing: asyncio.Task[None] | None = None
 
@@ -164,6 +202,36 @@ class EndpointPredictor:
         self._labels = list(out.classes)  # the labels of the model served now
         return out
 
+    async def answers(self, texts: list[str]) -> Answered | None:
+        """The four answers from our endpoint (`"answers": true`): one call with the texts
+        alone, where a stock endpoint needs their sentences too (25 reviews: 25 strings sent
+        instead of 157). None when the endpoint does not list the flag in its `GET /`."""
+        await self.calibrated()  # the endpoint's description, read once for all
+        if not self._answers:
+            return None
+        body = orjson.dumps(
+            {"instances": texts, "configuration": {"k": MAX_LABELS, "answers": True}}
+        )
+        content = await self._post(body)
+        try:
+            found = orjson.loads(content)
+            out = _matrix(found)
+            scores = np.array(
+                [[item["scores"][name] for name in answering.SENTIMENTS] for item in found],
+                dtype=np.float64,
+            ).reshape(len(found), len(answering.SENTIMENTS))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as err:
+            raise UpstreamError(
+                f"The model endpoint answered something that is not a prediction with the four "
+                f"answers ({err})."
+            ) from None
+        if len(out.rows) != len(texts):
+            raise UpstreamError(
+                f"The model endpoint answered {len(out.rows)} predictions for {len(texts)} texts."
+            )
+        self._labels = list(out.classes)
+        return Answered(out.classes, out.rows, scores)
+
     async def calibrated(self) -> Calibrated:
         """From the endpoint's `GET /` (ours describes its model), asked again in the
         background once `describe_ttl` seconds have passed; unknown when it does not say."""
@@ -178,12 +246,16 @@ class EndpointPredictor:
 
     async def _describe(self) -> None:
         found = Calibrated(None)
+        answers = False
         try:
             async with self._client().get(
                 f"{self.url}/", timeout=aiohttp.ClientTimeout(total=min(self.timeout, 2.0))
             ) as response:
                 if response.status == 200:
-                    model = orjson.loads(await response.read()).get("model")
+                    description = orjson.loads(await response.read())
+                    accepted = description.get("configuration")
+                    answers = isinstance(accepted, list) and "answers" in accepted
+                    model = description.get("model")
                     if isinstance(model, dict) and "calibration" in model:
                         method = (model["calibration"] or {}).get("method")
                         found = Calibrated(bool(method and method != "identity"), method)
@@ -191,6 +263,7 @@ class EndpointPredictor:
             log.info("the model endpoint at %s does not describe its model: %r", self.url, err)
         finally:
             self._calibrated = found
+            self._answers = answers
             self._described_at = time.monotonic()
             self._describing = None
 
@@ -292,6 +365,15 @@ class LocalPredictor:
         else:
             rows = self.model.predict_proba(strings)
         return Probabilities(tuple(self.model.classes), rows)
+
+    async def answers(self, texts: list[str]) -> Answered | None:
+        if len(texts) > 8:
+            from starlette.concurrency import run_in_threadpool
+
+            whole, scores = await run_in_threadpool(self.model.scored, texts)
+        else:
+            whole, scores = self.model.scored(texts)
+        return Answered(tuple(self.model.classes), whole, scores)
 
     async def calibrated(self) -> Calibrated:
         calibration = self.model.calibration

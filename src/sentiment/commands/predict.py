@@ -126,10 +126,10 @@ class Answerer:
         return b"\n".join(encoded) + b"\n"
 
     def _answer(self, texts: list[str]) -> list[bytes]:
-        # The texts and their sentences scored in one call (see sentiment.answers).
-        plan = answers.plan(texts)
-        probs = self.model.predict_proba(plan.strings, raw_scores=self.raw_scores)
-        scores = answers.combine(plan, self.model.classes, probs)
+        # The texts, then the sentences that can change their scores (see sentiment.answers).
+        whole, scores = self.model.scored(texts, raw_scores=self.raw_scores)
+        # The answer as Model.answers and the API give it (a plain argmax differs for a model
+        # with a neutral label).
         best = answers.decide(scores, answers.weights_for(self.model.classes)).tolist()
         objects = [
             {
@@ -139,7 +139,6 @@ class Answerer:
             for b, row in zip(best, scores.round(6).tolist(), strict=True)
         ]
         if self.k:
-            whole = probs[: plan.n]
             order = np.argsort(-whole, axis=1, kind="stable")[:, : self.k]
             top = np.take_along_axis(whole, order, axis=1).round(6).tolist()
             names = self.model.labels

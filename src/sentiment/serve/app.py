@@ -15,7 +15,9 @@ is a bug and the only way to a 500.
 SageMaker's runtime route, `POST /endpoints/{name}/invocations` (what AWS SDKs' InvokeEndpoint
 calls), is answered by the same handler (serve/runtime_api.py).
 
-Extras: `GET /metrics` (Prometheus), `POST /admin/model` (swap the model without downtime,
+Extras: `"configuration": {"raw_scores": true}` (the model's own probabilities) and
+`{"answers": true}` (each object also holds `sentiment` and `scores`, the four answers of
+`sentiment.answers`), `GET /metrics` (Prometheus), `POST /admin/model` (swap the model without downtime,
 protected by a bearer token), `GET /` (what is loaded).
 """
 
@@ -27,7 +29,7 @@ import hmac
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from sentiment import answers as answering
 from sentiment.config import Settings
 from sentiment.errors import (
     Forbidden,
@@ -121,7 +124,7 @@ class Endpoint:
             if len(batch.texts) >= THREAD_BATCH:
                 payload = await run_in_threadpool(_predict_encoded, model, batch, self.raw, kind)
             else:
-                payload = codecs.encode(kind, _predict(model, batch, self.raw))
+                payload = _encoded(model, batch, self.raw, kind)
             status, media_type = 200, kind
         except SentimentError as err:
             status, payload, media_type = err.status_code, orjson.dumps(err.to_dict()), codecs.JSON
@@ -152,6 +155,9 @@ class Endpoint:
                 "ref": self.slot.ref,
                 "raw": self.raw,
                 "pid": os.getpid(),  # which worker process answered
+                # What /invocations' "configuration" accepts (the API asks for the four answers
+                # only from an endpoint that lists "answers").
+                "configuration": list(codecs.CONFIGURATION),
             }
         )
 
@@ -303,17 +309,28 @@ def _predict_encoded(model: Model, batch: codecs.Batch, raw: bool, kind: str) ->
     """The encoded answer to `batch`, predicted and encoded a chunk at a time."""
     texts, ks = batch.texts, batch.ks
     parts = [
-        codecs.encode(
+        _encoded(
+            model,
+            replace(batch, texts=texts[i : i + ENCODE_CHUNK], ks=ks[i : i + ENCODE_CHUNK]),
+            raw,
             kind,
-            _predict(
-                model, codecs.Batch(texts[i : i + ENCODE_CHUNK], ks[i : i + ENCODE_CHUNK]), raw
-            ),
         )
         for i in range(0, len(texts), ENCODE_CHUNK)
     ]
     if kind == codecs.JSONLINES or len(parts) == 1:
         return b"".join(parts)
     return b"[" + b",".join(part[1:-1] for part in parts) + b"]"  # one JSON list of them all
+
+
+def _encoded(model: Model, batch: codecs.Batch, raw: bool, kind: str) -> bytes:
+    """The encoded answer to `batch`: its predictions and, when asked, the four answers of
+    `sentiment.answers` (the API asks for them rather than sending each text's sentences)."""
+    predictions = _predict(model, batch, raw)
+    if not batch.answers or not batch.texts:
+        return codecs.encode(kind, predictions)
+    scores = model.answer_scores(batch.texts, raw=raw, raw_scores=batch.raw_scores)
+    decided = answering.decide(scores, answering.weights_for(model.classes))
+    return codecs.encode(kind, predictions, codecs.Answers(scores, decided))
 
 
 def _predict(model: Model, batch: codecs.Batch, raw: bool) -> list[codecs.Top]:

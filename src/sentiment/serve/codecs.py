@@ -6,8 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import orjson
 
+from sentiment.answers import SENTIMENTS
 from sentiment.errors import PayloadTooLarge, UnsupportedMediaType, UsageError
 
 # One prediction as `Model.top` gives it: (labels, probabilities), best first.
@@ -16,6 +18,8 @@ Top = tuple[tuple[str, ...], tuple[float, ...]]
 JSON = "application/json"
 JSONLINES = "application/jsonlines"
 ACCEPTED = (JSON, JSONLINES)
+# The keys of a JSON request's "configuration": BlazingText's, then ours (see `Batch`).
+CONFIGURATION = ("k", "raw_scores", "answers")
 # SageMaker's limit on an invocation payload.
 MAX_BODY_BYTES = 6 * 1024 * 1024
 
@@ -27,10 +31,22 @@ class Batch:
     # The model's own probabilities instead of calibrated ones: `"configuration":
     # {"raw_scores": true}` beside BlazingText's `k`.
     raw_scores: bool = False
+    # The four answers too (`"configuration": {"answers": true}`): each prediction object
+    # gains `sentiment` and `scores` (see `encode`).
+    answers: bool = False
 
     @property
     def same_k(self) -> bool:
         return len(set(self.ks)) <= 1
+
+
+@dataclass(frozen=True, slots=True)
+class Answers:
+    """The four answers of a batch: (n, 4) scores in SENTIMENTS order and the answer's index
+    per text (`sentiment.answers.decide`)."""
+
+    scores: np.ndarray
+    decided: np.ndarray
 
 
 def content_type(header: str | None) -> str:
@@ -109,13 +125,14 @@ def _decode_json(body: bytes) -> Batch:
         )
     else:
         k = _k(configuration.get("k", 1), "configuration.k")
-        raw_scores = configuration.get("raw_scores", False)
-        if type(raw_scores) is not bool:
-            raise UsageError(
-                f"configuration.raw_scores must be true or false, got {raw_scores!r}.",
-                field="configuration.raw_scores",
-            )
-        return Batch(instances, [k] * len(instances), raw_scores)
+        flags = [configuration.get(name, False) for name in CONFIGURATION[1:]]
+        for name, flag in zip(CONFIGURATION[1:], flags, strict=True):
+            if type(flag) is not bool:
+                raise UsageError(
+                    f"configuration.{name} must be true or false, got {flag!r}.",
+                    field=f"configuration.{name}",
+                )
+        return Batch(instances, [k] * len(instances), *flags)
     return Batch(instances, [k] * len(instances))
 
 
@@ -144,9 +161,27 @@ def _k(value: Any, name: str) -> int:
     return value
 
 
-def encode(kind: str, predictions: Sequence[Top]) -> bytes:
+def encode(kind: str, predictions: Sequence[Top], answers: Answers | None = None) -> bytes:
     """SageMaker's answer: {"label": [...], "prob": [...]} per prediction, as a JSON list or
-    one per line."""
+    one per line; with `answers`, each object also holds `"sentiment"` (one of
+    `sentiment.answers.SENTIMENTS`) and `"scores"` (all four), which BlazingText clients
+    ignore."""
+    if answers is not None:
+        names = SENTIMENTS
+        objects = [
+            {
+                "label": ls,
+                "prob": ps,
+                "sentiment": names[best],
+                "scores": dict(zip(names, row, strict=True)),
+            }
+            for (ls, ps), best, row in zip(
+                predictions, answers.decided.tolist(), answers.scores.tolist(), strict=True
+            )
+        ]
+        if kind == JSON:
+            return orjson.dumps(objects)
+        return b"".join(orjson.dumps(obj) + b"\n" for obj in objects)
     if kind == JSON:
         return orjson.dumps([{"label": ls, "prob": ps} for ls, ps in predictions])
     return b"".join(orjson.dumps({"label": ls, "prob": ps}) + b"\n" for ls, ps in predictions)
