@@ -100,11 +100,11 @@ def command(
     Example: sentiment run --input ../shared/data/amazon_review_full --output work
     """
     from sentiment.evaluate import evaluate_model
-    from sentiment.hyperparams import PIPELINE_DEFAULTS, parse_cli_pairs
-    from sentiment.jobs import run_training, unique_job_name
     from sentiment.prepare import prepare, resolve_inputs
     from sentiment.prepare.job import start_spark
     from sentiment.storage import open_bucket
+    from sentiment.train.hyperparams import PIPELINE_DEFAULTS, parse_cli_pairs
+    from sentiment.train.job import run_training, unique_job_name
 
     settings = ctx.obj.settings.replace(
         bucket=str(output), spark_master=master, max_reject_ratio=max_reject_ratio

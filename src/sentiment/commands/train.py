@@ -1,4 +1,4 @@
-"""`sentiment train`: a BlazingText-compatible training job (see sentiment.jobs)."""
+"""`sentiment train`: a BlazingText-compatible training job (see sentiment.train.job)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from sentiment import hyperparams, layout
+from sentiment import layout
 from sentiment.errors import UsageError
+from sentiment.train import hyperparams
 
 
 def _show_table(ctx: click.Context, param: click.Parameter, value: bool) -> None:
@@ -96,8 +97,8 @@ def command(
 
     Example: sentiment train --input work/prepared --hp epochs=10 --hp vector_dim=10 --hp early_stopping=True
     """
-    from sentiment.jobs import run_training
     from sentiment.storage import open_bucket
+    from sentiment.train.job import run_training
 
     settings = ctx.obj.settings
     if prepared is not None:
