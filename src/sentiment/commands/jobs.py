@@ -46,8 +46,9 @@ def list_(ctx: click.Context, bucket_uri: str | None, as_json: bool) -> None:
         table.add_column(column, overflow="fold")
     for record in records:
         best = best_validation_accuracy(record)
+        tuning = record.get("tuning_job")
         table.add_row(
-            str(record.get("name", "?")),
+            str(record.get("name", "?")) + (f"\n(tuning job {tuning})" if tuning else ""),
             _status(record.get("status")),
             str(record.get("created") or ""),
             _duration(record.get("seconds")),
@@ -87,6 +88,8 @@ def _pretty(record: dict[str, Any]) -> None:
         f"created {record.get('created')}  ended {record.get('ended') or '-'}  "
         f"duration {_duration(record.get('seconds'))}"
     )
+    if record.get("tuning_job"):
+        console.print(f"tuning job: {record['tuning_job']}", markup=False)
     hp = " ".join(f"{k}={v}" for k, v in (record.get("hyperparameters") or {}).items())
     extras = " ".join(f"{k}={v}" for k, v in (record.get("extras") or {}).items())
     console.print(f"hyperparameters: {hp}", markup=False)

@@ -10,6 +10,7 @@ import base64
 import datetime as dt
 import html
 import json
+import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -326,6 +327,7 @@ def evaluate_model(
                 "best_epoch",
                 "stopped_early",
                 "final_metrics",
+                "tuning_job",
             )
         }
         if job
@@ -350,12 +352,28 @@ def evaluate_model(
         images = plots.write_all(tmp, result, curves, report["learning_curve"])
         if result.get("answers"):
             images += plots.answers_reliability(tmp, result["answers"])
+        images += _tuning_plots(tmp, job, bucket)
         (tmp / "report.json").write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
         (tmp / "report.html").write_text(
             html_report.render(report, {name: _data_uri(tmp / name) for name in images})
         )
     print_summary(console, report)
     return report
+
+
+def _tuning_plots(
+    folder: Path, job: dict[str, Any] | None, bucket: LocalBucket | None
+) -> list[str]:
+    """The plots of the tuning job that chose the model's hyperparameters, copied in."""
+    if job is None or bucket is None:
+        return []
+    from sentiment.train.tuning import tuning_plots
+
+    names = []
+    for path in tuning_plots(bucket, job):
+        shutil.copyfile(path, folder / path.name)
+        names.append(path.name)
+    return names
 
 
 def _answers(model: Model, test: TestSet) -> dict[str, Any] | None:

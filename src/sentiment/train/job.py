@@ -194,7 +194,7 @@ def read_job(bucket: LocalBucket, name: str) -> dict[str, Any]:
         record: dict[str, Any] = bucket.read_json(key)
     except ValueError as err:
         raise DataError(f"The record of job {name!r} ({key}) is not valid JSON: {err}.") from None
-    return _with_liveness(record)
+    return with_liveness(record)
 
 
 def list_jobs(bucket: LocalBucket) -> list[dict[str, Any]]:
@@ -225,7 +225,9 @@ def _is_simple_name(name: str) -> bool:
     return bool(name) and "/" not in name and "\\" not in name and name not in {".", ".."}
 
 
-def _with_liveness(record: dict[str, Any]) -> dict[str, Any]:
+def with_liveness(record: dict[str, Any], *, what: str = "training") -> dict[str, Any]:
+    """The record as its readers report it: InProgress while its process lives, else Failed
+    (the process of a `what` job ended without a word: killed)."""
     if record.get("status") != "InProgress":
         return record
     process = record.get("process") or {}
@@ -234,8 +236,8 @@ def _with_liveness(record: dict[str, Any]) -> dict[str, Any]:
         return record
     return record | {
         "status": "Failed",
-        "failure_reason": f"The training process (pid {pid}) ended without finishing the job "
-        "(killed?). No model was written.",
+        "failure_reason": f"The {what} process (pid {pid}) ended without finishing the job "
+        "(killed?)." + (" No model was written." if what == "training" else ""),
     }
 
 
