@@ -56,7 +56,7 @@ def list_(ctx: click.Context, bucket_uri: str | None, as_json: bool) -> None:
             str(record["config"]["objective"]),
             _best(best),
         )
-    Console(soft_wrap=False).print(table)
+    Console(soft_wrap=False, emoji=False).print(table)
 
 
 @command.command()
@@ -76,7 +76,7 @@ def describe(ctx: click.Context, name: str, bucket_uri: str | None, as_json: boo
     if as_json:
         click.echo(json.dumps(record, indent=2))
         return
-    console = Console()
+    console = Console(emoji=False)  # ranges like 10:100 are not emoji codes
     config = record["config"]
     console.print(f"[bold]{record['name']}[/bold]  {_status(record.get('status'))}")
     if record.get("failure_reason"):

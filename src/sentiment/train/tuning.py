@@ -380,13 +380,11 @@ def run_tuning(
         left = min(left, _grid_size(config) - len(_finished(study)))
     timeout = None if config.max_seconds is None else max(0.0, config.max_seconds - spent)
     objective = _Objective(config, name, train, validation, bucket, settings, console, save)
-    console.print(
+    _say(
+        console,
         f"Tuning job {name}: {config.strategy} search of {', '.join(r.to_text() for r in config.ranges)}; "
         f"objective {config.objective}; {left} trial(s) to run"
         + (f" within {timeout / 60:.1f} min" if timeout is not None else ""),
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
     )
     try:
         if left > 0 and (timeout is None or timeout > 0):
@@ -501,9 +499,7 @@ class _Objective:
 
     def _line(self, trial: optuna.Trial, job: str, values: Mapping[str, Any], result: str) -> None:
         shown = " ".join(f"{k}={_short(v)}" for k, v in values.items())
-        self.console.print(
-            f"trial {trial.number + 1} ({job}): {shown}: {result}", markup=False, highlight=False
-        )
+        _say(self.console, f"trial {trial.number + 1} ({job}): {shown}: {result}")
 
 
 def _pruning(
@@ -732,6 +728,10 @@ def tuning_plots(bucket: LocalBucket, job_record: Mapping[str, Any]) -> list[Pat
         return []
     folder = plots_folder(bucket, tuning)
     return [folder / p for p in PLOTS if (folder / p).is_file()]
+
+
+def _say(console: Console, line: str) -> None:
+    console.print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
 
 
 def _short(value: Any) -> str:
