@@ -114,6 +114,11 @@ def test_pruning_compares_trials_at_the_same_tenth_of_their_schedule() -> None:
     for n in range(1, 10):
         listen(_epoch(n, 0.9))
     listen(_epoch(10, 0.0))
+    # Past the time budget a running trial stops at its next epoch (but for its last).
+    late = study.ask()
+    with pytest.raises(StopJob, match="time budget is spent"):
+        _pruning(late, "t", 10, [], deadline=time.monotonic() - 1)(_epoch(1, 0.9))
+    _pruning(late, "t", 10, [], deadline=time.monotonic() - 1)(_epoch(10, 0.9))
 
 
 def test_a_tuning_job_runs_trials_as_training_jobs(prepared: Path, tmp_path: Path) -> None:

@@ -379,7 +379,10 @@ def run_tuning(
     if config.strategy == "grid":
         left = min(left, _grid_size(config) - len(_finished(study)))
     timeout = None if config.max_seconds is None else max(0.0, config.max_seconds - spent)
-    objective = _Objective(config, name, train, validation, bucket, settings, console, save)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    objective = _Objective(
+        config, name, train, validation, bucket, settings, console, save, deadline
+    )
     _say(
         console,
         f"Tuning job {name}: {config.strategy} search of {', '.join(r.to_text() for r in config.ranges)}; "
@@ -460,6 +463,7 @@ class _Objective:
     settings: Settings
     console: Console
     save: Callable[[str], None]
+    deadline: float | None
 
     def __call__(self, trial: optuna.Trial) -> float:
         import optuna
@@ -482,13 +486,17 @@ class _Objective:
                 settings=self.settings,
                 console=Console(stderr=True, quiet=True),
                 on_epoch=_pruning(
-                    trial, self.name, int(hyperparams.resolve(given)["epochs"]), accuracies
+                    trial,
+                    self.name,
+                    int(hyperparams.resolve(given)["epochs"]),
+                    accuracies,
+                    self.deadline,
                 ),
                 tuning_job=self.name,
             )
-        except StopJob:
+        except StopJob as err:
             trial.set_user_attr("epochs", accuracies)
-            self._line(trial, job, values, f"pruned after epoch {len(accuracies)}")
+            self._line(trial, job, values, f"stopped after epoch {len(accuracies)}: {err}")
             self.save("InProgress")
             raise optuna.TrialPruned() from None
         trial.set_user_attr("epochs", accuracies)
@@ -503,16 +511,26 @@ class _Objective:
 
 
 def _pruning(
-    trial: optuna.Trial, tuning: str, epochs: int, accuracies: list[float]
+    trial: optuna.Trial,
+    tuning: str,
+    epochs: int,
+    accuracies: list[float],
+    deadline: float | None = None,
 ) -> Callable[[Epoch], None]:
     """The on_epoch listener of a trial: report validation accuracy at each new tenth of the
-    schedule; stop the job when the pruner says so."""
+    schedule; stop the job when the pruner says so, or once the time budget is spent
+    (`deadline`, time.monotonic()): Optuna's timeout starts no new trial but lets a running
+    one finish, which overran a 1-minute budget by the whole of a 40-epoch trial."""
     reported: set[int] = set()
 
     def on_epoch(epoch: Epoch) -> None:
         accuracy = epoch.validation_accuracy
         assert accuracy is not None  # a tuning job always has validation
         accuracies.append(round(accuracy, 6))
+        if deadline is not None and time.monotonic() > deadline and epoch.epoch < epochs:
+            raise StopJob(
+                f"Stopped by tuning job {tuning} after epoch {epoch.epoch}: its time budget is spent."
+            )
         tenth = 10 * epoch.epoch // epochs
         if tenth in reported or epoch.epoch == epochs:
             return  # the last epoch is the trial's result, not a reason to stop it
