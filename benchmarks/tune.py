@@ -16,8 +16,11 @@ benchmarks/train.py does); `--quick` runs 8 trials.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from benchmarks.train import OUT, prepared
@@ -91,19 +94,33 @@ def fasttext_autotune(
     """(test accuracy, chosen values) of fastText's autotune given `seconds`."""
     import fasttext
 
-    model = fasttext.train_supervised(
-        input=str(files["train"]),
-        autotuneValidationFile=str(files["validation"]),
-        autotuneDuration=max(1, round(seconds)),
-        thread=threads,
-        verbose=0,
-    )
+    with _quiet_stdout():  # autotune prints its progress whatever `verbose` says
+        model = fasttext.train_supervised(
+            input=str(files["train"]),
+            autotuneValidationFile=str(files["validation"]),
+            autotuneDuration=max(1, round(seconds)),
+            thread=threads,
+            verbose=0,
+        )
     _, precision, _ = model.test(str(files["test"]))
     args = model.f.getArgs()
     chosen = {
         k: getattr(args, k) for k in ("lr", "epoch", "wordNgrams", "dim", "minCount", "bucket")
     }
     return float(precision), chosen
+
+
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def main() -> None:

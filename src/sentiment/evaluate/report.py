@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sentiment import __version__, layout
-from sentiment.errors import DataError, InputNotFound
+from sentiment.errors import DataError, InputNotFound, SentimentError
 from sentiment.evaluate import metrics as m
 from sentiment.labels import LABEL_PREFIX, POLICY_CLASSES, Layout, Policy, strip_prefix
 from sentiment.model import Model, load_model
@@ -258,23 +258,26 @@ def compute(model: Model, test: TestSet) -> dict[str, Any]:
 
 
 def find_job_record(ref: str | Path, bucket: LocalBucket | None) -> dict[str, Any] | None:
-    """The training job behind a model reference, when there is one (for the learning curve)."""
+    """The training job behind a model reference, when there is one (for the learning curve),
+    read as `sentiment jobs describe` reads it."""
+    from sentiment.storage import open_bucket
+    from sentiment.train.job import read_job
+
     path = Path(ref)
-    candidates = []
     if bucket is not None and "/" not in str(ref) and not path.exists():
-        candidates.append(bucket.local_path(layout.job_record_key(str(ref))))
-    if path.name == layout.MODEL_ARCHIVE:
-        candidates.append(path.parent.parent / layout.JOB_RECORD)
-    if path.is_dir():
-        candidates += [path / layout.JOB_RECORD, path.parent / layout.JOB_RECORD]
-    for candidate in candidates:
-        if candidate.is_file():
-            try:
-                record: dict[str, Any] = json.loads(candidate.read_text())
-                return record
-            except ValueError:
-                return None
-    return None
+        folder = bucket.local_path(str(ref))
+    elif path.name == layout.MODEL_ARCHIVE:
+        folder = path.parent.parent
+    elif path.is_dir():
+        folder = path if (path / layout.JOB_RECORD).is_file() else path.parent
+    else:
+        return None
+    if not (folder / layout.JOB_RECORD).is_file():
+        return None
+    try:
+        return read_job(open_bucket(str(folder.parent)), folder.name)
+    except SentimentError:
+        return None
 
 
 def evaluate_model(
