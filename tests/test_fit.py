@@ -23,7 +23,15 @@ def files(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
 
 def _params(**kw: object) -> EngineParams:
     base: dict[str, object] = dict(
-        dim=10, lr=0.1, epochs=4, min_count=1, buckets=100_000, loss="softmax", threads=1, seed=1
+        dim=10,
+        lr=0.1,
+        epochs=4,
+        min_count=1,
+        word_ngrams=2,
+        buckets=100_000,
+        loss="softmax",
+        threads=1,
+        seed=1,
     )
     return EngineParams(**(base | kw))  # type: ignore[arg-type]
 
