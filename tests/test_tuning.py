@@ -24,6 +24,7 @@ from sentiment.train.tuning import (
     Range,
     TuningConfig,
     _pruning,
+    default_objective,
     parse_range,
     read_tuning,
     run_tuning,
@@ -75,6 +76,17 @@ def test_ranges() -> None:
         TuningConfig("t", "v", ranges, fixed={"vector_dim": "0"})
     config = TuningConfig("t", "v", ranges, fixed=FIXED, max_seconds=60.0)
     assert TuningConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_the_default_objective_is_macro_f1_beyond_two_labels(tmp_path: Path) -> None:
+    """Accuracy rewards the majority class: a three-class model is tuned on macro-F1."""
+    two, three = tmp_path / "two.txt", tmp_path / "three.txt"
+    two.write_text("__label__positive good\n__label__negative bad\n" * 50)
+    three.write_text(
+        "__label__positive good\n__label__negative bad\n" * 50 + "__label__neutral ok\n"
+    )
+    assert default_objective(two) == "validation:accuracy"
+    assert default_objective(three) == "validation:macro_f1"
 
 
 def _epoch(n: int, accuracy: float) -> Epoch:

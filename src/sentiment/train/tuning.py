@@ -30,6 +30,7 @@ import datetime as dt
 import math
 import os
 import socket
+import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -363,17 +364,20 @@ def run_tuning(
     started = time.monotonic()
     spent = float(record.get("seconds") or 0.0)
 
+    lock = threading.Lock()  # parallel trials save from their own threads
+
     def save(status: str, reason: str | None = None) -> None:
-        record.update(
-            status=status,
-            failure_reason=reason,
-            seconds=round(spent + time.monotonic() - started, 3),
-        )
-        record["best"] = _best(study)
-        record["trials_finished"] = len(_finished(study))
-        if status != "InProgress":
-            record["ended"] = _now()
-        bucket.write_json(_key(name), record)
+        with lock:
+            record.update(
+                status=status,
+                failure_reason=reason,
+                seconds=round(spent + time.monotonic() - started, 3),
+                best=_best(study),
+                trials_finished=len(_finished(study)),
+            )
+            if status != "InProgress":
+                record["ended"] = _now()
+            bucket.write_json(_key(name), record)
 
     left = config.max_jobs - len(_finished(study))
     if config.strategy == "grid":
