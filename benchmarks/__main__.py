@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 STAGES = ("prepare", "train", "serve", "api", "predict")
-ON_REQUEST = ("soak",)
+ON_REQUEST = ("soak", "tune")
 
 
 def main(argv: list[str]) -> int:

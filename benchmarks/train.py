@@ -96,9 +96,9 @@ def train_fasttext(train: Path, hp: dict[str, Any], threads: int, seed: int) -> 
 def train_ours(train: Path, hp: dict[str, Any], threads: int, seed: int) -> tuple[Any, float]:
     """Our trainer, every epoch run; returns it and the seconds spent inside the epochs."""
     from sentiment.engine import Trainer
-    from sentiment.hyperparams import engine_params, resolve
+    from sentiment.train.hyperparams import resolve
 
-    trainer = Trainer(engine_params(resolve(hp | {"threads": threads, "seed": seed})))
+    trainer = Trainer(resolve(hp | {"threads": threads, "seed": seed}).engine)
     trainer.build_vocab(train)
     seconds = sum(trainer.run_epoch(epoch).seconds for epoch in range(hp["epochs"]))
     return trainer, seconds
@@ -131,8 +131,8 @@ def worker(args: argparse.Namespace) -> None:
         from rich.console import Console
 
         from sentiment.config import Settings
-        from sentiment.jobs import run_training
         from sentiment.storage import open_bucket
+        from sentiment.train.job import run_training
 
         bucket = open_bucket(str(OUT / "bucket"))
         record = run_training(

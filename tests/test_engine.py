@@ -28,8 +28,17 @@ def corpus(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     return {"train": folder / "train.txt", "test": folder / "test.txt", "folder": folder}
 
 
+def _params(**kw: object) -> EngineParams:
+    """BlazingText's defaults (the hyperparameter table's), with `kw` over them."""
+    base: dict[str, object] = dict(
+        dim=100, lr=0.05, epochs=5, min_count=5, word_ngrams=2, buckets=2_000_000,
+        loss="softmax", threads=0, seed=0,
+    )  # fmt: skip
+    return EngineParams(**(base | kw))  # type: ignore[arg-type]
+
+
 def _train(path: Path, **kw: object) -> Trainer:
-    params = EngineParams(
+    params = _params(
         **{
             "dim": 10,
             "lr": 0.1,
@@ -41,7 +50,7 @@ def _train(path: Path, **kw: object) -> Trainer:
             "seed": 1,
             **kw,
         }
-    )  # type: ignore[arg-type]
+    )
     trainer = Trainer(params)
     trainer.build_vocab(path)
     for epoch in range(params.epochs):
@@ -81,7 +90,7 @@ def test_our_bin_loads_in_fasttext_and_predicts_identically(
 
 def test_dictionary_matches_fasttext(tiny_model_dir: Path) -> None:
     """Same words, counts, order and labels as the fastText library's dictionary for the same file."""
-    trainer = Trainer(EngineParams(dim=10, epochs=1, min_count=2, word_ngrams=2, threads=1))
+    trainer = Trainer(_params(dim=10, epochs=1, min_count=2, word_ngrams=2, threads=1))
     trainer.build_vocab(tiny_model_dir / "train.txt")
     ft = fasttext.load_model(
         str(tiny_model_dir / "model.bin")
@@ -145,7 +154,7 @@ def test_snapshot_and_restore(corpus: dict[str, Path]) -> None:
 
 def test_epoch_stats_and_learning_rate_decay(corpus: dict[str, Path]) -> None:
     trainer = Trainer(
-        EngineParams(dim=10, lr=0.2, epochs=4, min_count=1, buckets=10_000, threads=2, seed=3)
+        _params(dim=10, lr=0.2, epochs=4, min_count=1, buckets=10_000, threads=2, seed=3)
     )
     trainer.build_vocab(corpus["train"])
     seen: list[tuple[int, int]] = []
@@ -175,14 +184,14 @@ def test_bad_training_files_are_clear_errors(tmp_path: Path) -> None:
     empty = tmp_path / "empty.txt"
     empty.write_text("")
     with pytest.raises(DataError, match="empty"):
-        Trainer(EngineParams()).build_vocab(empty)
+        Trainer(_params()).build_vocab(empty)
     unlabelled = tmp_path / "plain.txt"
     unlabelled.write_text("just some words\nand more words\n")
     with pytest.raises(DataError, match="no labels"):
-        Trainer(EngineParams()).build_vocab(unlabelled)
+        Trainer(_params()).build_vocab(unlabelled)
     one_label = tmp_path / "one.txt"
     one_label.write_text("__label__positive good\n__label__positive great\n")
-    trainer = Trainer(EngineParams())
+    trainer = Trainer(_params())
     with pytest.raises(DataError, match=r"one label only \(__label__positive\)"):
         trainer.build_vocab(one_label)
     assert trainer.data is None  # refused before the file was encoded

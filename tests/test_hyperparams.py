@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sentiment import hyperparams as hp
 from sentiment.errors import UsageError
+from sentiment.train import hyperparams as hp
 
 
 def test_blazingtext_supervised_defaults() -> None:
@@ -48,7 +48,7 @@ def test_sagemaker_string_map() -> None:
 def test_seed_values_are_one_flag_away_and_pipeline_defaults_are_valid() -> None:
     assert hp.resolve(hp.SEED_HYPERPARAMETERS)["vector_dim"] == 10
     resolved = hp.resolve(hp.PIPELINE_DEFAULTS)
-    params = hp.engine_params(resolved)
+    params = resolved.engine
     assert (params.dim, params.lr, params.epochs, params.min_count, params.word_ngrams) == (
         10,
         0.1,

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -91,3 +92,27 @@ def test_run_prepares_trains_and_reports(inputs: list[Path], tmp_path: Path, pag
     assert f"{report['metrics']['accuracy']:.4f}" in page.content()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "evaluation-report.png"), full_page=True)
+
+
+def test_run_tunes_then_trains_with_the_best_values(inputs: list[Path], tmp_path: Path) -> None:
+    """`run --tune MINUTES`: a tuning job within its budget, then the final model trained with
+    its best values, whose report shows the tuning plots."""
+    out = tmp_path / "work"
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "sentiment", "run", "--input", str(inputs[1]), "--output", str(out),
+         "--no-serve", "--job-name", "final", "--tune", "0.25", "--hp", "vector_dim=10"],
+        capture_output=True, text=True, cwd=REPO, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    [tuning] = [p.parent for p in out.glob("*/tuning.json")]
+    record = json.loads((tuning / "tuning.json").read_text())
+    assert record["status"] == "Completed" and record["seconds"] < 0.25 * 60 + 10
+    assert time.monotonic() - started < 300
+    assert "vector_dim" not in [r.split("=")[0] for r in record["config"]["ranges"]]
+    final = json.loads((out / "final" / "job.json").read_text())
+    assert final["tuning_job"] == tuning.name
+    for name, value in record["best"]["params"].items():
+        assert final["hyperparameters"][name] == value
+    assert final["hyperparameters"]["vector_dim"] == "10"
+    assert (out / "final" / "evaluation" / "tuning_objective.png").is_file()

@@ -24,6 +24,8 @@ COMMANDS: dict[str, str] = {
     "prepare": "prepare",
     "train": "train",
     "jobs": "jobs",
+    "tune": "tune",
+    "tuning": "tuning",
     "evaluate": "evaluate",
     "serve": "serve",
     "api": "api",

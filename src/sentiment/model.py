@@ -373,7 +373,7 @@ def resolve_model_dir(ref: str | Path, *, bucket: Bucket | None, cache_dir: Path
     if bucket is not None and _is_job_name(str(ref)):
         # The record as `sentiment jobs describe` reads it: a job whose process is gone is
         # Failed, not InProgress.
-        from sentiment.jobs import read_job
+        from sentiment.train.job import read_job
 
         record_key = layout.job_record_key(str(ref))
         archive_key = layout.model_archive_key(str(ref))

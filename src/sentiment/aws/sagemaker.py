@@ -13,9 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sentiment import hyperparams, layout
+from sentiment import layout
 from sentiment.errors import ConfigError, JobFailed, Unavailable, UsageError
 from sentiment.storage import Bucket, is_remote
+from sentiment.train import hyperparams
 
 # SageMaker's BlazingText image registries (account per region), as the SageMaker Python SDK
 # lists them (src/sagemaker/image_uri_config/blazingtext.json, version "1").
@@ -141,7 +142,7 @@ def training_request(spec: TrainingSpec, region: str) -> dict[str, Any]:
         },
         "RoleArn": spec.role,
         # Only BlazingText's own names: our extras (threads, seed, loss) are not BlazingText's.
-        "HyperParameters": hyperparams.blazingtext_strings(values),
+        "HyperParameters": values.strings(),
         "InputDataConfig": channels,
         "OutputDataConfig": {"S3OutputPath": spec.output.uri},
         "ResourceConfig": {
@@ -205,7 +206,7 @@ def train(
     region = region_of(client)
     request = training_request(spec, region)
     if spec.output.exists(layout.job_record_key(spec.name)):
-        from sentiment.jobs import _name_taken
+        from sentiment.train.job import _name_taken
 
         raise _name_taken(spec.output, spec.name)
     answer = _call("CreateTrainingJob", client.create_training_job, **request)

@@ -30,8 +30,8 @@ def list_(ctx: click.Context, bucket_uri: str | None, as_json: bool) -> None:
 
     Example: sentiment jobs list
     """
-    from sentiment.jobs import best_validation_accuracy, list_jobs
     from sentiment.storage import open_bucket
+    from sentiment.train.job import best_validation_accuracy, list_jobs
 
     bucket = open_bucket(bucket_uri or ctx.obj.settings.bucket)
     records = list_jobs(bucket)
@@ -46,8 +46,9 @@ def list_(ctx: click.Context, bucket_uri: str | None, as_json: bool) -> None:
         table.add_column(column, overflow="fold")
     for record in records:
         best = best_validation_accuracy(record)
+        tuning = record.get("tuning_job")
         table.add_row(
-            str(record.get("name", "?")),
+            str(record.get("name", "?")) + (f"\n(tuning job {tuning})" if tuning else ""),
             _status(record.get("status")),
             str(record.get("created") or ""),
             _duration(record.get("seconds")),
@@ -68,8 +69,8 @@ def describe(ctx: click.Context, name: str, bucket_uri: str | None, as_json: boo
 
     Example: sentiment jobs describe blazingtext-2026-11-24-10-00-00 --json
     """
-    from sentiment.jobs import read_job
     from sentiment.storage import open_bucket
+    from sentiment.train.job import read_job
 
     record = read_job(open_bucket(bucket_uri or ctx.obj.settings.bucket), name)
     if as_json:
@@ -87,6 +88,8 @@ def _pretty(record: dict[str, Any]) -> None:
         f"created {record.get('created')}  ended {record.get('ended') or '-'}  "
         f"duration {_duration(record.get('seconds'))}"
     )
+    if record.get("tuning_job"):
+        console.print(f"tuning job: {record['tuning_job']}", markup=False)
     hp = " ".join(f"{k}={v}" for k, v in (record.get("hyperparameters") or {}).items())
     extras = " ".join(f"{k}={v}" for k, v in (record.get("extras") or {}).items())
     console.print(f"hyperparameters: {hp}", markup=False)

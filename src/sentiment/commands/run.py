@@ -21,7 +21,9 @@ from rich.console import Console
 
 from sentiment import layout
 from sentiment.commands.options import layout_option, max_reject_ratio_option
+from sentiment.config import Settings
 from sentiment.labels import Layout, Policy, parse_policy
+from sentiment.storage import LocalBucket
 
 
 @click.command()
@@ -65,6 +67,14 @@ from sentiment.labels import Layout, Policy, parse_policy
 )
 @layout_option("the review CSVs (inputs and --eval files, per file)")
 @max_reject_ratio_option
+@click.option(
+    "--tune",
+    "tune_minutes",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="MINUTES",
+    help="Tune the hyperparameters for MINUTES (a tuning job over learning rate, epochs, "
+    "n-grams, dim and min count) and train the final model with the best values.",
+)
 @click.option("--master", help="Spark master for prepare (default local[*]).")
 @click.option(
     "--serve/--no-serve",
@@ -82,6 +92,7 @@ def command(
     evals: tuple[Path, ...],
     layout_name: str | None,
     max_reject_ratio: float | None,
+    tune_minutes: float | None,
     master: str | None,
     serve: bool,
 ) -> None:
@@ -91,11 +102,10 @@ def command(
     """
     from sentiment.errors import UsageError
     from sentiment.evaluate import evaluate_model
-    from sentiment.hyperparams import PIPELINE_DEFAULTS, parse_cli_pairs
-    from sentiment.jobs import run_training, unique_job_name
     from sentiment.prepare import prepare, resolve_inputs
     from sentiment.prepare.job import start_spark
-    from sentiment.storage import LocalBucket
+    from sentiment.train.hyperparams import PIPELINE_DEFAULTS, parse_cli_pairs
+    from sentiment.train.job import run_training, unique_job_name
 
     # click made a path of it: "s3://b/x" arrives as "s3:/b/x", which would be a local folder.
     if str(output).split("/", 1)[0].endswith(":"):
@@ -136,6 +146,11 @@ def command(
 
     console.rule("[bold]2/4 train")
     bucket = LocalBucket(output)
+    tuning_job = None
+    if tune_minutes is not None:
+        tuning_job, hyperparameters = _tune(
+            prepared, bucket, settings, console, hyperparameters, parse_cli_pairs(hp), tune_minutes
+        )
     name = unique_job_name(bucket, job_name)
     record = run_training(
         train=prepared / layout.TRAIN_FILE,
@@ -145,6 +160,7 @@ def command(
         hyperparameters=hyperparameters,
         settings=settings,
         console=console,
+        tuning_job=tuning_job,
     )
     console.print(f"trained {name}: {bucket.local_path(layout.model_archive_key(name))}")
 
@@ -174,6 +190,39 @@ def command(
     from sentiment.api.up import run_stack
 
     run_stack(name, settings=settings, console=console)
+
+
+def _tune(
+    prepared: Path,
+    bucket: LocalBucket,
+    settings: Settings,
+    console: Console,
+    defaults: dict[str, str],
+    given: dict[str, str],
+    minutes: float,
+) -> tuple[str, dict[str, str]]:
+    """Run a tuning job over the default ranges (less those --hp fixes) for `minutes`; return
+    its name and the hyperparameters of the final model (the defaults and the best values)."""
+    from sentiment.train import tuning
+
+    validation = prepared / layout.VALIDATION_FILE
+    ranges = tuple(r for r in map(tuning.parse_range, tuning.DEFAULT_RANGES) if r.name not in given)
+    config = tuning.TuningConfig(
+        train=str(prepared / layout.TRAIN_FILE),
+        validation=str(validation),
+        ranges=ranges,
+        fixed={k: v for k, v in defaults.items() if k not in {r.name for r in ranges}},
+        objective=tuning.default_objective(validation),
+        max_jobs=1000,  # the time budget ends it
+        max_seconds=minutes * 60,
+    )
+    record = tuning.run_tuning(config, bucket=bucket, name=None, settings=settings, console=console)
+    best = record["best"]
+    console.print(
+        f"tuned {record['name']}: best trial {best['trial']} {config.objective} "
+        f"{best['objective']:.4f} of {record['trials_finished']} trials"
+    )
+    return record["name"], tuning.best_hyperparameters(record)
 
 
 def _stem(path: Path) -> str:

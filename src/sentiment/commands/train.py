@@ -1,4 +1,4 @@
-"""`sentiment train`: a BlazingText-compatible training job (see sentiment.jobs)."""
+"""`sentiment train`: a BlazingText-compatible training job (see sentiment.train.job)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from sentiment import hyperparams, layout
+from sentiment import layout
 from sentiment.errors import UsageError
+from sentiment.train import hyperparams
 
 if TYPE_CHECKING:
     from sentiment.config import Settings
@@ -179,9 +180,9 @@ def _here(
 ) -> dict[str, Any]:
     """A local training job; S3 inputs are staged in, and an S3 bucket gets the job published
     whole once it ended (its model first, its record last)."""
-    from sentiment.jobs import _name_taken, run_training
     from sentiment.remote import job_bucket, publish_job, stage_input
     from sentiment.storage import is_remote
+    from sentiment.train.job import _name_taken, run_training
 
     cache = settings.cache_dir
     inputs = {"train": train} | ({"validation": validation} if validation else {})
@@ -218,7 +219,7 @@ def _on_sagemaker(
     from sentiment.aws import client
     from sentiment.aws.sagemaker import TrainingSpec
     from sentiment.aws.sagemaker import train as train_job
-    from sentiment.jobs import default_job_name
+    from sentiment.train.job import default_job_name
 
     if not role:
         raise UsageError(

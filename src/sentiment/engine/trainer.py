@@ -39,18 +39,20 @@ TRAIN_SAMPLE_IDS = 1_000_000
 
 @dataclass(frozen=True)
 class EngineParams:
-    """fastText's names for the training parameters (BlazingText's names map onto these)."""
+    """fastText's names for the training parameters. No defaults here: a training job builds
+    them from the hyperparameter table (`sentiment.train.hyperparams`), the one place they are
+    defined, and a caller of the engine alone says what it wants."""
 
-    dim: int = 100
-    lr: float = 0.05
-    epochs: int = 5
-    min_count: int = 5
-    word_ngrams: int = 2
-    buckets: int = 2_000_000
-    loss: str = "softmax"
-    threads: int = 0  # 0: every core this process may use
-    seed: int = 0
-    lr_update_rate: int = 100
+    dim: int
+    lr: float
+    epochs: int
+    min_count: int
+    word_ngrams: int
+    buckets: int
+    loss: str
+    threads: int  # 0: every core this process may use
+    seed: int
+    lr_update_rate: int = 100  # fastText's; written to the .bin, not used by the trainer
 
     def __post_init__(self) -> None:
         if self.loss != "softmax":

@@ -70,6 +70,8 @@ def render(report: dict[str, Any], images: dict[str, str]) -> str:
         "roc.png": "ROC curve",
         "pr.png": "Precision-recall curve",
         "learning_curve.png": "Learning curve",
+        "tuning_objective.png": "Tuning: objective by trial",
+        "tuning_importance.png": "Tuning: hyperparameter importance",
     }
     for name, uri in images.items():
         if name.startswith("answers_"):

@@ -10,6 +10,7 @@ import base64
 import datetime as dt
 import html
 import json
+import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sentiment import __version__, layout
-from sentiment.errors import DataError, InputNotFound
+from sentiment.errors import DataError, InputNotFound, SentimentError
 from sentiment.evaluate import metrics as m
 from sentiment.labels import LABEL_PREFIX, POLICY_CLASSES, Layout, Policy, strip_prefix
 from sentiment.model import Model, load_model
@@ -257,29 +258,29 @@ def compute(model: Model, test: TestSet) -> dict[str, Any]:
 
 
 def find_job_record(ref: str | Path, bucket: Bucket | None) -> dict[str, Any] | None:
-    """The training job behind a model reference, when there is one (for the learning curve)."""
+    """The training job behind a model reference, when there is one (for the learning curve),
+    read as `sentiment jobs describe` reads it."""
+    from sentiment.storage import open_bucket
+    from sentiment.train.job import read_job
+
     path = Path(ref)
-    candidates = []
     if bucket is not None and "/" not in str(ref) and not path.exists():
-        key = layout.job_record_key(str(ref))
-        if bucket.exists(key):
-            try:
-                found: dict[str, Any] = bucket.read_json(key)
-                return found
-            except ValueError:
-                return None
+        try:
+            return read_job(bucket, str(ref))
+        except SentimentError:
+            return None
     if path.name == layout.MODEL_ARCHIVE:
-        candidates.append(path.parent.parent / layout.JOB_RECORD)
-    if path.is_dir():
-        candidates += [path / layout.JOB_RECORD, path.parent / layout.JOB_RECORD]
-    for candidate in candidates:
-        if candidate.is_file():
-            try:
-                record: dict[str, Any] = json.loads(candidate.read_text())
-                return record
-            except ValueError:
-                return None
-    return None
+        folder = path.parent.parent
+    elif path.is_dir():
+        folder = path if (path / layout.JOB_RECORD).is_file() else path.parent
+    else:
+        return None
+    if not (folder / layout.JOB_RECORD).is_file():
+        return None
+    try:
+        return read_job(open_bucket(str(folder.parent)), folder.name)
+    except SentimentError:
+        return None
 
 
 def evaluate_model(
@@ -332,6 +333,7 @@ def evaluate_model(
                 "best_epoch",
                 "stopped_early",
                 "final_metrics",
+                "tuning_job",
             )
         }
         if job
@@ -356,12 +358,28 @@ def evaluate_model(
         images = plots.write_all(tmp, result, curves, report["learning_curve"])
         if result.get("answers"):
             images += plots.answers_reliability(tmp, result["answers"])
+        images += _tuning_plots(tmp, job, bucket)
         (tmp / "report.json").write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
         (tmp / "report.html").write_text(
             html_report.render(report, {name: _data_uri(tmp / name) for name in images})
         )
     print_summary(console, report)
     return report
+
+
+def _tuning_plots(folder: Path, job: dict[str, Any] | None, bucket: Bucket | None) -> list[str]:
+    """The plots of the tuning job that chose the model's hyperparameters, copied in."""
+    from sentiment.storage import LocalBucket
+
+    if job is None or not isinstance(bucket, LocalBucket):
+        return []  # tuning jobs live in local buckets only
+    from sentiment.train.tuning import tuning_plots
+
+    names = []
+    for path in tuning_plots(bucket, job):
+        shutil.copyfile(path, folder / path.name)
+        names.append(path.name)
+    return names
 
 
 def _answers(model: Model, test: TestSet) -> dict[str, Any] | None:

@@ -1,7 +1,8 @@
 """Training jobs: BlazingText's supervised training job, run here, recorded in the bucket.
 
-A job reads a `train` channel (and a `validation` channel, required with early stopping, as in
-BlazingText), trains epoch by epoch, and writes what SageMaker writes:
+A job names itself, reads a `train` channel (and a `validation` channel, required with early
+stopping, as in BlazingText), has the engine fit the model (`sentiment.engine.fit`: the epoch
+loop, early stopping and the best weights live there) and writes what SageMaker writes:
 
     BUCKET/NAME/job.json               status, hyperparameters, per-epoch metrics, timings, inputs
     BUCKET/NAME/output/model.tar.gz    model.bin (fastText format) + preprocessing.json
@@ -20,14 +21,9 @@ its own folder, `BUCKET/NAME/.scratch/`, and the archive is written beside its f
 training job started in the bucket finds and removes them, once their owner's process is gone
 (`clean_leftovers`), and records the job as Failed.
 
-Early stopping is BlazingText's: validation accuracy is measured after every epoch; from
-`min_epochs` on, the job stops once `patience` epochs in a row have not beaten the best one,
-and the model kept is the best epoch's ("Storing best weights"). Without early stopping the
-model is the last epoch's, as in fastText.
-
-Metric lines are printed in BlazingText's log format (`Validation accuracy: 0.922196`,
-`#train_accuracy: 0.9888`, `#validation_accuracy: 0.9228`, `##### Alpha: ... #####`) so metric
-definitions written for SageMaker's logs (regular expressions over them) work unchanged.
+Metric lines are printed in BlazingText's log format (by the engine), so metric definitions
+written for SageMaker's logs (regular expressions over them) work unchanged. A job started by a
+tuning job (`sentiment.train.tuning`) names it in its record (`tuning_job`).
 """
 
 from __future__ import annotations
@@ -44,16 +40,16 @@ import socket
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import fields
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from sentiment import hyperparams, layout
+from sentiment import layout
 from sentiment.config import Settings
 from sentiment.errors import (
     DataError,
@@ -64,6 +60,11 @@ from sentiment.errors import (
     UsageError,
 )
 from sentiment.storage import Bucket, LocalBucket, atomic_path
+from sentiment.train import hyperparams
+from sentiment.train.hyperparams import Hyperparameters
+
+if TYPE_CHECKING:
+    from sentiment.engine import Epoch, Trainer
 
 NAME_PREFIX = "blazingtext"
 SCRATCH = ".scratch"  # BUCKET/NAME/.scratch: the temporary files of a running job
@@ -73,6 +74,11 @@ _MAX_NAME = 63
 
 class JobStopped(Interrupted):
     """The job was stopped by Ctrl-C or SIGTERM."""
+
+
+class StopJob(Exception):
+    """Raised by an `on_epoch` listener to end a job before its last epoch (a tuner pruning a
+    trial): the record says Stopped, with this reason, and no model is written."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,7 +194,7 @@ def read_job(bucket: Bucket, name: str) -> dict[str, Any]:
         record: dict[str, Any] = bucket.read_json(key)
     except ValueError as err:
         raise DataError(f"The record of job {name!r} ({key}) is not valid JSON: {err}.") from None
-    return _with_liveness(record)
+    return with_liveness(record)
 
 
 def list_jobs(bucket: Bucket) -> list[dict[str, Any]]:
@@ -214,7 +220,9 @@ def _is_simple_name(name: str) -> bool:
     return bool(name) and "/" not in name and "\\" not in name and name not in {".", ".."}
 
 
-def _with_liveness(record: dict[str, Any]) -> dict[str, Any]:
+def with_liveness(record: dict[str, Any], *, what: str = "training") -> dict[str, Any]:
+    """The record as its readers report it: InProgress while its process lives, else Failed
+    (the process of a `what` job ended without a word: killed)."""
     if record.get("status") != "InProgress":
         return record
     process = record.get("process") or {}
@@ -223,8 +231,8 @@ def _with_liveness(record: dict[str, Any]) -> dict[str, Any]:
         return record
     return record | {
         "status": "Failed",
-        "failure_reason": f"The training process (pid {pid}) ended without finishing the job "
-        "(killed?). No model was written.",
+        "failure_reason": f"The {what} process (pid {pid}) ended without finishing the job "
+        "(killed?)." + (" No model was written." if what == "training" else ""),
     }
 
 
@@ -248,24 +256,27 @@ def run_training(
     validation: Path | None,
     bucket: LocalBucket,
     job_name: str | None,
-    hyperparameters: dict[str, Any],
+    hyperparameters: Mapping[str, Any],
     settings: Settings,
     console: Console | None = None,
+    on_epoch: Callable[[Epoch], None] | None = None,
+    tuning_job: str | None = None,
 ) -> dict[str, Any]:
     """Run a training job to its end and return its record.
 
     `hyperparameters` is a map of BlazingText names (plus extras) to values, strings as
     SageMaker passes them or Python values; missing names take BlazingText's defaults.
     Everything is checked before the job is created, so a usage error leaves no record.
-    Raises JobStopped (Ctrl-C / SIGTERM; the record says Stopped) or the error that failed
-    the job (the record says Failed, with the reason).
+    `on_epoch` hears every epoch's figures (and may raise StopJob). Raises JobStopped (Ctrl-C /
+    SIGTERM; the record says Stopped), StopJob, or the error that failed the job (the record
+    says Failed, with the reason).
     """
     console = console or Console(stderr=True)
-    values = hyperparameters_for(hyperparameters, settings)
+    values = hyperparams.resolve(hyperparameters, threads=settings.threads)
     train = channel_file(train, "train")
     if validation is not None:
         validation = channel_file(validation, "validation")
-    elif values["early_stopping"]:
+    elif values.early_stopping is not None:
         raise UsageError(
             "early_stopping=True needs a validation channel, as in BlazingText.",
             hint="Give --validation FILE (prepare writes validation.txt), "
@@ -276,41 +287,45 @@ def run_training(
     name = reserve_job_name(bucket, job_name)
     job = _Job(name, bucket, console)
     job.record.update(
-        hyperparameters=hyperparams.blazingtext_strings(values),
-        extras=hyperparams.extras(values),
+        hyperparameters=values.strings(),
+        extras=values.extras(),
         inputs={"train": _describe(train)}
         | ({"validation": _describe(validation)} if validation else {}),
     )
+    if tuning_job is not None:
+        job.record["tuning_job"] = tuning_job
     job.save()
     with _StopSignals() as stop:
         try:
-            _train(job, train, validation, values, pre)
-        except (KeyboardInterrupt, JobStopped):
+            _train(job, train, validation, values, pre, on_epoch)
+        except BaseException as err:  # the record must say how it ended, whatever happened
             stop.quiet()
             job.discard_model()
-            job.finish("Stopped", "Stopped by the user (Ctrl-C or SIGTERM) before completion.")
-            raise JobStopped(f"Training job {name} stopped; no model was written.") from None
-        except MemoryError:
-            stop.quiet()
-            job.discard_model()
-            err = JobFailed(
-                f"Training job {name} ran out of memory.",
-                hint="The model holds (words + buckets) x vector_dim floats: lower buckets or "
-                "vector_dim (e.g. --hp buckets=200000).",
-            )
-            job.finish("Failed", err.render())
-            raise err from None
-        except SentimentError as err:
-            stop.quiet()
-            job.discard_model()
-            job.finish("Failed", err.render())
-            raise
-        except BaseException as err:  # the record must say Failed whatever happened
-            stop.quiet()
-            job.discard_model()
-            job.finish("Failed", f"{type(err).__name__}: {err}")
-            raise
+            status, reason, raised = _ending(name, err)
+            job.finish(status, reason)
+            if raised is err:
+                raise
+            raise raised from None
     return job.record
+
+
+def _ending(name: str, err: BaseException) -> tuple[str, str, BaseException]:
+    """How a job that raised `err` ends: its status, the record's reason, what to raise."""
+    if isinstance(err, (KeyboardInterrupt, JobStopped)):
+        reason = "Stopped by the user (Ctrl-C or SIGTERM) before completion."
+        return "Stopped", reason, JobStopped(f"Training job {name} stopped; no model was written.")
+    if isinstance(err, StopJob):
+        return "Stopped", str(err), err
+    if isinstance(err, MemoryError):
+        failed = JobFailed(
+            f"Training job {name} ran out of memory.",
+            hint="The model holds (words + buckets) x vector_dim floats: lower buckets or "
+            "vector_dim (e.g. --hp buckets=200000).",
+        )
+        return "Failed", failed.render(), failed
+    if isinstance(err, SentimentError):
+        return "Failed", err.render(), err
+    return "Failed", f"{type(err).__name__}: {err}", err
 
 
 def clean_leftovers(bucket: LocalBucket, console: Console | None = None) -> list[str]:
@@ -356,14 +371,6 @@ def _size(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-def hyperparameters_for(given: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """Resolved hyperparameters; `threads` falls back to the `threads` setting."""
-    values = hyperparams.resolve(given)
-    if "threads" not in given and settings.threads:
-        values["threads"] = settings.threads
-    return values
 
 
 def channel_file(path: Path, channel: str) -> Path:
@@ -467,142 +474,88 @@ def _train(
     job: _Job,
     train: Path,
     validation: Path | None,
-    values: dict[str, Any],
+    values: Hyperparameters,
     pre: dict[str, Any] | None,
+    on_epoch: Callable[[Epoch], None] | None,
 ) -> None:
-    from sentiment.engine import Trainer
+    from sentiment.engine import Listeners, fit
 
-    params = hyperparams.engine_params(values)
-    trainer = Trainer(params, spill_dir=job.scratch)
-    timings = job.record["timings"]
-    job.log("Running single machine CPU BlazingText-compatible training using supervised mode.")
-    job.log(f"Number of threads: {trainer.threads}")
-    job.log(f"Processing {train} . File size: {train.stat().st_size / 2**20:.2f} MB")
-    if validation is not None:
-        job.log(f"Processing {validation} . File size: {validation.stat().st_size / 2**20:.2f} MB")
     clock = time.monotonic()
-    trainer.build_vocab(train)
-    job.log(f"Read {trainer.ntokens // 1_000_000}M words")
-    job.log(f"Number of words:  {trainer.nwords}")
-    job.log(f"Number of labels: {trainer.nlabels}")
-    job.record["dictionary"] = {
-        "nwords": trainer.nwords,
-        "nlabels": trainer.nlabels,
-        "ntokens": trainer.ntokens,
-        "labels": list(trainer.labels),
-    }
-    valid = None
-    if validation is not None:
-        job.log(f"Loading validation data from {validation}")
-        valid = trainer.tokenize_file(validation)
-        if valid.nlines == 0 or valid.labels.size == 0:
-            raise DataError(
-                f"The validation file {validation} has no line with a label the training "
-                f"data has ({', '.join(trainer.labels)}).",
-                hint="Give the validation.txt that prepare wrote with this train.txt.",
-            )
-        job.log("Loaded validation data.")
-    timings["vocab_seconds"] = round(time.monotonic() - clock, 3)
-    job.save()
+    epochs = values.engine.epochs
 
-    early = bool(values["early_stopping"])
-    min_epochs, patience = int(values["min_epochs"]), int(values["patience"])
-    best_accuracy, best, since_best = -1.0, None, 0
-    validation_seconds = 0.0
-    job.log("-------------- Start training ------------------")
+    def vocab(trainer: Trainer) -> None:
+        job.record["dictionary"] = {
+            "nwords": trainer.nwords,
+            "nlabels": trainer.nlabels,
+            "ntokens": trainer.ntokens,
+            "labels": list(trainer.labels),
+        }
+        job.record["timings"]["vocab_seconds"] = round(time.monotonic() - clock, 3)
+        job.save()
+        bar.update(task, total=epochs * trainer.ntokens)
+
+    def epoch_done(epoch: Epoch) -> None:
+        bar.update(task, rate=f"{epoch.stats.words_per_sec / 1e6:.2f}M words/s")
+        job.record["epochs"].append(_epoch_entry(epoch))
+        if epoch.improved:
+            job.record["best_epoch"] = epoch.epoch
+        job.save()
+        if on_epoch is not None:
+            on_epoch(epoch)
+
+    def progress(epoch: int, done: int, total: int) -> None:
+        bar.update(task, completed=epoch * total + done, description=f"epoch {epoch + 1}/{epochs}")
+
     with _progress_bar(job.console) as bar:
-        task = bar.add_task("epoch", total=params.epochs * trainer.ntokens, rate="")
-        for epoch in range(params.epochs):
-            offset = epoch * trainer.ntokens
-
-            def advance(done: int, total: int, offset: int = offset) -> None:
-                bar.update(task, completed=offset + done)
-
-            bar.update(task, description=f"epoch {epoch + 1}/{params.epochs}")
-            stats = trainer.run_epoch(epoch, progress=advance)
-            bar.update(task, rate=f"{stats.words_per_sec / 1e6:.2f}M words/s")
-            job.log(
-                f"##### Alpha: {stats.lr:.4f}  Progress: {100.0 * (epoch + 1) / params.epochs:.2f}%  "
-                f"Million Words/sec: {stats.words_per_sec / 1e6:.2f} #####"
-            )
-            job.log(f"-------------- End of epoch: {stats.epoch}")
-            job.log(f"Train accuracy: {stats.train_accuracy:.6f}  Loss: {stats.loss:.6f}")
-            entry: dict[str, Any] = {
-                "epoch": stats.epoch,
-                "train_accuracy": round(stats.train_accuracy, 6),
-                "validation_accuracy": None,
-                "loss": round(stats.loss, 6),
-                "words_per_sec": round(stats.words_per_sec),
-                "seconds": round(stats.seconds, 3),
-                "lr": round(stats.lr, 6),
-            }
-            if valid is not None:
-                clock = time.monotonic()
-                job.log(f"Using {trainer.threads} threads for prediction!")
-                accuracy = trainer.accuracy(valid)
-                entry["validation_accuracy"] = round(accuracy, 6)
-                job.log(f"Validation accuracy: {accuracy:.6f}")
-                if accuracy > best_accuracy:
-                    best_accuracy, since_best = accuracy, 0
-                    job.record["best_epoch"] = stats.epoch
-                    if early:
-                        job.log("Validation accuracy improved! Storing best weights...")
-                        best = None  # free the old copy before taking the new one
-                        best = trainer.snapshot()
-                else:
-                    since_best += 1
-                    job.log(f"Validation accuracy has not improved for last {since_best} epochs.")
-                validation_seconds += time.monotonic() - clock
-            job.record["epochs"].append(entry)
-            job.save()
-            if early and stats.epoch >= min_epochs and since_best >= patience:
-                job.log("Reached patience. Terminating training.")
-                job.log(
-                    f"Stopped after epoch {stats.epoch}; best epoch {job.record['best_epoch']}."
-                )
-                job.record["stopped_early"] = True
-                break
-    epochs_run = len(job.record["epochs"])
-    job.record["model_epoch"] = epochs_run
-    if early and best is not None and job.record["best_epoch"] != epochs_run:
-        job.log(f"Restoring the best weights (epoch {job.record['best_epoch']}).")
-        trainer.restore(best)
-        job.record["model_epoch"] = job.record["best_epoch"]
-    best = None
-    train_seconds = sum(e["seconds"] for e in job.record["epochs"])
-    timings["training_seconds"] = round(train_seconds, 3)
-    timings["validation_seconds"] = round(validation_seconds, 3)
-    job.log("Training finished.")
-    job.log(
-        "Average throughput in Million words/sec: "
-        f"{trainer.ntokens * epochs_run / max(train_seconds, 1e-9) / 1e6:.2f}"
-    )
+        task = bar.add_task("epoch", total=epochs, rate="")
+        result = fit(
+            train,
+            validation,
+            values.engine,
+            early_stopping=values.early_stopping,
+            on_epoch=epoch_done,
+            listeners=Listeners(log=job.log, on_vocab=vocab, on_progress=progress),
+            spill_dir=job.scratch,
+        )
     job.log(f"Total training time in seconds: {time.monotonic() - job.started:.2f}")
-
-    data = trainer.data
-    final: dict[str, Any] = {"train_accuracy": None, "validation_accuracy": None}
-    if data is not None:
-        final["train_accuracy"] = round(trainer.accuracy(data), 6)
-        job.log("")
-        job.log(f"#train_accuracy: {final['train_accuracy']:.4f}")
-        job.log(f"Number of train examples: {data.nlines}")
-    trainer.close()
-    if valid is not None:
-        final["validation_accuracy"] = round(trainer.accuracy(valid), 6)
-        job.log("")
-        job.log(f"#validation_accuracy: {final['validation_accuracy']:.4f}")
-        job.log(f"Number of validation examples: {valid.nlines}")
-    job.record["final_metrics"] = final
-
+    job.record.update(
+        best_epoch=result.best_epoch,
+        model_epoch=result.model_epoch,
+        stopped_early=result.stopped_early,
+        final_metrics={
+            "train_accuracy": _round(result.train_accuracy),
+            "validation_accuracy": _round(result.validation_accuracy),
+        },
+    )
+    timings = job.record["timings"]
+    timings["training_seconds"] = round(sum(e.stats.seconds for e in result.epochs), 3)
+    timings["validation_seconds"] = round(result.validation_seconds, 3)
     clock = time.monotonic()
     if pre is None:
         job.log(
             f"No {layout.MANIFEST} beside {train}: the model gets no {layout.PREPROCESSING} "
             "(serving will normalize text with the default cleaning)."
         )
-    job.record["model"] = _write_archive(job, trainer, pre, validation)
+    job.record["model"] = _write_archive(job, result.trainer, pre, validation)
     timings["archive_seconds"] = round(time.monotonic() - clock, 3)
     job.finish("Completed")
+
+
+def _epoch_entry(epoch: Epoch) -> dict[str, Any]:
+    stats = epoch.stats
+    return {
+        "epoch": stats.epoch,
+        "train_accuracy": round(stats.train_accuracy, 6),
+        "validation_accuracy": _round(epoch.validation_accuracy),
+        "loss": round(stats.loss, 6),
+        "words_per_sec": round(stats.words_per_sec),
+        "seconds": round(stats.seconds, 3),
+        "lr": round(stats.lr, 6),
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
 
 
 def _progress_bar(console: Console) -> Progress:
@@ -618,7 +571,7 @@ def _progress_bar(console: Console) -> Progress:
 
 
 def _write_archive(
-    job: _Job, trainer: Any, pre: dict[str, Any] | None, validation: Path | None
+    job: _Job, trainer: Trainer, pre: dict[str, Any] | None, validation: Path | None
 ) -> dict[str, Any]:
     """model.tar.gz with model.bin at its root (as SageMaker BlazingText writes it) and the
     preprocessing.json sidecar, and calibration.json fitted on the validation channel when

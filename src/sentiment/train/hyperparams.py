@@ -20,7 +20,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from sentiment.errors import UsageError
 
 if TYPE_CHECKING:
-    from sentiment.engine import EngineParams
+    from sentiment.engine import EarlyStopping, EngineParams
 
 
 @dataclass(frozen=True)
@@ -282,22 +282,65 @@ def _unknown(name: str) -> UsageError:
     )
 
 
-def resolve(given: Mapping[str, Any]) -> dict[str, Any]:
-    """BlazingText's defaults overlaid with `given` (strings or values), every value typed."""
+@dataclass(frozen=True)
+class Hyperparameters(Mapping[str, Any]):
+    """A job's hyperparameters, resolved once: every name of the table, typed and checked.
+
+    Read it as a map of BlazingText names to values; `engine` is what the trainer takes,
+    `early_stopping` what `fit` stops by, `strings()` / `extras()` what the job record keeps.
+    """
+
+    by_name: Mapping[str, Any]
+
+    def __getitem__(self, name: str) -> Any:
+        return self.by_name[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.by_name)
+
+    def __len__(self) -> int:
+        return len(self.by_name)
+
+    @property
+    def engine(self) -> EngineParams:
+        """The trainer's parameters (fastText's names)."""
+        from sentiment.engine import EngineParams
+
+        return EngineParams(**{h.engine: self.by_name[h.name] for h in TABLE if h.engine})
+
+    @property
+    def early_stopping(self) -> EarlyStopping | None:
+        """BlazingText's early stopping when it is on, else None."""
+        from sentiment.engine import EarlyStopping
+
+        if not self.by_name["early_stopping"]:
+            return None
+        return EarlyStopping(self.by_name["patience"], self.by_name["min_epochs"])
+
+    def strings(self) -> dict[str, str]:
+        """The BlazingText names as SageMaker's string map (job records)."""
+        return {h.name: format_value(self.by_name[h.name]) for h in TABLE if not h.extra}
+
+    def extras(self) -> dict[str, Any]:
+        """The extras (ours, not BlazingText's)."""
+        return {h.name: self.by_name[h.name] for h in TABLE if h.extra}
+
+    def replace(self, given: Mapping[str, Any]) -> Hyperparameters:
+        """These values with `given` (strings or values) over them, checked."""
+        return Hyperparameters(
+            dict(self.by_name) | {n: parse_value(n, v) for n, v in given.items()}
+        )
+
+
+def resolve(given: Mapping[str, Any], *, threads: int = 0) -> Hyperparameters:
+    """BlazingText's defaults overlaid with `given` (strings or values), every value typed;
+    `threads` is the default of the `threads` extra (the setting), when `given` has none."""
     values = {h.name: h.default for h in TABLE}
+    if threads:
+        values["threads"] = threads
     for name, raw in given.items():
         values[name] = parse_value(name, raw)
-    return values
-
-
-def blazingtext_strings(values: Mapping[str, Any]) -> dict[str, str]:
-    """The BlazingText names of resolved values, as SageMaker's string map (job records)."""
-    return {n: format_value(v) for n, v in values.items() if n in BY_NAME and not BY_NAME[n].extra}
-
-
-def extras(values: Mapping[str, Any]) -> dict[str, Any]:
-    """The extras (ours, not BlazingText's) of resolved values."""
-    return {n: v for n, v in values.items() if n in BY_NAME and BY_NAME[n].extra}
+    return Hyperparameters(values)
 
 
 def as_strings(values: Mapping[str, Any]) -> dict[str, str]:
@@ -343,14 +386,6 @@ def read_file(path: Path) -> dict[str, str]:
             raise UsageError(f"Hyperparameter {key} in {path} must be a string, got {value!r}.")
         out[str(key)] = format_value(value)
     return out
-
-
-def engine_params(values: Mapping[str, Any]) -> EngineParams:
-    """The trainer's parameters (fastText's names) for resolved hyperparameters."""
-    from sentiment.engine import EngineParams
-
-    kwargs = {h.engine: values[h.name] for h in TABLE if h.engine is not None}
-    return EngineParams(**kwargs)
 
 
 def describe_table() -> list[dict[str, str]]:

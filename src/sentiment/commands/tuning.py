@@ -1,0 +1,120 @@
+"""`sentiment tuning`: the tuning jobs recorded in the bucket (list, describe)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from sentiment.commands.jobs import _duration, _status
+
+_BUCKET_HELP = "Bucket to read (default: the --bucket setting)."
+
+
+@click.group()
+def command() -> None:
+    """Tuning jobs in the bucket: list them, describe one (its best trial and every trial).
+
+    Example: sentiment tuning list
+    """
+
+
+@command.command("list")
+@click.option("--bucket", "bucket_uri", metavar="BUCKET", help=_BUCKET_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print the records as a JSON array.")
+@click.pass_context
+def list_(ctx: click.Context, bucket_uri: str | None, as_json: bool) -> None:
+    """Tuning jobs, newest first: status, trials finished, the best trial.
+
+    Example: sentiment tuning list
+    """
+    from sentiment.storage import open_bucket
+    from sentiment.train.tuning import list_tunings, local_bucket
+
+    bucket = local_bucket(open_bucket(bucket_uri or ctx.obj.settings.bucket))
+    records = list_tunings(bucket)
+    if as_json:
+        click.echo(json.dumps(records, indent=2))
+        return
+    if not records:
+        click.echo(f"No tuning jobs in {bucket.uri}. Start one with `sentiment tune`.")
+        return
+    table = Table(title=f"Tuning jobs in {bucket.uri}")
+    for column in ("name", "status", "created", "duration", "trials", "objective", "best"):
+        table.add_column(column, overflow="fold")
+    for record in records:
+        best = record.get("best") or {}
+        table.add_row(
+            str(record.get("name")),
+            _status(record.get("status")),
+            str(record.get("created") or ""),
+            _duration(record.get("seconds")),
+            f"{record.get('trials_finished', 0)}/{record['config']['max_jobs']}",
+            str(record["config"]["objective"]),
+            _best(best),
+        )
+    Console(soft_wrap=False, emoji=False).print(table)
+
+
+@command.command()
+@click.argument("name")
+@click.option("--bucket", "bucket_uri", metavar="BUCKET", help=_BUCKET_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print the record and trials as JSON.")
+@click.pass_context
+def describe(ctx: click.Context, name: str, bucket_uri: str | None, as_json: bool) -> None:
+    """One tuning job: its configuration, best trial and every trial.
+
+    Example: sentiment tuning describe tuning-2026-12-01-01-00-00
+    """
+    from sentiment.storage import open_bucket
+    from sentiment.train.tuning import local_bucket, read_tuning
+
+    record = read_tuning(local_bucket(open_bucket(bucket_uri or ctx.obj.settings.bucket)), name)
+    if as_json:
+        click.echo(json.dumps(record, indent=2))
+        return
+    console = Console(emoji=False)  # ranges like 10:100 are not emoji codes
+    config = record["config"]
+    console.print(f"[bold]{record['name']}[/bold]  {_status(record.get('status'))}")
+    if record.get("failure_reason"):
+        console.print(f"reason: {record['failure_reason']}", markup=False)
+    console.print(
+        f"{config['strategy']} search, objective {config['objective']}, "
+        f"{record.get('trials_finished', 0)}/{config['max_jobs']} trials finished, "
+        f"duration {_duration(record.get('seconds'))}",
+        markup=False,
+    )
+    console.print(f"ranges: {' '.join(config['ranges'])}", markup=False)
+    fixed = " ".join(f"{k}={v}" for k, v in config["fixed"].items())
+    console.print(f"fixed: {fixed or '-'}", markup=False)
+    console.print(f"best: {_best(record.get('best') or {})}", markup=False)
+    table = Table(title="trials")
+    for column in ("trial", "job", "state", "objective", "epochs", "seconds", "values"):
+        table.add_column(column, overflow="fold")
+    best_trial = (record.get("best") or {}).get("trial")
+    for t in record["trials"]:
+        mark = " *" if t["number"] == best_trial else ""
+        table.add_row(
+            f"{t['number']}{mark}",
+            str(t["job"] or "-"),
+            str(t["state"]),
+            f"{t['objective']:.4f}" if t["objective"] is not None else "-",
+            str(t["epochs"]),
+            f"{t['seconds']:.1f}" if t["seconds"] is not None else "-",
+            " ".join(f"{k}={_short(v)}" for k, v in t["params"].items()),
+        )
+    console.print(table)
+
+
+def _best(best: dict[str, Any]) -> str:
+    if not best:
+        return "-"
+    shown = " ".join(f"{k}={v}" for k, v in best["params"].items())
+    return f"trial {best['trial']} ({best['job']}): {best['objective']:.4f} with {shown}"
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
