@@ -37,22 +37,10 @@ from typing import Any
 import uvicorn
 
 from sentiment.config import Settings
-from sentiment.errors import InputNotFound, SentimentError
+from sentiment.errors import SentimentError
+from sentiment.serve.loading import resolve_model_ref
 
 log = logging.getLogger("sentiment.serve")
-
-
-def resolve_model_ref(settings: Settings) -> str:
-    """settings.model, else SageMaker's /opt/ml/model inside a container."""
-    if settings.model:
-        return settings.model
-    folder = Path(settings.sagemaker_model_dir)
-    if folder.is_dir():
-        return str(folder)
-    raise InputNotFound(
-        "No model to serve.",
-        hint=f"Give --model (a job name, model.tar.gz, folder or .bin), or put model.bin in {folder}.",
-    )
 
 
 def app_from_environment() -> object:
@@ -137,7 +125,8 @@ def endpoint_app(settings: Settings, peers: Any = None) -> Any:
     a frame that outlives this call (a worker's or the CLI's, which run as long as the server):
     so a model swapped out is unmapped once its last request is answered (issue 14's soak saw a
     worker keep its startup model mapped beside the current one after swaps A->B->A: +56% RSS)."""
-    from sentiment.serve.app import create_app, load_served_model
+    from sentiment.serve.app import create_app
+    from sentiment.serve.loading import load_served_model
 
     if peers is None:
         model, ref = load_served_model(settings)
