@@ -18,7 +18,7 @@ Entries (numpy in, numpy out):
 - `normalize_one`: one text (a served request);
 - `clean_csv_lines`: lines of an Amazon reviews CSV (what the Spark job's Arrow batches hold):
   parse, label policy, compose title + body, normalize, drop reason, validation split;
-- `normalize_address`: the C entry the engine's Predictor calls (no Python in between).
+- `normalizer`: the C entry the engine's Predictor calls (no Python in between).
 A text the compiled code does not take on (an HTML entity to unescape, a character whose lower
 case is not one character or depends on context, bytes that are not strict UTF-8, a line that
 is not three plain quoted fields) is marked FALLBACK and done in Python by the same rules
@@ -103,11 +103,12 @@ def normalize_one(
     return _text.normalize_one(data, flags, lower, opts)
 
 
-def normalize_address() -> int:
-    """The address of the C entry `normalize_into(data, n, flags, nflags, lower, nlower, opts,
-    nopts, out, cap)`: the normalized length, -1 when Python must do it, -2 when longer than
-    `cap` (or out of memory). sentiment.engine._core.Predictor calls it on a request's text."""
-    return int(_text.normalize_address())
+def normalizer() -> object:
+    """The C entry `normalize_into(data, n, flags, nflags, lower, nlower, opts, nopts, out,
+    cap)` in a capsule named "sentiment._text.normalize_into": the normalized length, -1 when
+    Python must do it, -2 when longer than `cap` (or out of memory).
+    sentiment.engine._core.Predictor calls it on a request's text."""
+    return _text.normalizer()
 
 
 def clean_csv_lines(
