@@ -118,3 +118,32 @@ def test_only_config_reads_the_environment() -> None:
             if read:
                 offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert offenders == []
+
+
+def test_settings_handed_to_workers_arrive_whole(tmp_path: Path) -> None:
+    """What a server hands its workers (`dumps`, then `inherited` in the worker) is every
+    setting: each one is set here to a value other than its default, so a new setting is
+    checked as soon as it exists, without a list to keep."""
+    import dataclasses
+
+    from sentiment.config import HANDED_OVER
+
+    changed: dict[str, object] = {}
+    for f in dataclasses.fields(Settings):
+        value = getattr(Settings(), f.name)
+        if isinstance(value, bool):
+            changed[f.name] = not value
+        elif isinstance(value, int | float):
+            changed[f.name] = value + 3
+        elif isinstance(value, tuple):
+            changed[f.name] = ("a", "b")
+        elif isinstance(value, Path):
+            changed[f.name] = tmp_path / f.name
+        else:
+            changed[f.name] = f"{value}-{f.name}"
+    settings = Settings(**changed)  # type: ignore[arg-type]
+    assert all(getattr(settings, n) != getattr(Settings(), n) for n in changed)
+    # The environment's own variables do not override what was handed over.
+    environ = {HANDED_OVER: settings.dumps(), "SENTIMENT_MODEL": "other", "SENTIMENT_THREADS": "9"}
+    assert Settings.inherited(environ) == settings
+    assert Settings.inherited({"SENTIMENT_THREADS": "9"}) == Settings(threads=9)

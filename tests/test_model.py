@@ -131,3 +131,29 @@ def test_the_weights_are_shared_not_copied(tiny_model_dir: Path) -> None:
     assert not mapped.wi.flags.writeable and not mapped.wi.flags.owndata
     copied = read_bin(tiny_model_dir / "model.bin")
     assert copied.wi.flags.writeable and np.array_equal(copied.wi, mapped.wi)
+
+
+def test_the_engine_takes_only_the_text_extensions_normalizer(tiny_model_dir: Path) -> None:
+    """The normalization entry goes from `_text` to `_core` as a named capsule: an integer (an
+    address, as it once was) or a capsule of another name is refused, never called."""
+    import ctypes
+
+    from sentiment.text import DEFAULT_CLEANING, kernel_options
+    from sentiment.text_kernel import normalizer, tables
+
+    native = load_model(tiny_model_dir / "model.bin")._native
+    assert native is not None
+    opts = kernel_options(DEFAULT_CLEANING)
+    refused = "not the capsule sentiment._text.normalize_into"
+    with pytest.raises(TypeError, match=refused):
+        native.set_normalizer(12345, *tables(), opts)
+    new_capsule = ctypes.pythonapi.PyCapsule_New
+    new_capsule.restype = ctypes.py_object
+    new_capsule.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+    name = ctypes.create_string_buffer(b"another.entry")  # the capsule keeps a pointer to it
+    entry = ctypes.cast(ctypes.pythonapi.Py_Initialize, ctypes.c_void_p)
+    other = new_capsule(entry, ctypes.addressof(name), None)
+    with pytest.raises(TypeError, match=refused):
+        native.set_normalizer(other, *tables(), opts)
+    native.set_normalizer(normalizer(), *tables(), opts)
+    assert native.top_text("great value", 1) is not None

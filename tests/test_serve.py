@@ -443,3 +443,39 @@ def test_several_workers_share_connections_follow_swaps_and_stop_together(
                 os.kill(pid, 0)
     finally:
         process.stop()
+
+
+def test_uvicorn_workers_get_every_setting(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The uvicorn-workers path (no SO_REUSEPORT) builds each worker's app from the settings
+    handed over whole: here the model comes from `sagemaker_model_dir`, a setting the server
+    once did not pass on (it copied six by name into the environment)."""
+    from typing import Any
+
+    from sentiment.config import HANDED_OVER, Settings
+    from sentiment.serve.server import app_from_environment
+
+    settings = Settings(sagemaker_model_dir=tiny_model_dir, serve_raw=True, log_level="warning")
+    monkeypatch.setenv(HANDED_OVER, settings.dumps())
+    app: Any = app_from_environment()
+
+    async def ask() -> tuple[int, httpx.Response]:
+        # The ASGI lifespan uvicorn runs in a worker: its startup loads the model.
+        inbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+        outbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}}
+        running = asyncio.create_task(app(scope, inbox.get, outbox.put))
+        await inbox.put({"type": "lifespan.startup"})
+        assert (await outbox.get())["type"] == "lifespan.startup.complete"
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://w") as client:
+            ping = await client.get("/ping")
+            answer = await client.post("/invocations", json={"instances": ["great value"]})
+        await inbox.put({"type": "lifespan.shutdown"})
+        await running
+        return ping.status_code, answer
+
+    ping, answer = asyncio.run(ask())
+    assert ping == 200
+    assert answer.status_code == 200, answer.text

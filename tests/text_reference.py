@@ -12,12 +12,12 @@ import re
 
 from sentiment.text import (
     DEFAULT_CLEANING,
-    INVISIBLE_CHARS,
     LABEL_PREFIX,
     NUMBER_TOKEN,
     URL_TOKEN,
     Cleaning,
 )
+from sentiment.text_kernel import INVISIBLE_CHARS
 
 LITERAL_NEWLINE = re.compile(r"\\[nrt]")
 INVISIBLE = re.compile(INVISIBLE_CHARS)  # a character set, defined once

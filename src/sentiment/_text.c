@@ -404,7 +404,7 @@ static int64_t normalize_bytes(const uint8_t *data, int64_t n, const Rules *R, B
     return result;
 }
 
-/* The C entry the engine's Predictor calls (its address: normalize_address()). */
+/* The C entry the engine's Predictor calls (handed over in a capsule: normalizer()). */
 static int64_t normalize_into(const uint8_t *data, int64_t n, const uint8_t *flags,
                               int64_t nflags, const uint32_t *lower, int64_t nlower,
                               const uint8_t *opts, int64_t nopts, uint8_t *out, int64_t cap) {
@@ -418,8 +418,13 @@ static int64_t normalize_into(const uint8_t *data, int64_t n, const uint8_t *fla
     return len;
 }
 
-static PyObject *py_normalize_address(PyObject *self, PyObject *noargs) {
-    return PyLong_FromVoidPtr((void *)&normalize_into);
+/* A capsule and not an integer: the name says what the pointer is, and the engine checks it
+ * (PyCapsule_GetPointer), so nothing but this entry can be called through it. The pointer is to
+ * this extension's code, which CPython never unloads. */
+#define NORMALIZER_CAPSULE "sentiment._text.normalize_into"
+
+static PyObject *py_normalizer(PyObject *self, PyObject *noargs) {
+    return PyCapsule_New((void *)&normalize_into, NORMALIZER_CAPSULE, NULL);
 }
 
 /* normalize_one(data, flags, lower, opts) -> normalized UTF-8 bytes, or None (FALLBACK) */
@@ -718,8 +723,9 @@ static PyMethodDef methods[] = {
      "clean_csv_lines(data, offsets, layout_of, split_of, policy, flags, lower, opts, "
      "title_weight, min_tokens, seed_prefix, fraction, crc) -> (status, code, texts, "
      "text_offsets)"},
-    {"normalize_address", py_normalize_address, METH_NOARGS,
-     "The address of the C entry normalize_into (for sentiment.engine._core.Predictor)"},
+    {"normalizer", py_normalizer, METH_NOARGS,
+     "The C entry normalize_into in a capsule named " NORMALIZER_CAPSULE
+     " (for sentiment.engine._core.Predictor)"},
     {NULL, NULL, 0, NULL},
 };
 

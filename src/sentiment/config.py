@@ -8,6 +8,7 @@ passed down; no other module reads `os.environ`.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import types
 import typing
@@ -20,6 +21,9 @@ from sentiment.errors import ConfigError
 
 ENV_PREFIX = "SENTIMENT_"
 SAGEMAKER_PORT = "SAGEMAKER_BIND_TO_PORT"
+# Settings handed whole to a server's worker processes (`Settings.dumps`, `Settings.inherited`),
+# so that no setting is left behind by a list of the ones to pass on.
+HANDED_OVER = ENV_PREFIX + "HANDED_OVER"
 
 
 def _default_cache() -> Path:
@@ -135,6 +139,38 @@ class Settings:
             )
         return cls(**values)
 
+    def dumps(self) -> str:
+        """Every setting as JSON (what `loads` reads back): how a process hands its settings
+        whole to workers it does not fork (`HANDED_OVER`)."""
+        return json.dumps(
+            {
+                f.name: list(v) if isinstance(v, tuple) else str(v) if isinstance(v, Path) else v
+                for f in fields(self)
+                for v in [getattr(self, f.name)]
+            }
+        )
+
+    @classmethod
+    def loads(cls, text: str) -> Settings:
+        """The settings `dumps` wrote (a setting it does not name keeps its default)."""
+        hints = typing.get_type_hints(cls)
+        given = json.loads(text)
+        return cls(
+            **{
+                f.name: _coerce(f.name, given[f.name], hints[f.name], source=HANDED_OVER)
+                for f in fields(cls)
+                if f.name in given
+            }
+        )
+
+    @classmethod
+    def inherited(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """A worker's settings: those its server handed over (`HANDED_OVER`), else `load`."""
+        env = os.environ if environ is None else environ
+        if HANDED_OVER in env:
+            return cls.loads(env[HANDED_OVER])
+        return cls.load(environ=env)
+
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
@@ -153,9 +189,11 @@ class Settings:
 
 
 def _coerce(name: str, value: Any, hint: Any, *, source: str) -> Any:
-    where = {"environment": f"SENTIMENT_{name.upper()}", "sagemaker": SAGEMAKER_PORT}.get(
-        source, f"--{name.replace('_', '-')}"
-    )
+    where = {
+        "environment": f"SENTIMENT_{name.upper()}",
+        "sagemaker": SAGEMAKER_PORT,
+        HANDED_OVER: f"{name} in {HANDED_OVER}",
+    }.get(source, f"--{name.replace('_', '-')}")
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         hint = next(a for a in typing.get_args(hint) if a is not type(None))

@@ -327,9 +327,9 @@ def _load_model_bin(path: Path, name: str | None) -> Model:
     )
     if model._native is not None:
         from sentiment.text import kernel_options
-        from sentiment.text_kernel import normalize_address, tables
+        from sentiment.text_kernel import normalizer, tables
 
-        model._native.set_normalizer(normalize_address(), *tables(), kernel_options(pre.cleaning))
+        model._native.set_normalizer(normalizer(), *tables(), kernel_options(pre.cleaning))
     # Load the compiled normalization now (single and batch entries), not on the first request:
     # a served worker would otherwise answer its first requests ~0.3 s late (p99 of a benchmark
     # run showed 400 ms).
@@ -462,8 +462,8 @@ def _find_bin(root: Path) -> Path | None:
 
 def _load_predictor(path: Path) -> tuple[Any, Any, tuple[str, ...], dict[str, Any]]:
     """(fastText model or None, our Predictor or None, labels, args) for a .bin file."""
-    from sentiment.engine import _core
     from sentiment.engine.fasttext_bin import QuantizedModel, read_bin
+    from sentiment.engine.predictor import build_predictor, covers
 
     try:
         bin_model = read_bin(path, mapped=True)
@@ -486,26 +486,10 @@ def _load_predictor(path: Path) -> tuple[Any, Any, tuple[str, ...], dict[str, An
         "minn": bin_model.minn,
         "maxn": bin_model.maxn,
     }
-    covered = (
-        bin_model.loss == "softmax"
-        and bin_model.maxn == 0
-        and not any(bin_model.types[:nwords])
-        and bin_model.wi.shape[0] == nwords + bin_model.buckets
-        and len(labels) > 0
-    )
-    if not covered:
+    if not covers(bin_model):
         ft = _load_fasttext(path)
         return ft, None, tuple(ft.get_labels()), _args(ft)
-    native = _core.Predictor(
-        bin_model.wi,
-        bin_model.wo,
-        bin_model.dim,
-        b"".join(w + b"\n" for w in bin_model.words),
-        nwords,
-        bin_model.word_ngrams,
-        bin_model.buckets,
-    )
-    return None, native, labels, args
+    return None, build_predictor(bin_model), labels, args
 
 
 def _load_fasttext(path: Path) -> Any:

@@ -19,14 +19,12 @@ from typing import Any
 import numpy as np
 
 from sentiment.errors import UsageError
+from sentiment.text_kernel import INVISIBLE_CHARS
 
 URL_TOKEN = "_url_"
 NUMBER_TOKEN = "_num_"
 LABEL_PREFIX = "__label__"
 
-# Control, format and separator characters that are not plain spaces (they would break fastText's
-# line format or make invisible token differences) become spaces.
-INVISIBLE_CHARS = "[\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]"
 _INVISIBLE = re.compile(INVISIBLE_CHARS)
 
 

@@ -18,7 +18,7 @@ Entries (numpy in, numpy out):
 - `normalize_one`: one text (a served request);
 - `clean_csv_lines`: lines of an Amazon reviews CSV (what the Spark job's Arrow batches hold):
   parse, label policy, compose title + body, normalize, drop reason, validation split;
-- `normalize_address`: the C entry the engine's Predictor calls (no Python in between).
+- `normalizer`: the C entry the engine's Predictor calls (no Python in between).
 A text the compiled code does not take on (an HTML entity to unescape, a character whose lower
 case is not one character or depends on context, bytes that are not strict UTF-8, a line that
 is not three plain quoted fields) is marked FALLBACK and done in Python by the same rules
@@ -33,7 +33,12 @@ from functools import cache
 import numpy as np
 
 from sentiment import _text
-from sentiment.text import INVISIBLE_CHARS
+
+# Control, format and separator characters that are not plain spaces (they would break fastText's
+# line format or make invisible token differences) become spaces (defined here, with
+# the tables the compiled rules read, so that sentiment.text imports this module and not both
+# ways).
+INVISIBLE_CHARS = "[\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]"
 
 # Row status from clean_csv_lines.
 KEPT, FALLBACK, REJECT_LABEL, DROP_POLICY, DROP_SHORT = 0, 1, 2, 3, 4
@@ -98,11 +103,12 @@ def normalize_one(
     return _text.normalize_one(data, flags, lower, opts)
 
 
-def normalize_address() -> int:
-    """The address of the C entry `normalize_into(data, n, flags, nflags, lower, nlower, opts,
-    nopts, out, cap)`: the normalized length, -1 when Python must do it, -2 when longer than
-    `cap` (or out of memory). sentiment.engine._core.Predictor calls it on a request's text."""
-    return int(_text.normalize_address())
+def normalizer() -> object:
+    """The C entry `normalize_into(data, n, flags, nflags, lower, nlower, opts, nopts, out,
+    cap)` in a capsule named "sentiment._text.normalize_into": the normalized length, -1 when
+    Python must do it, -2 when longer than `cap` (or out of memory).
+    sentiment.engine._core.Predictor calls it on a request's text."""
+    return _text.normalizer()
 
 
 def clean_csv_lines(

@@ -1002,16 +1002,21 @@ static PyObject *Predictor_top(Predictor *self, PyObject *args) {
     return result;
 }
 
-/* set_normalizer(address, flags u8, lower u32, opts u8): the C entry of the text
- * normalization (sentiment.text_kernel.normalize_address()) and the tables it reads. */
+/* set_normalizer(normalizer, flags u8, lower u32, opts u8): the C entry of the text
+ * normalization (the capsule sentiment.text_kernel.normalizer(), its name checked: the one
+ * sentiment/_text.c gives it) and the tables it reads. */
 static PyObject *Predictor_set_normalizer(Predictor *self, PyObject *args) {
-    unsigned long long address;
+    PyObject *capsule;
     PyObject *o[3];
-    if (!PyArg_ParseTuple(args, "KOOO", &address, &o[0], &o[1], &o[2])) return NULL;
-    if (address == 0) {
-        PyErr_SetString(PyExc_ValueError, "set_normalizer: a null address");
+    if (!PyArg_ParseTuple(args, "OOOO", &capsule, &o[0], &o[1], &o[2])) return NULL;
+    if (!PyCapsule_IsValid(capsule, "sentiment._text.normalize_into")) {
+        PyErr_SetString(PyExc_TypeError,
+                        "set_normalizer: not the capsule sentiment._text.normalize_into "
+                        "(sentiment.text_kernel.normalizer())");
         return NULL;
     }
+    void *entry = PyCapsule_GetPointer(capsule, "sentiment._text.normalize_into");
+    if (entry == NULL) return NULL;
     Buf b[3] = {0};
     if (get_buf(o[0], &b[0], 0, 1, "flags") < 0 || get_buf(o[1], &b[1], 0, 4, "lower") < 0 ||
         get_buf(o[2], &b[2], 0, 1, "opts") < 0) {
@@ -1023,7 +1028,7 @@ static PyObject *Predictor_set_normalizer(Predictor *self, PyObject *args) {
     }
     for (int i = 0; i < 3; i++) self->norm_views[i] = b[i].view;
     self->norm_held = 1;
-    self->normalize = (normalize_fn)(uintptr_t)address;
+    self->normalize = (normalize_fn)entry;
     Py_RETURN_NONE;
 }
 
@@ -1063,7 +1068,7 @@ static PyObject *Predictor_top_text(Predictor *self, PyObject *args) {
 
 static PyMethodDef Predictor_methods[] = {
     {"set_normalizer", (PyCFunction)Predictor_set_normalizer, METH_VARARGS,
-     "set_normalizer(address, flags, lower, opts): the normalization top_text applies"},
+     "set_normalizer(normalizer, flags, lower, opts): the normalization top_text applies"},
     {"top_text", (PyCFunction)Predictor_top_text, METH_VARARGS,
      "top_text(text, k) -> ((label index, ...), (probability, ...)), or None when the text "
      "needs the Python path of the normalization"},

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sentiment.engine import _core, kernels
+from sentiment.engine import kernels
 from sentiment.engine.dictionary import (
     Dictionary,
     Encoded,
@@ -29,6 +29,7 @@ from sentiment.engine.dictionary import (
     scan_chunks,
 )
 from sentiment.engine.fasttext_bin import BinModel, write_bin
+from sentiment.engine.predictor import build_predictor
 from sentiment.errors import DataError, UsageError
 
 Progress = Callable[[int, int], None]  # (tokens done this epoch, tokens per epoch)
@@ -307,10 +308,7 @@ class Trainer:
         """Label probabilities for tokenized texts (columns in `labels` order): fastText's
         predict, by the Predictor that serves models (`_core.c`), over the current weights."""
         d = self._dict
-        predictor = _core.Predictor(
-            self.wi, self.wo, self.params.dim, b"".join(w + b"\n" for w in d.words),
-            d.nwords, self.params.word_ngrams, self.buckets,
-        )  # fmt: skip
+        predictor = build_predictor(self.to_bin_model())
         out = np.zeros((len(texts), d.nlabels), np.float32)
         for row, text in enumerate(texts):
             ids, probs = predictor.top(text.replace("\n", " ").encode(), d.nlabels)

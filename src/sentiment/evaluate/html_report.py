@@ -5,6 +5,8 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from sentiment.answers import SENTIMENTS
+
 _STYLE = """
 body{font:15px/1.5 system-ui,sans-serif;color:#1f2328;max-width:70rem;margin:2rem auto;padding:0 1rem}
 h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #d0d7de}
@@ -45,9 +47,7 @@ def render(report: dict[str, Any], images: dict[str, str]) -> str:
         )
     parts.append("</div>")
     if m.get("answers"):
-        from sentiment.evaluate.answers import html as answers_html
-
-        parts.append(answers_html(m["answers"], images))
+        parts.append(_answers(m["answers"], images))
     if "baseline" in report:
         parts.append(_baseline(report))
     parts.append(
@@ -126,3 +126,45 @@ def _baseline(report: dict[str, Any]) -> str:
         )
     rows.append("</table>")
     return "".join(rows)
+
+
+def _answers(section: dict[str, Any], images: dict[str, str]) -> str:
+    """The report's "Four answers" section (sentiment.evaluate.answers computes it)."""
+    parts = [
+        "<h2>Four answers: positive, negative, neutral, mixed</h2>",
+        f"<p class='muted'>{escape(str(section['derivation']))}</p>",
+        "<table><tr><th>target</th><th>value</th><th>goal</th><th>result</th></tr>",
+    ]
+    for t in section["targets"]:
+        verdict = "pass" if t["passed"] else "FAIL"
+        parts.append(
+            f"<tr data-target='{escape(str(t['name']))}'><td>{escape(str(t['name']))}</td><td>{t['value']:.4f}</td>"
+            f"<td>{escape(str(t['goal']))}</td><td><b>{verdict}</b></td></tr>"
+        )
+    parts.append(
+        f"<tr><td>ECE before calibration</td><td>{section['ece_before']:.4f}</td><td></td><td></td></tr></table>"
+    )
+    for title, key in (
+        ("What each star rating was answered", "stars"),
+        ("What each true label was answered", "answered"),
+    ):
+        table = section.get(key)
+        if not table:
+            continue
+        parts.append(f"<h3>{title}</h3><table class='answers'><tr><th></th><th>n</th>")
+        parts += [f"<th>{s}</th>" for s in SENTIMENTS]
+        parts.append("</tr>")
+        for group, row in table.items():
+            cells = "".join(f"<td>{row[s]:.1%}</td>" for s in SENTIMENTS)
+            parts.append(
+                f"<tr><td>{escape(str(group))}</td><td>{row['examples']:,}</td>{cells}</tr>"
+            )
+        parts.append("</table>")
+    parts.append("<div class='plots'>")
+    for name in ("answers_reliability_before.png", "answers_reliability_after.png"):
+        if name in images:
+            parts.append(
+                f"<figure><img src='{images[name]}' alt='{name}' data-plot='{name}'></figure>"
+            )
+    parts.append("</div>")
+    return "\n".join(parts)

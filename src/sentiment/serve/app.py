@@ -51,7 +51,7 @@ from sentiment.errors import (
     UsageError,
 )
 from sentiment.model import Model, _model_name, load_model, load_model_bin
-from sentiment.serve import codecs, runtime_api
+from sentiment.serve import codecs, loading, runtime_api
 from sentiment.serve.metrics import Metrics
 from sentiment.serve.peers import Peers
 
@@ -436,7 +436,7 @@ def _lifespan(endpoint: Endpoint) -> Any:
         if endpoint.slot.model is None:
             # Into the slot, not a local: this coroutine stays suspended at its `yield` while
             # the server runs, and a local would keep the startup model mapped after swaps.
-            endpoint.serve(*await run_in_threadpool(load_served_model, endpoint.settings))
+            endpoint.serve(*await run_in_threadpool(loading.load_served_model, endpoint.settings))
         follower = None
         if endpoint.peers is not None:
             follower = asyncio.get_running_loop().create_task(endpoint.follow_peers())
@@ -447,28 +447,3 @@ def _lifespan(endpoint: Endpoint) -> Any:
                 await follower
 
     return lifespan
-
-
-def load_served_model(settings: Settings, pinned: Path | None = None) -> tuple[Model, str]:
-    """The model the endpoint serves (settings.model, else SageMaker's folder), logged; from
-    `pinned` (its .bin, kept by the endpoint's workers) if given and loadable."""
-    from sentiment.serve.server import resolve_model_ref
-    from sentiment.storage import open_bucket
-
-    ref = resolve_model_ref(settings)
-    started = time.perf_counter()
-    model = None
-    if pinned is not None:
-        try:
-            model = load_model_bin(pinned, name=_model_name(ref))
-        except SentimentError as err:
-            log.warning("the pinned copy of %s did not load (%s); loading it again", ref, err)
-    if model is None:
-        model = load_model(ref, bucket=open_bucket(settings.bucket), cache_dir=settings.cache_dir)
-    log.info(
-        "loaded model %s (labels: %s) in %.2fs",
-        model.name,
-        ", ".join(model.classes),
-        time.perf_counter() - started,
-    )
-    return model, str(ref)

@@ -36,30 +36,18 @@ from typing import Any
 
 import uvicorn
 
-from sentiment.config import Settings
-from sentiment.errors import InputNotFound, SentimentError
+from sentiment.config import HANDED_OVER, Settings
+from sentiment.errors import SentimentError
+from sentiment.serve.loading import resolve_model_ref
 
 log = logging.getLogger("sentiment.serve")
-
-
-def resolve_model_ref(settings: Settings) -> str:
-    """settings.model, else SageMaker's /opt/ml/model inside a container."""
-    if settings.model:
-        return settings.model
-    folder = Path(settings.sagemaker_model_dir)
-    if folder.is_dir():
-        return str(folder)
-    raise InputNotFound(
-        "No model to serve.",
-        hint=f"Give --model (a job name, model.tar.gz, folder or .bin), or put model.bin in {folder}.",
-    )
 
 
 def app_from_environment() -> object:
     """uvicorn factory for worker processes: settings from the environment, model at startup."""
     from sentiment.serve.app import create_app
 
-    settings = Settings.load()
+    settings = Settings.inherited()
     configure_logging(settings.log_level)
     return create_app(settings)
 
@@ -106,21 +94,15 @@ def run_server(settings: Settings) -> None:
     )
     common = server_options(settings.host, settings.serve_port, settings.log_level, settings)
     if settings.serve_workers > 1:
-        # Passed on to the worker processes, which read their settings as any process does.
-        for name, value in {
-            "MODEL": ref,
-            "BUCKET": settings.bucket,
-            "CACHE_DIR": str(settings.cache_dir),
-            "SERVE_RAW": "true" if settings.serve_raw else "false",
-            "ADMIN_TOKEN": settings.admin_token,
-            "LOG_LEVEL": settings.log_level,
-        }.items():
-            os.environ[f"SENTIMENT_{name}"] = value
+        # The workers get the settings whole: forked, as an argument; started by uvicorn, in
+        # one variable (`Settings.inherited`), so no setting can be left out of a list.
         if hasattr(socket, "SO_REUSEPORT"):
             path = resolve_model_bin(
                 ref, bucket=open_bucket(settings.bucket), cache_dir=settings.cache_dir
             )
-            raise SystemExit(run_workers(settings.serve_workers, common, model=(ref, path)))
+            code = run_workers(settings.serve_workers, common, model=(ref, path), settings=settings)
+            raise SystemExit(code)
+        os.environ[HANDED_OVER] = settings.dumps()
         uvicorn.run(
             "sentiment.serve.server:app_from_environment",
             factory=True,
@@ -137,7 +119,8 @@ def endpoint_app(settings: Settings, peers: Any = None) -> Any:
     a frame that outlives this call (a worker's or the CLI's, which run as long as the server):
     so a model swapped out is unmapped once its last request is answered (issue 14's soak saw a
     worker keep its startup model mapped beside the current one after swaps A->B->A: +56% RSS)."""
-    from sentiment.serve.app import create_app, load_served_model
+    from sentiment.serve.app import create_app
+    from sentiment.serve.loading import load_served_model
 
     if peers is None:
         model, ref = load_served_model(settings)
@@ -173,9 +156,11 @@ def run_workers(
     options: dict[str, Any],
     app: str | None = None,
     model: tuple[str, Path] | None = None,
+    settings: Settings | None = None,
 ) -> int:
     """Run `count` worker processes of the endpoint serving `model` (its reference and .bin),
-    or of the ASGI app `app` ("module:attr": benchmarks/serve measures its raw echo on this same
+    with `settings` (default: `Settings.inherited()` in
+    each worker), or of the ASGI app `app` ("module:attr": benchmarks/serve measures its raw echo on this same
     stack), until SIGTERM/SIGINT, then stop them gracefully. A worker that dies is replaced
     (with a growing delay if it keeps dying); if one fails before any worker served, the
     endpoint stops and `WorkerFailed` says why. Returns the exit code (0)."""
@@ -216,7 +201,8 @@ def run_workers(
 
     def start(index: int, barrier: Any = None) -> Any:
         process = context.Process(
-            target=_worker, args=(options, os.getpid(), barrier, app, peers.for_worker(index))
+            target=_worker,
+            args=(options, os.getpid(), barrier, app, peers.for_worker(index), settings),
         )
         # Blocked across the fork: a SIGTERM meant for the new worker waits until it has
         # dropped this process's handler (which would only set the child's copy of `stop`).
@@ -343,7 +329,12 @@ def _family(host: str) -> socket.AddressFamily:
 
 
 def _worker(
-    options: dict[str, Any], parent: int, barrier: Any, app_ref: str | None, peers: Any
+    options: dict[str, Any],
+    parent: int,
+    barrier: Any,
+    app_ref: str | None,
+    peers: Any,
+    settings: Settings | None,
 ) -> None:
     """One worker process (forked from the supervisor): loads the model, waits for its
     siblings (`barrier`; None for a replacement), then serves on its own SO_REUSEPORT socket on
@@ -357,7 +348,7 @@ def _worker(
     os.setpgrp()  # a terminal's Ctrl-C reaches the supervisor, which stops workers once
     app: Any = app_ref
     if app_ref is None:
-        settings = Settings.load()
+        settings = settings or Settings.inherited()
         configure_logging(settings.log_level)
         try:
             app = endpoint_app(settings, peers)
