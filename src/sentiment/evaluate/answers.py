@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from html import escape
 from typing import Any
 
 import numpy as np
@@ -190,18 +191,16 @@ def _shares(answered: np.ndarray, groups: list[str]) -> dict[str, dict[str, Any]
 
 def html(section: dict[str, Any], images: dict[str, str]) -> str:
     """The report's "Four answers" section."""
-    from sentiment.evaluate.report import escape
-
     parts = [
         "<h2>Four answers: positive, negative, neutral, mixed</h2>",
-        f"<p class='muted'>{escape(section['derivation'])}</p>",
+        f"<p class='muted'>{escape(str(section['derivation']))}</p>",
         "<table><tr><th>target</th><th>value</th><th>goal</th><th>result</th></tr>",
     ]
     for t in section["targets"]:
         verdict = "pass" if t["passed"] else "FAIL"
         parts.append(
-            f"<tr data-target='{escape(t['name'])}'><td>{escape(t['name'])}</td><td>{t['value']:.4f}</td>"
-            f"<td>{escape(t['goal'])}</td><td><b>{verdict}</b></td></tr>"
+            f"<tr data-target='{escape(str(t['name']))}'><td>{escape(str(t['name']))}</td><td>{t['value']:.4f}</td>"
+            f"<td>{escape(str(t['goal']))}</td><td><b>{verdict}</b></td></tr>"
         )
     parts.append(
         f"<tr><td>ECE before calibration</td><td>{section['ece_before']:.4f}</td><td></td><td></td></tr></table>"
@@ -218,7 +217,9 @@ def html(section: dict[str, Any], images: dict[str, str]) -> str:
         parts.append("</tr>")
         for group, row in table.items():
             cells = "".join(f"<td>{row[s]:.1%}</td>" for s in SENTIMENTS)
-            parts.append(f"<tr><td>{escape(group)}</td><td>{row['examples']:,}</td>{cells}</tr>")
+            parts.append(
+                f"<tr><td>{escape(str(group))}</td><td>{row['examples']:,}</td>{cells}</tr>"
+            )
         parts.append("</table>")
     parts.append("<div class='plots'>")
     for name in ("answers_reliability_before.png", "answers_reliability_after.png"):

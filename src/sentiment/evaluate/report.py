@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import html
 import json
 import shutil
 import time
@@ -478,7 +477,3 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     return str(value)
-
-
-def escape(text: Any) -> str:
-    return html.escape(str(text))
