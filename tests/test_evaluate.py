@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import POLARITY, REPO, read_reviews
+from sentiment.errors import ModelError
 from sentiment.evaluate import metrics as m
 
 # A 4-example binary case worked out by hand (labels: 0 = negative, 1 = positive).
@@ -216,7 +217,8 @@ def test_a_model_that_is_not_a_model_is_a_clear_error(prepared_test: Path, tmp_p
     bogus = tmp_path / "model.bin"
     bogus.write_bytes(b"not a fastText model")
     result = _cli("evaluate", "--model", str(bogus), "--test", str(prepared_test))
-    assert result.returncode in (3, 4) and result.stderr.startswith("Error: ")
+    assert result.returncode == ModelError.exit_code, result.stderr
+    assert result.stderr.startswith("Error: ") and "is not a fastText model file" in result.stderr
     assert "Traceback" not in result.stderr
 
 
