@@ -1,15 +1,20 @@
 """Unit tests of what otherwise runs only end to end: a killed job's liveness, unreadable job
-records, a prepared folder's bad manifest, and the model archive's refusals."""
+records, a prepared folder's bad manifest, the model archive's refusals, and the serving
+workers' agreement on a swap when one of them cannot follow it."""
 
 from __future__ import annotations
 
 import io
 import json
+import multiprocessing
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import tarfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +22,7 @@ import pytest
 from sentiment import layout
 from sentiment.errors import DataError, ModelError
 from sentiment.model import _unpack
+from sentiment.serve.peers import Peers
 from sentiment.storage import open_bucket
 from sentiment.train.job import list_jobs, preprocessing_for, read_job, with_liveness
 
@@ -165,3 +171,50 @@ def test_unpack_refuses_a_corrupt_gzip(tmp_path: Path, cut: int) -> None:
     archive.write_bytes(whole.read_bytes()[:cut])
     with pytest.raises(ModelError, match=r"is not a readable model\.tar\.gz"):
         _unpack(archive, tmp_path / "cache")
+
+
+@pytest.fixture
+def peers(tmp_path: Path) -> Iterator[Peers]:
+    """The shared state of a three-worker endpoint (the workers are played in-process)."""
+    shared = Peers.create(multiprocessing.get_context("spawn"), 3)
+    shared.start("first", _model(tmp_path, "first"))
+    yield shared
+    shutil.rmtree(shared.folder, ignore_errors=True)
+
+
+def _model(tmp_path: Path, name: str) -> Path:
+    model = tmp_path / name / layout.MODEL_BIN
+    model.parent.mkdir()
+    model.write_bytes(b"weights")
+    return model
+
+
+def _publish(peers: Peers, tmp_path: Path) -> int:
+    return peers.publish("swapped", _model(tmp_path, "swapped"))
+
+
+def test_a_swap_waits_for_every_worker_and_counts_the_ones_that_failed(
+    peers: Peers, tmp_path: Path
+) -> None:
+    generation = _publish(peers, tmp_path)
+    assert peers.latest()[:2] == (generation, "swapped")
+    first, second, third = (peers.for_worker(i) for i in range(3))
+    first.mark_applied(generation)
+    second.mark_applied(generation)
+    third.mark_failed(generation)  # could not load the swapped-to model; keeps its own
+    clock = time.monotonic()
+    assert peers.wait_applied(generation, timeout=10) == 2
+    assert time.monotonic() - clock < 5  # a failure is an answer: no waiting out the timeout
+
+
+def test_a_swap_awaits_a_worker_whose_last_word_was_on_an_older_one(
+    peers: Peers, tmp_path: Path
+) -> None:
+    older = peers.publish("older", _model(tmp_path, "older"))
+    generation = _publish(peers, tmp_path)
+    peers.for_worker(0).mark_applied(generation)
+    peers.for_worker(1).mark_failed(older)  # no answer to this swap: still awaited...
+    peers.for_worker(2).mark_applied(generation)
+    clock = time.monotonic()
+    assert peers.wait_applied(generation, timeout=0.3) == 2
+    assert time.monotonic() - clock >= 0.3  # ...until the timeout, not forever
