@@ -7,12 +7,15 @@ import json
 import math
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from conftest import POLARITY, REPO, read_reviews
+from sentiment.errors import ModelError
 from sentiment.evaluate import metrics as m
 
 # A 4-example binary case worked out by hand (labels: 0 = negative, 1 = positive).
@@ -107,21 +110,49 @@ def prepared_test(tmp_path_factory: pytest.TempPathFactory) -> Path:
     lines = []
     for label, title, body in read_reviews(POLARITY / "test.csv"):
         name = map_label(Layout.POLARITY, label, Policy.BINARY)
+        assert name is not None
         lines.append(f"{with_prefix(name)} {normalize(compose(title, body))}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
 
-def test_evaluate_a_prepared_file_and_the_raw_csv_alike(
-    tiny_model_dir: Path, prepared_test: Path, tmp_path: Path
-) -> None:
-    model = str(tiny_model_dir / "model.bin")
-    out = tmp_path / "report"
-    result = _cli("evaluate", "--model", model, "--test", str(prepared_test), "--output", str(out))
+@dataclass(frozen=True)
+class Evaluated:
+    out: Path
+    result: subprocess.CompletedProcess[str]
+    report: dict[str, Any]
+
+
+def _evaluate(model_dir: Path, test: Path, out: Path) -> Evaluated:
+    result = _cli(
+        "evaluate", "--model", str(model_dir / "model.bin"), "--test", str(test),
+        "--output", str(out),
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"Report: {out / 'report.html'}"
-    assert "accuracy" in result.stderr and "macro F1" in result.stderr  # the terminal summary
-    report = json.loads((out / "report.json").read_text())
+    return Evaluated(out, result, json.loads((out / "report.json").read_text()))
+
+
+@pytest.fixture(scope="module")
+def of_prepared(
+    tiny_model_dir: Path, prepared_test: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Evaluated:
+    """`sentiment evaluate` of the prepared test file, run once for the tests that read it."""
+    return _evaluate(tiny_model_dir, prepared_test, tmp_path_factory.mktemp("prepared") / "report")
+
+
+@pytest.fixture(scope="module")
+def of_raw(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Evaluated:
+    """`sentiment evaluate` of the raw polarity CSV the prepared file was made from."""
+    return _evaluate(tiny_model_dir, POLARITY / "test.csv", tmp_path_factory.mktemp("raw") / "raw")
+
+
+def test_evaluate_prints_where_the_report_is_and_a_summary(of_prepared: Evaluated) -> None:
+    assert of_prepared.result.stdout.strip() == f"Report: {of_prepared.out / 'report.html'}"
+    assert "accuracy" in of_prepared.result.stderr and "macro F1" in of_prepared.result.stderr
+
+
+def test_the_report_holds_the_metrics(of_prepared: Evaluated) -> None:
+    report = of_prepared.report
     found = report["metrics"]
     assert report["test"]["examples"] == len(read_reviews(POLARITY / "test.csv"))
     assert 0.8 < found["accuracy"] < 1.0
@@ -129,31 +160,36 @@ def test_evaluate_a_prepared_file_and_the_raw_csv_alike(
     assert found["binary"]["positive_label"] == "positive"
     assert 0.8 < found["binary"]["roc_auc"] <= 1.0 and 0.8 < found["binary"]["pr_auc"] <= 1.0
     assert 0.0 <= found["calibration"]["ece"] < 0.2
-    assert (
-        len(found["confident_errors"]["negative"]) == 5
-        and found["confident_errors"]["negative"][0]["text"]
-    )
-    for name in ("confusion_matrix", "reliability", "coverage", "roc", "pr"):
-        assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(found["confident_errors"]["negative"]) == 5
+    assert found["confident_errors"]["negative"][0]["text"]
     assert report["learning_curve"] is None  # a bare .bin has no job record
-    html = (out / "report.html").read_text()
+
+
+def test_the_report_draws_its_plots(of_prepared: Evaluated) -> None:
+    for name in ("confusion_matrix", "reliability", "coverage", "roc", "pr"):
+        assert (of_prepared.out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    html = (of_prepared.out / "report.html").read_text()
     # five plots and the four answers' reliability before and after calibration
     assert html.count("src='data:image/png;base64,") == 7
-    # The raw CSV goes through the same cleaning and label policy: the very same numbers.
-    raw_out = tmp_path / "raw"
-    raw = _cli(
-        "evaluate", "--model", model, "--test", str(POLARITY / "test.csv"), "--output", str(raw_out)
+
+
+def test_a_raw_csv_gives_the_very_same_numbers(of_prepared: Evaluated, of_raw: Evaluated) -> None:
+    # The raw CSV goes through the same cleaning and label policy.
+    assert of_raw.report["test"]["source"] == "csv (polarity layout, binary policy)"
+    assert of_raw.report["metrics"]["accuracy"] == of_prepared.report["metrics"]["accuracy"]
+    assert of_raw.report["metrics"]["log_loss"] == pytest.approx(
+        of_prepared.report["metrics"]["log_loss"]
     )
-    assert raw.returncode == 0, raw.stderr
-    raw_report = json.loads((raw_out / "report.json").read_text())
-    assert raw_report["test"]["source"] == "csv (polarity layout, binary policy)"
-    assert raw_report["metrics"]["accuracy"] == found["accuracy"]
-    assert raw_report["metrics"]["log_loss"] == pytest.approx(found["log_loss"])
-    # Errors from a raw CSV are shown as the review was written: title, a dash, then the text.
-    shown = raw_report["metrics"]["confident_errors"]["positive"][0]
-    index = shown["index"]
-    assert shown == found["confident_errors"]["positive"][0] | {"text": shown["text"]}
-    _label, title, body = read_reviews(POLARITY / "test.csv")[index]
+
+
+def test_errors_from_a_raw_csv_are_shown_as_written(
+    of_prepared: Evaluated, of_raw: Evaluated
+) -> None:
+    # Title, a dash, then the text.
+    shown = of_raw.report["metrics"]["confident_errors"]["positive"][0]
+    found = of_prepared.report["metrics"]["confident_errors"]["positive"][0]
+    assert shown == found | {"text": shown["text"]}
+    _label, title, body = read_reviews(POLARITY / "test.csv")[shown["index"]]
     assert shown["text"] == f"{title.strip()} — {body.replace(chr(92) + 'n', ' ').strip()}"
 
 
@@ -216,7 +252,8 @@ def test_a_model_that_is_not_a_model_is_a_clear_error(prepared_test: Path, tmp_p
     bogus = tmp_path / "model.bin"
     bogus.write_bytes(b"not a fastText model")
     result = _cli("evaluate", "--model", str(bogus), "--test", str(prepared_test))
-    assert result.returncode in (3, 4) and result.stderr.startswith("Error: ")
+    assert result.returncode == ModelError.exit_code, result.stderr
+    assert result.stderr.startswith("Error: ") and "is not a fastText model file" in result.stderr
     assert "Traceback" not in result.stderr
 
 

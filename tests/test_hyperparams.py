@@ -40,7 +40,7 @@ def test_sagemaker_string_map() -> None:
     assert values["epochs"] == 10 and isinstance(values["epochs"], int)
     assert values["learning_rate"] == 0.05 and values["early_stopping"] is True
     assert values["buckets"] == 2_000_000  # untouched default
-    assert hp.as_strings(values)["early_stopping"] == "True"
+    assert hp.format_value(values["early_stopping"]) == "True"
     assert hp.resolve({"early_stopping": "False"})["early_stopping"] is False
     assert hp.resolve({"epochs": "10.0"})["epochs"] == 10
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tarfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,39 +32,60 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return folders
 
 
-def test_run_prepares_trains_and_reports(inputs: list[Path], tmp_path: Path, page: Any) -> None:
-    out = tmp_path / "work"
+@dataclass(frozen=True)
+class Pipeline:
+    out: Path
+    result: subprocess.CompletedProcess[str]
+    record: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def pipeline(inputs: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
+    """One `sentiment run` (prepare, train, evaluate), run once for the tests that read it."""
+    out = tmp_path_factory.mktemp("pipeline") / "work"
     result = subprocess.run(
         [sys.executable, "-m", "sentiment", "run", *[a for f in inputs for a in ("--input", str(f))],
          "--eval", str(POLARITY / "test.csv"), "--output", str(out), "--no-serve", "--job-name", "pipeline"],
         capture_output=True, text=True, cwd=REPO, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    manifest = json.loads((out / "prepared" / "manifest.json").read_text())
-    assert manifest["policy"] == "ternary" and manifest["cleaning"]["title_weight"] == 3
     record = json.loads((out / "pipeline" / "job.json").read_text())
+    return Pipeline(out, result, record)
+
+
+def test_run_prepares_with_the_ternary_policy(pipeline: Pipeline) -> None:
+    manifest = json.loads((pipeline.out / "prepared" / "manifest.json").read_text())
+    assert manifest["policy"] == "ternary" and manifest["cleaning"]["title_weight"] == 3
+
+
+def test_run_trains_a_calibrated_model(pipeline: Pipeline) -> None:
+    record = pipeline.record
     assert record["status"] == "Completed"
-    assert (
-        record["hyperparameters"]["early_stopping"] == "False"
-        and record["hyperparameters"]["vector_dim"] == "10"
-    )
-    assert (out / "pipeline" / "output" / "model.tar.gz").is_file()
+    assert record["hyperparameters"]["early_stopping"] == "False"
+    assert record["hyperparameters"]["vector_dim"] == "10"
     # The calibration fitted on the validation split, recorded and shipped beside model.bin.
     assert record["model"]["calibration"]["method"] == "length"
-    with tarfile.open(out / "pipeline" / "output" / "model.tar.gz") as tar:
+    with tarfile.open(pipeline.out / "pipeline" / "output" / "model.tar.gz") as tar:
         assert "calibration.json" in tar.getnames()
-    for folder in ("evaluation", "evaluation-amazon_review_polarity-test"):
-        report = json.loads((out / "pipeline" / folder / "report.json").read_text())
-        assert report["metrics"]["accuracy"] > 0.75
-        assert (
-            report["learning_curve"]
-            and (out / "pipeline" / folder / "learning_curve.png").is_file()
-        )
-        assert (out / "pipeline" / folder / "report.html").is_file()
-    assert "report at" in result.stderr and "pipeline done" in result.stderr
-    # The report on the whole shared polarity test opens in a real browser with every plot.
-    report_dir = out / "pipeline" / "evaluation-amazon_review_polarity-test"
-    report = json.loads((report_dir / "report.json").read_text())
+
+
+@pytest.mark.parametrize("folder", ["evaluation", "evaluation-amazon_review_polarity-test"])
+def test_run_reports_on_each_test_set(pipeline: Pipeline, folder: str) -> None:
+    report = json.loads((pipeline.out / "pipeline" / folder / "report.json").read_text())
+    assert report["metrics"]["accuracy"] > 0.75
+    assert report["learning_curve"]
+    assert (pipeline.out / "pipeline" / folder / "learning_curve.png").is_file()
+    assert (pipeline.out / "pipeline" / folder / "report.html").is_file()
+    assert "report at" in pipeline.result.stderr and "pipeline done" in pipeline.result.stderr
+
+
+def _polarity_report(pipeline: Pipeline) -> tuple[Path, dict[str, Any]]:
+    report_dir = pipeline.out / "pipeline" / "evaluation-amazon_review_polarity-test"
+    return report_dir, json.loads((report_dir / "report.json").read_text())
+
+
+def test_run_reports_the_four_answers_on_the_whole_polarity_test(pipeline: Pipeline) -> None:
+    _, report = _polarity_report(pipeline)
     assert report["test"]["examples"] == sum(
         1 for _ in (POLARITY / "test.csv").open(encoding="utf-8")
     )
@@ -73,6 +95,10 @@ def test_run_prepares_trains_and_reports(inputs: list[Path], tmp_path: Path, pag
     names = [t["name"] for t in answers["targets"]]
     assert "accuracy, positive score against negative" in names
     assert answers["accuracy"] > 0.75
+
+
+def test_the_report_opens_in_a_browser_with_every_plot(pipeline: Pipeline, page: Any) -> None:
+    report_dir, report = _polarity_report(pipeline)
     page.goto((report_dir / "report.html").as_uri())
     plots = page.locator("img[data-plot]")
     names = sorted(plots.nth(i).get_attribute("data-plot") for i in range(plots.count()))
@@ -86,7 +112,7 @@ def test_run_prepares_trains_and_reports(inputs: list[Path], tmp_path: Path, pag
             "answers_reliability_after.png",
         ]
     )
-    assert page.locator("tr[data-target]").count() == len(answers["targets"])
+    assert page.locator("tr[data-target]").count() == len(report["metrics"]["answers"]["targets"])
     widths = plots.evaluate_all("imgs => imgs.map(i => i.complete && i.naturalWidth)")
     assert all(w and w > 100 for w in widths), widths
     assert f"{report['metrics']['accuracy']:.4f}" in page.content()

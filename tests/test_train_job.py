@@ -10,8 +10,11 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import fasttext
 import pytest
@@ -50,8 +53,17 @@ def _cli(*args: str, bucket: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_train_writes_a_sagemaker_layout_and_a_record(prepared: Path, tmp_path: Path) -> None:
-    bucket = tmp_path / "bucket"
+@dataclass(frozen=True)
+class TrainedJob:
+    bucket: Path
+    result: subprocess.CompletedProcess[str]
+    record: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def job_a(prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainedJob:
+    """One training job, run once for the tests that read what it wrote (read-only)."""
+    bucket = tmp_path_factory.mktemp("job-a") / "bucket"
     result = _cli(
         "train",
         "--input",
@@ -67,50 +79,66 @@ def test_train_writes_a_sagemaker_layout_and_a_record(prepared: Path, tmp_path: 
         bucket=bucket,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("job-a Completed validation accuracy 0.")
+    record = json.loads((bucket / "job-a" / "job.json").read_text())
+    return TrainedJob(bucket, result, record)
+
+
+def test_train_prints_blazingtexts_lines(job_a: TrainedJob) -> None:
+    stdout, stderr = job_a.result.stdout, job_a.result.stderr
+    assert stdout.startswith("job-a Completed validation accuracy 0.")
     # BlazingText's metric lines, as SageMaker metric definitions scrape them.
-    assert re.search(r"^#train_accuracy: \d\.\d{4}$", result.stderr, re.M)
-    assert re.search(r"^#validation_accuracy: \d\.\d{4}$", result.stderr, re.M)
-    assert len(re.findall(r"^Validation accuracy: \d\.\d{6}$", result.stderr, re.M)) == 3
-    assert "Million Words/sec" in result.stderr
-    archive = bucket / "job-a" / "output" / "model.tar.gz"
+    assert re.search(r"^#train_accuracy: \d\.\d{4}$", stderr, re.M)
+    assert re.search(r"^#validation_accuracy: \d\.\d{4}$", stderr, re.M)
+    assert len(re.findall(r"^Validation accuracy: \d\.\d{6}$", stderr, re.M)) == 3
+    assert "Million Words/sec" in stderr
+
+
+def test_train_writes_a_sagemaker_archive_with_calibration(job_a: TrainedJob) -> None:
+    archive = job_a.bucket / "job-a" / "output" / "model.tar.gz"
     with tarfile.open(archive) as tar:
         assert sorted(tar.getnames()) == [
             "calibration.json",
             "model.bin",
             "preprocessing.json",
         ]  # model.bin at the root; calibration.json fitted on the validation channel
-    record = json.loads((bucket / "job-a" / "job.json").read_text())
-    calibration = record["model"]["calibration"]
+    calibration = job_a.record["model"]["calibration"]
     assert calibration["labels"] == ["positive", "negative"] and calibration["temperature"] > 0
     assert calibration["stats"]["nll_after"] <= calibration["stats"]["nll_before"]
-    assert re.search(r"^Calibration \(length, T=[\d.]+\) on \d+ validation", result.stderr, re.M)
-    assert record["status"] == "Completed" and record["failure_reason"] is None
-    assert (
-        record["hyperparameters"]["epochs"] == "3"
-        and record["hyperparameters"]["learning_rate"] == "0.05"
+    assert re.search(
+        r"^Calibration \(length, T=[\d.]+\) on \d+ validation", job_a.result.stderr, re.M
     )
+
+
+def test_the_job_record_says_what_was_trained_and_how(job_a: TrainedJob) -> None:
+    record = job_a.record
+    assert record["status"] == "Completed" and record["failure_reason"] is None
+    assert record["hyperparameters"]["epochs"] == "3"
+    assert record["hyperparameters"]["learning_rate"] == "0.05"
     assert record["extras"] == {"threads": 0, "seed": 0, "loss": "softmax"}
     assert [e["epoch"] for e in record["epochs"]] == [1, 2, 3]
     assert all(e["validation_accuracy"] and e["words_per_sec"] > 0 for e in record["epochs"])
     assert record["inputs"]["train"]["sha256"] and record["inputs"]["validation"]["bytes"] > 0
-    assert (
-        record["dictionary"]["labels"] == ["__label__positive", "__label__negative"]
-        or record["dictionary"]["nlabels"] == 2
-    )
-    assert (
-        record["model"]["key"] == "job-a/output/model.tar.gz"
-        and record["ended"] >= record["started"]
-    )
+    assert record["model"]["key"] == "job-a/output/model.tar.gz"
+    assert record["ended"] >= record["started"]
+
+
+def test_the_job_record_lists_labels_in_fasttexts_order(job_a: TrainedJob, prepared: Path) -> None:
+    # fastText's dictionary order: the most frequent label first.
+    counts = Counter(line.split()[0] for line in (prepared / "train.txt").read_text().splitlines())
+    assert counts.most_common(1)[0][1] > min(counts.values())  # the order is decided by counts
+    assert job_a.record["dictionary"]["labels"] == [label for label, _ in counts.most_common()]
+    assert job_a.record["dictionary"]["nlabels"] == 2
+
+
+def test_a_trained_job_is_served_by_name(job_a: TrainedJob, tmp_path: Path) -> None:
     # The model is served through the one inference path, with the preprocessing it was trained with.
-    model = load_model(
-        "job-a",
-        bucket=__import__("sentiment.storage", fromlist=["x"]).open_bucket(bucket),
-        cache_dir=tmp_path / "cache",
-    )
+    model = load_model("job-a", bucket=open_bucket(job_a.bucket), cache_dir=tmp_path / "cache")
     assert model.preprocessing.source == "sidecar" and model.preprocessing.policy == "binary"
     assert model.predict(["Great, works perfectly, love it"])[0].labels == ("__label__positive",)
-    # jobs list / describe
+
+
+def test_jobs_list_and_describe(job_a: TrainedJob) -> None:
+    bucket = job_a.bucket
     listed = _cli("jobs", "list", bucket=bucket)
     assert listed.returncode == 0 and "job-a" in listed.stdout and "Completed" in listed.stdout
     described = _cli("jobs", "describe", "job-a", "--json", bucket=bucket)
@@ -119,9 +147,13 @@ def test_train_writes_a_sagemaker_layout_and_a_record(prepared: Path, tmp_path: 
     assert pretty.returncode == 0 and "hyperparameters: mode=supervised epochs=3" in pretty.stdout
     assert "best epoch" in pretty.stdout and "model: job-a/output/model.tar.gz" in pretty.stdout
     assert _cli("jobs", "describe", "nope", bucket=bucket).returncode == 3
-    # Names are unique.
-    again = _cli("train", "--input", str(prepared), "--job-name", "job-a", bucket=bucket)
+
+
+def test_job_names_are_unique(job_a: TrainedJob, prepared: Path) -> None:
+    before = (job_a.bucket / "job-a" / "job.json").read_bytes()
+    again = _cli("train", "--input", str(prepared), "--job-name", "job-a", bucket=job_a.bucket)
     assert again.returncode == 2 and "already exists" in again.stderr
+    assert (job_a.bucket / "job-a" / "job.json").read_bytes() == before
 
 
 def test_early_stopping_keeps_the_best_weights(prepared: Path, tmp_path: Path) -> None:

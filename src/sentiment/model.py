@@ -19,13 +19,11 @@ negative, neutral, mixed) of `sentiment.answers`.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
 import os
 import tarfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -495,11 +493,12 @@ def _load_predictor(path: Path) -> tuple[Any, Any, tuple[str, ...], dict[str, An
 def _load_fasttext(path: Path) -> Any:
     import fasttext
 
-    with _quiet_stderr():
-        try:
-            ft = fasttext.load_model(str(path))
-        except (ValueError, RuntimeError, MemoryError) as err:
-            raise ModelError(f"{path} is not a fastText model file: {err}.") from None
+    # No silencing needed: fasttext-community's load_model writes nothing (measured: 0 bytes on
+    # fd 2); contextlib.redirect_stderr would not reach its C++ core anyway.
+    try:
+        ft = fasttext.load_model(str(path))
+    except (ValueError, RuntimeError, MemoryError) as err:
+        raise ModelError(f"{path} is not a fastText model file: {err}.") from None
     if _args(ft).get("model") != "supervised":
         raise ModelError(
             f"{path} is a fastText word-vector model, not a text classifier.",
@@ -520,13 +519,6 @@ def _args(ft: Any) -> dict[str, Any]:
         "minn": a.minn,
         "maxn": a.maxn,
     }
-
-
-@contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    # fastText's loader prints notices on the C-level stderr; keep servers' logs clean.
-    with contextlib.redirect_stderr(io.StringIO()):
-        yield
 
 
 def _one_line(text: str) -> str:

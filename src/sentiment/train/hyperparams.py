@@ -343,11 +343,6 @@ def resolve(given: Mapping[str, Any], *, threads: int = 0) -> Hyperparameters:
     return Hyperparameters(values)
 
 
-def as_strings(values: Mapping[str, Any]) -> dict[str, str]:
-    """Values as a string map, the way SageMaker passes hyperparameters."""
-    return {name: format_value(value) for name, value in values.items()}
-
-
 def parse_cli_pairs(pairs: Iterable[str]) -> dict[str, str]:
     """`--hp name=value` flags into a string map (values are checked by `resolve`)."""
     out: dict[str, str] = {}
