@@ -10,10 +10,10 @@ from __future__ import annotations
 import html
 import re
 
+from sentiment.labels import LABEL_PREFIX
 from sentiment.text import (
     DEFAULT_CLEANING,
     INVISIBLE_CHARS,
-    LABEL_PREFIX,
     NUMBER_TOKEN,
     URL_TOKEN,
     Cleaning,

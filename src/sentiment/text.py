@@ -22,7 +22,6 @@ from sentiment.errors import UsageError
 
 URL_TOKEN = "_url_"
 NUMBER_TOKEN = "_num_"
-LABEL_PREFIX = "__label__"
 
 # Control, format and separator characters that are not plain spaces (they would break fastText's
 # line format or make invisible token differences) become spaces.
