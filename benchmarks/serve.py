@@ -90,7 +90,8 @@ def on_our_stack(app: str, port: int, workers: int) -> list[str]:
     serves the endpoint: its uvicorn options and its worker processes (one SO_REUSEPORT socket
     each), so the echo and the endpoint differ only by the app."""
     code = (
-        "from sentiment.serve.server import run_workers, server_options\n"
+        "from sentiment.http_common import server_options\n"
+        "from sentiment.serve.server import run_workers\n"
         f"options = server_options('127.0.0.1', {port}, 'warning')\n"
         f"raise SystemExit(run_workers({workers}, options, {app!r}))\n"
     )

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -133,18 +136,41 @@ def page(browser: object) -> Iterator[object]:
 SCREENSHOTS = REPO / "tests" / "out" / "screenshots"
 
 
+def run_cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+    cwd: Path = REPO,
+    timeout: float = 300,
+    script: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    """`sentiment ARGS` run to its end as a real child process (`python -m sentiment`, or with
+    `script` the installed console script), its output captured as text; `env` is added to
+    this process's environment."""
+    command = [str(Path(sys.executable).parent / "sentiment")] if script else SENTIMENT
+    return subprocess.run(
+        [*command, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+# How tests run the CLI as a child process.
+SENTIMENT = [sys.executable, "-m", "sentiment"]
+
+
 class Process:
     """A `sentiment` command running as a real child process, with its output captured to a file."""
 
     def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
-        import os
-        import subprocess
-        import sys
-
         self.log = log
         self.handle = open(log, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sentiment", *args],
+            [*SENTIMENT, *args],
             stdout=self.handle,
             stderr=subprocess.STDOUT,
             cwd=REPO,

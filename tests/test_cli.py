@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,25 +10,11 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from conftest import REPO
+from conftest import REPO, run_cli
 from sentiment import __version__
 from sentiment.cli import COMMANDS, cli
 
 SCRIPT = Path(sys.executable).parent / "sentiment"
-
-
-def _run(
-    *args: str, env: dict[str, str] | None = None, script: bool = False
-) -> subprocess.CompletedProcess[str]:
-    command = [str(SCRIPT)] if script else [sys.executable, "-m", "sentiment"]
-    return subprocess.run(
-        [*command, *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def _all_commands() -> list[tuple[str, ...]]:
@@ -62,24 +47,24 @@ def test_every_command_help_has_an_example(path: tuple[str, ...]) -> None:
 
 
 def test_console_script_and_module_agree() -> None:
-    via_script = _run("--version", script=True)
-    via_module = _run("--version")
+    via_script = run_cli("--version", script=True)
+    via_module = run_cli("--version")
     assert via_script.returncode == via_module.returncode == 0
     assert via_script.stdout == via_module.stdout == f"sentiment, version {__version__}\n"
-    top = _run("--help", script=True)
+    top = run_cli("--help", script=True)
     assert top.returncode == 0 and "Example: sentiment run" in top.stdout
     for name in COMMANDS:
         assert name in top.stdout
 
 
 def test_unknown_command_is_a_usage_error() -> None:
-    result = _run("bogus")
+    result = run_cli("bogus")
     assert result.returncode == 2
     assert "No such command 'bogus'" in result.stderr
 
 
 def test_bad_setting_in_environment_is_a_clear_error() -> None:
-    result = _run("datasets", "list", env={"SENTIMENT_SERVE_PORT": "eighty"})
+    result = run_cli("datasets", "list", env={"SENTIMENT_SERVE_PORT": "eighty"})
     assert result.returncode == 2
     assert (
         result.stderr.strip() == "Error: SENTIMENT_SERVE_PORT must be a whole number, got 'eighty'."
@@ -87,16 +72,18 @@ def test_bad_setting_in_environment_is_a_clear_error() -> None:
 
 
 def test_user_mistakes_print_error_lines_not_tracebacks(tmp_path: Path) -> None:
-    missing = _run("prepare", "--input", str(tmp_path / "nope"), "--output", str(tmp_path / "out"))
+    missing = run_cli(
+        "prepare", "--input", str(tmp_path / "nope"), "--output", str(tmp_path / "out")
+    )
     assert missing.returncode == 3
     assert missing.stderr.startswith("Error: ") and "Traceback" not in missing.stderr
-    unknown = _run("datasets", "download", "imdb")
+    unknown = run_cli("datasets", "download", "imdb")
     assert unknown.returncode == 2
     assert (
         "Unknown dataset 'imdb'. Known datasets: amazon_review_full, amazon_review_polarity"
         in unknown.stderr
     )
-    bucket = _run("--bucket", "s3://somewhere", "datasets", "list")
+    bucket = run_cli("--bucket", "s3://somewhere", "datasets", "list")
     assert (
         bucket.returncode == 2 and "not supported yet" in bucket.stderr
     ) or bucket.returncode == 0

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import subprocess
-import sys
 import tarfile
 import threading
 import time
@@ -20,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import POLARITY, REPO
+from conftest import POLARITY, run_cli
 from sentiment import datasets as ds
 from sentiment.errors import DataError, DownloadError, InputNotFound, UsageError
 
@@ -239,22 +237,9 @@ def test_broken_archives_are_clear_errors(tmp_path: Path) -> None:
     assert not list((tmp_path / "cache" / "extracted").iterdir())
 
 
-def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    import os
-
-    return subprocess.run(
-        [sys.executable, "-m", "sentiment", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-    )
-
-
 def test_cli_download_from_mirror(server: Server, tmp_path: Path) -> None:
     sha = hashlib.sha256(server.data).hexdigest()
-    result = _cli(
+    result = run_cli(
         "--cache-dir", str(tmp_path), "datasets", "download", "amazon_review_polarity",
         "--mirror", server.url, "--no-size-check", "--sha256", sha,
     )  # fmt: skip
@@ -262,19 +247,19 @@ def test_cli_download_from_mirror(server: Server, tmp_path: Path) -> None:
     folder = Path(result.stdout.strip().split(" -> ")[-1])
     assert (folder / "train.csv").is_file()
     # The mirror can also come from the environment; `path` finds the cached dataset.
-    result = _cli("--cache-dir", str(tmp_path), "datasets", "path", "amazon_review_polarity")
+    result = run_cli("--cache-dir", str(tmp_path), "datasets", "path", "amazon_review_polarity")
     assert result.returncode == 0 and Path(result.stdout.strip()) == folder
 
 
 def test_cli_download_errors(server: Server, tmp_path: Path) -> None:
-    result = _cli(
+    result = run_cli(
         "--cache-dir", str(tmp_path), "datasets", "download", "amazon_review_polarity",
         "--mirror", server.url, "--no-size-check", "--sha256", "0" * 64,
     )  # fmt: skip
     assert result.returncode == 5
     assert result.stderr.startswith("Error: Checksum mismatch") and "Traceback" not in result.stderr
     server.behaviour.mode = "404"
-    result = _cli(
+    result = run_cli(
         "--cache-dir",
         str(tmp_path),
         "datasets",
@@ -283,5 +268,5 @@ def test_cli_download_errors(server: Server, tmp_path: Path) -> None:
         env={"SENTIMENT_DATASET_MIRROR": server.url},
     )
     assert result.returncode == 5 and "HTTP 404" in result.stderr
-    result = _cli("--cache-dir", str(tmp_path), "datasets", "download", "imdb")
+    result = run_cli("--cache-dir", str(tmp_path), "datasets", "download", "imdb")
     assert result.returncode == 2 and "Unknown dataset 'imdb'" in result.stderr

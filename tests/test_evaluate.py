@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conftest import POLARITY, REPO, read_reviews
+from conftest import POLARITY, read_reviews, run_cli
 from sentiment.errors import ModelError
 from sentiment.evaluate import metrics as m
 
@@ -90,16 +89,6 @@ def test_calibration_and_coverage_match_a_hand_computed_case() -> None:
     assert [e["index"] for e in errors["positive"]] == [3]
 
 
-def _cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sentiment", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-    )
-
-
 @pytest.fixture(scope="module")
 def prepared_test(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shared polarity test, labelled and normalized by the one Python definition."""
@@ -124,7 +113,7 @@ class Evaluated:
 
 
 def _evaluate(model_dir: Path, test: Path, out: Path) -> Evaluated:
-    result = _cli(
+    result = run_cli(
         "evaluate", "--model", str(model_dir / "model.bin"), "--test", str(test),
         "--output", str(out),
     )  # fmt: skip
@@ -196,14 +185,14 @@ def test_errors_from_a_raw_csv_are_shown_as_written(
 def test_baseline_side_by_side(tiny_model_dir: Path, prepared_test: Path, tmp_path: Path) -> None:
     # The baseline: a weak model from our own training job, given as its model.tar.gz.
     bucket = tmp_path / "bucket"
-    trained = _cli(
+    trained = run_cli(
         "--bucket", str(bucket), "train", "--train", str(prepared_test), "--job-name", "weak",
         "--hp", "epochs=1", "--hp", "vector_dim=5", "--hp", "min_count=5",
     )  # fmt: skip
     assert trained.returncode == 0, trained.stderr
     small = bucket / "weak" / "output" / "model.tar.gz"
     out = tmp_path / "report"
-    result = _cli(
+    result = run_cli(
         "evaluate", "--model", str(tiny_model_dir / "model.bin"), "--test", str(prepared_test),
         "--baseline", str(small), "--output", str(out),
     )  # fmt: skip
@@ -238,7 +227,7 @@ def test_bad_test_files_are_clear_errors(
     if content is not None:
         test.write_text(content)
     out = tmp_path / "report"
-    result = _cli(
+    result = run_cli(
         "evaluate", "--model", str(tiny_model_dir / "model.bin"), "--test", str(test),
         "--output", str(out),
     )  # fmt: skip
@@ -251,7 +240,7 @@ def test_bad_test_files_are_clear_errors(
 def test_a_model_that_is_not_a_model_is_a_clear_error(prepared_test: Path, tmp_path: Path) -> None:
     bogus = tmp_path / "model.bin"
     bogus.write_bytes(b"not a fastText model")
-    result = _cli("evaluate", "--model", str(bogus), "--test", str(prepared_test))
+    result = run_cli("evaluate", "--model", str(bogus), "--test", str(prepared_test))
     assert result.returncode == ModelError.exit_code, result.stderr
     assert result.stderr.startswith("Error: ") and "is not a fastText model file" in result.stderr
     assert "Traceback" not in result.stderr
@@ -263,13 +252,13 @@ def test_rows_outside_the_layout_fail_unless_allowed(tiny_model_dir: Path, tmp_p
     model = str(tiny_model_dir / "model.bin")
     test = str(FULL / "test.csv")  # stars 1-5: read as polarity, the 3-5 star rows are outside
     out = tmp_path / "report"
-    wrong = _cli("evaluate", "--model", model, "--test", test, "--layout", "polarity",
+    wrong = run_cli("evaluate", "--model", model, "--test", test, "--layout", "polarity",
                  "--output", str(out))  # fmt: skip
     assert wrong.returncode == 4 and "Traceback" not in wrong.stderr
     assert "rejected 3,286 of 4,486 rows (73.3%) as label_outside_layout" in wrong.stderr
     assert "above the 1.00% allowed" in wrong.stderr and "--layout full" in wrong.stderr
     assert not out.exists()
-    allowed = _cli("evaluate", "--model", model, "--test", test, "--layout", "polarity",
+    allowed = run_cli("evaluate", "--model", model, "--test", test, "--layout", "polarity",
                    "--max-reject-ratio", "0.8", "--output", str(out))  # fmt: skip
     assert allowed.returncode == 0, allowed.stderr
     report = json.loads((out / "report.json").read_text())["test"]

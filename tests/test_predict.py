@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from conftest import POLARITY, REPO, read_reviews
+from conftest import POLARITY, REPO, read_reviews, run_cli
 from sentiment.answers import SENTIMENTS
 from sentiment.calibration import Calibration
 from sentiment.model import Model, load_model_bin
@@ -39,15 +39,7 @@ def calibrated(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
 def _predict(
     *args: str, stdin: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sentiment", "predict", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-    )
+    return run_cli("predict", *args, stdin=stdin, env=env, timeout=120)
 
 
 def _expected(model: Model, texts: list[str], k: int | None, raw_scores: bool) -> list[Any]:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from conftest import FULL, POLARITY, REPO
+from conftest import FULL, POLARITY, run_cli
 from sentiment import layout
 from sentiment.config import Settings
 from sentiment.errors import DataError, InputNotFound
@@ -252,18 +250,10 @@ def test_tgz_input(spark: Any, tmp_path: Path) -> None:
     assert manifest["rows_read"] == 2 * (POLARITY / "test.csv").read_text().count("\n")
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sentiment", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=300,
-    )
-
-
 def test_cli_missing_input_is_a_clear_error(tmp_path: Path) -> None:
-    result = _cli("prepare", "--input", str(tmp_path / "nope.csv"), "--output", str(tmp_path / "o"))
+    result = run_cli(
+        "prepare", "--input", str(tmp_path / "nope.csv"), "--output", str(tmp_path / "o")
+    )
     assert result.returncode == 3
     assert "Error: Input" in result.stderr and "does not exist" in result.stderr
 
@@ -272,7 +262,7 @@ def test_cli_prepares_a_file(tmp_path: Path) -> None:
     data = tmp_path / "train.csv"
     data.write_text("".join((FULL / "test.csv").read_text().splitlines(keepends=True)[:300]))
     out = tmp_path / "out"
-    result = _cli(
+    result = run_cli(
         "prepare",
         "--input",
         str(data),
@@ -339,7 +329,7 @@ def test_a_label_sorted_copy_prepares_and_evaluates_alike(
     reports = {}
     for name, path in (("original", mixed), ("sorted", ordered)):
         out = tmp_path / f"{name}-report"
-        result = _cli(
+        result = run_cli(
             "evaluate", "--model", str(tiny_model_dir / "model.bin"), "--test", str(path),
             "--output", str(out),
         )  # fmt: skip

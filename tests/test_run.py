@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import tarfile
 import time
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from conftest import FULL, POLARITY, REPO, SCREENSHOTS
+from conftest import FULL, POLARITY, SCREENSHOTS, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +42,9 @@ class Pipeline:
 def pipeline(inputs: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
     """One `sentiment run` (prepare, train, evaluate), run once for the tests that read it."""
     out = tmp_path_factory.mktemp("pipeline") / "work"
-    result = subprocess.run(
-        [sys.executable, "-m", "sentiment", "run", *[a for f in inputs for a in ("--input", str(f))],
-         "--eval", str(POLARITY / "test.csv"), "--output", str(out), "--no-serve", "--job-name", "pipeline"],
-        capture_output=True, text=True, cwd=REPO, timeout=600,
+    result = run_cli(
+        "run", *[a for f in inputs for a in ("--input", str(f))], "--eval", str(POLARITY / "test.csv"),
+        "--output", str(out), "--no-serve", "--job-name", "pipeline", timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     record = json.loads((out / "pipeline" / "job.json").read_text())
@@ -125,10 +123,9 @@ def test_run_tunes_then_trains_with_the_best_values(inputs: list[Path], tmp_path
     its best values, whose report shows the tuning plots."""
     out = tmp_path / "work"
     started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "sentiment", "run", "--input", str(inputs[1]), "--output", str(out),
-         "--no-serve", "--job-name", "final", "--tune", "0.25", "--hp", "vector_dim=10"],
-        capture_output=True, text=True, cwd=REPO, timeout=600,
+    result = run_cli(
+        "run", "--input", str(inputs[1]), "--output", str(out), "--no-serve", "--job-name", "final",
+        "--tune", "0.25", "--hp", "vector_dim=10", timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     [tuning] = [p.parent for p in out.glob("*/tuning.json")]

@@ -9,9 +9,7 @@ check what we send to SageMaker and how we follow its answers, not a real traini
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,21 +17,14 @@ from typing import Any
 import pytest
 
 from aws_fixtures import REGION, Aws, upload
-from conftest import REPO
+from conftest import run_cli
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
 BLAZINGTEXT_US_EAST_1 = "811284229777.dkr.ecr.us-east-1.amazonaws.com/blazingtext:1"
 
 
 def _cli(args: list[str], aws: Aws, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sentiment", "--cache-dir", str(tmp_path / "cache"), *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, **aws.env},
-        timeout=120,
-    )
+    return run_cli("--cache-dir", str(tmp_path / "cache"), *args, env=aws.env, timeout=120)
 
 
 @pytest.fixture

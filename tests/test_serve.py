@@ -340,6 +340,8 @@ def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
 def test_other_methods_on_invocations_are_405_json(endpoint: str) -> None:
     response = httpx.get(f"{endpoint}/invocations")
     assert response.status_code == 405 and response.json()["error"] == "http_error"
+    # The error answers the API shares (sentiment.http_common) keep the exception's headers.
+    assert response.headers["allow"] == "POST"
     assert httpx.post(f"{endpoint}/nowhere", json={}).status_code == 404
 
 

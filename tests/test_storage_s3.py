@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from aws_fixtures import Aws, upload
-from conftest import POLARITY, REPO
+from conftest import POLARITY, REPO, run_cli
 from sentiment.errors import ConfigError, InputNotFound
 from sentiment.storage import Bucket, LocalBucket, open_bucket, publish_tree
 
@@ -121,16 +121,7 @@ def test_models_load_from_s3(
 
 
 def _cli(args: list[str], env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    import os
-
-    return subprocess.run(
-        [sys.executable, "-m", "sentiment", "--cache-dir", str(tmp_path / "cache"), *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, **env},
-        timeout=300,
-    )
+    return run_cli("--cache-dir", str(tmp_path / "cache"), *args, env=env)
 
 
 def test_train_evaluate_and_list_jobs_on_s3(tmp_path: Path, s3_bucket_uri: str, aws: Aws) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import fasttext
 import pytest
 
-from conftest import REPO
+from conftest import REPO, run_cli
 from sentiment.errors import JobFailed
 from sentiment.model import load_model
 from sentiment.storage import open_bucket
@@ -44,13 +44,7 @@ def prepared(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 def _cli(*args: str, bucket: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sentiment", "--bucket", str(bucket), *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=300,
-    )
+    return run_cli("--bucket", str(bucket), *args)
 
 
 @dataclass(frozen=True)
@@ -348,11 +342,9 @@ def test_leftovers_of_killed_jobs_are_removed_by_the_next_start(
     assert list(system_tmp.iterdir()) == []
     _killed_job_answers_failed(bucket, "mid-archive", tmp_path / "cache")
     # The next start cleans up after that one too, and a job leaves nothing behind itself.
-    result = subprocess.run(
-        [sys.executable, "-m", "sentiment", "--bucket", str(bucket), "train", "--input",
-         str(prepared), "--job-name", "next", "--hp", "epochs=1", "--hp", "vector_dim=5",
-         "--hp", "buckets=1000"],
-        capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
+    result = run_cli(
+        "--bucket", str(bucket), "train", "--input", str(prepared), "--job-name", "next",
+        "--hp", "epochs=1", "--hp", "vector_dim=5", "--hp", "buckets=1000", env=env,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     removed = re.search(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from conftest import REPO
+from conftest import REPO, run_cli
 from sentiment.config import Settings
 from sentiment.engine import Epoch, EpochStats
 from sentiment.errors import UsageError
@@ -197,20 +196,15 @@ def test_an_interrupted_tuning_job_resumes(prepared: Path, tmp_path: Path) -> No
     with sqlite3.connect(bucket / "resumable" / "tuning.db") as db:  # a real database
         assert db.execute("select count(*) from trials").fetchone() == (5,)
     # Another configuration under the same name is refused, not mixed in.
-    again = subprocess.run(
-        [sys.executable, "-m", "sentiment", "--bucket", str(bucket), "tune", "--input", str(prepared),
-         "--range", "epochs=2:3", "--tuning-job-name", "resumable"],
-        capture_output=True, text=True, cwd=REPO,
+    again = run_cli(
+        "--bucket", str(bucket), "tune", "--input", str(prepared), "--range", "epochs=2:3",
+        "--tuning-job-name", "resumable",
     )  # fmt: skip
     assert again.returncode == 2 and "has completed" in again.stderr
-    described = subprocess.run(
-        [sys.executable, "-m", "sentiment", "--bucket", str(bucket), "tuning", "describe", "resumable"],
-        capture_output=True, text=True, cwd=REPO, env=os.environ | {"COLUMNS": "200"},
-    )  # fmt: skip
+    described = run_cli(
+        "--bucket", str(bucket), "tuning", "describe", "resumable", env={"COLUMNS": "200"}
+    )
     assert described.returncode == 0 and "resumable-003" in described.stdout
     assert "FAIL" in described.stdout and "best: trial" in described.stdout
-    listed = subprocess.run(
-        [sys.executable, "-m", "sentiment", "--bucket", str(bucket), "jobs", "list"],
-        capture_output=True, text=True, cwd=REPO, env=os.environ | {"COLUMNS": "200"},
-    )  # fmt: skip
+    listed = run_cli("--bucket", str(bucket), "jobs", "list", env={"COLUMNS": "200"})
     assert "(tuning job resumable)" in listed.stdout

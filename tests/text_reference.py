@@ -10,9 +10,9 @@ from __future__ import annotations
 import html
 import re
 
+from sentiment.labels import LABEL_PREFIX
 from sentiment.text import (
     DEFAULT_CLEANING,
-    LABEL_PREFIX,
     NUMBER_TOKEN,
     URL_TOKEN,
     Cleaning,

@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 
 from sentiment.errors import DataError, DownloadError, InputNotFound, UsageError
-from sentiment.storage import atomic_directory
+from sentiment.storage import atomic_directory, sha256_file
 
 # fast.ai's public bucket; `--mirror` / SENTIMENT_DATASET_MIRROR replaces it (e.g. a local copy).
 FASTAI_NLP = "https://s3.amazonaws.com/fast-ai-nlp/"
@@ -238,14 +238,6 @@ def verify(path: Path, spec: DatasetSpec) -> None:
                 f"Checksum mismatch for {spec.url}: SHA-256 is {digest}, expected {spec.sha256}.",
                 hint="The file is corrupt or not the published dataset; it was removed, rerun to fetch it again.",
             )
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class _Retryable(Exception):

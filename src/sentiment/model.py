@@ -19,7 +19,6 @@ negative, neutral, mixed) of `sentiment.answers`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tarfile
@@ -35,7 +34,7 @@ from sentiment import layout
 from sentiment.calibration import Calibration, count_words, words_of
 from sentiment.errors import InputNotFound, JobFailed, ModelError, SentimentError
 from sentiment.labels import strip_prefix
-from sentiment.storage import Bucket, atomic_directory, fetch, is_remote
+from sentiment.storage import Bucket, atomic_directory, fetch, is_remote, sha256_file
 from sentiment.text import DEFAULT_CLEANING, Cleaning, normalize_many
 
 
@@ -317,7 +316,7 @@ def _load_model_bin(path: Path, name: str | None) -> Model:
         name=name or path.parent.name or path.stem,
         labels=labels,
         preprocessing=pre,
-        sha256=_sha256(path),
+        sha256=sha256_file(path),
         args=args,
         _ft=ft,
         _native=native,
@@ -412,7 +411,7 @@ def _fetch_remote_archive(uri: str, cache_dir: Path | None) -> Path:
 
 
 def _unpack(archive: Path, cache_dir: Path | None) -> Path:
-    digest = _sha256(archive)[:16]
+    digest = sha256_file(archive)[:16]
     target = (cache_dir or archive.parent / ".unpacked") / "models" / digest
     if (target / layout.MODEL_BIN).is_file():
         return target
@@ -532,11 +531,3 @@ def _is_job_name(ref: str) -> bool:
 def _model_name(ref: str | Path) -> str:
     text = str(ref).rstrip("/")
     return Path(text).name.removesuffix(".tar.gz").removesuffix(".bin") or text
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

@@ -11,6 +11,7 @@ last, so whoever finds the manifest finds every file it lists.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -200,6 +201,15 @@ def publish_tree(source: Path, bucket: Bucket, prefix: str, *, last: tuple[str, 
                 bucket.delete(key)
         raise
     return written
+
+
+def sha256_file(path: Path) -> str:
+    """The hex SHA-256 of a file, read in 1 MiB blocks so a multi-GB corpus is never in memory."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
 
 
 def dumps_json(value: Any) -> bytes:

@@ -23,7 +23,6 @@ from sentiment.text_kernel import INVISIBLE_CHARS
 
 URL_TOKEN = "_url_"
 NUMBER_TOKEN = "_num_"
-LABEL_PREFIX = "__label__"
 
 _INVISIBLE = re.compile(INVISIBLE_CHARS)
 

@@ -53,8 +53,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sentiment import __version__
 from sentiment import answers as answering
@@ -65,12 +65,12 @@ from sentiment.errors import (
     Forbidden,
     ModelError,
     PayloadTooLarge,
-    SentimentError,
     Unauthorized,
     UnsupportedMediaType,
     UpstreamError,
     UsageError,
 )
+from sentiment.http_common import StatusSend, error_handlers
 from sentiment.serve.codecs import read_body
 from sentiment.text import normalize
 
@@ -557,10 +557,6 @@ class _KeyDigests:
 
 
 def _install_errors(app: FastAPI) -> None:
-    async def on_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, SentimentError)
-        return JSONAnswer(exc.to_dict(), status_code=exc.status_code)
-
     async def on_validation(request: Request, exc: Exception) -> Response:
         # Only the routes other than /sentiment (which validates its body itself) get here.
         assert isinstance(exc, RequestValidationError)
@@ -570,25 +566,9 @@ def _install_errors(app: FastAPI) -> None:
             status_code=400,
         )
 
-    async def on_http(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        return JSONAnswer(
-            {"error": "http_error", "message": str(exc.detail)},
-            status_code=exc.status_code,
-            headers=exc.headers,
-        )
-
-    async def on_bug(request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return JSONAnswer(
-            {"error": "internal", "message": "Internal error; it has been logged."},
-            status_code=500,
-        )
-
-    app.add_exception_handler(SentimentError, on_error)
     app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(HTTPException, on_http)
-    app.add_exception_handler(Exception, on_bug)
+    for kind, handler in error_handlers(log, JSONAnswer).items():
+        app.add_exception_handler(kind, handler)
 
 
 def _hashes(html: str, tag: str) -> str:
@@ -629,11 +609,11 @@ class SecurityHeaders:
     """Pure ASGI middleware: the headers that keep browsers from sniffing, framing, leaking
     the referrer or running anything the page does not hold, on every answer."""
 
-    def __init__(self, app: Any, page_policy: bytes) -> None:
+    def __init__(self, app: ASGIApp, page_policy: bytes) -> None:
         self.app = app
         self.page_policy = page_policy
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -643,18 +623,18 @@ class SecurityHeaders:
             return
         policy = self.page_policy if path == "/" else _DATA_POLICY
 
-        async def send_with_headers(message: Any) -> None:
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = _with_headers(message, policy)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
 
-    async def _docs(self, scope: Any, receive: Any, send: Any) -> None:
+    async def _docs(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A docs page held whole (a few kB) until its policy is known, then sent."""
-        held: list[Any] = []
+        held: list[Message] = []
 
-        async def hold(message: Any) -> None:
+        async def hold(message: Message) -> None:
             held.append(message)
             if message["type"] == "http.response.body" and not message.get("more_body"):
                 body = b"".join(m.get("body", b"") for m in held[1:])
@@ -669,7 +649,7 @@ class SecurityHeaders:
         await self.app(scope, receive, hold)
 
 
-def _with_headers(start: Any, policy: bytes) -> list[tuple[bytes, bytes]]:
+def _with_headers(start: Message, policy: bytes) -> list[tuple[bytes, bytes]]:
     return [
         *start.get("headers", []),
         (b"content-security-policy", policy),
@@ -687,10 +667,10 @@ class RequestIds:
     """Pure ASGI middleware: an `x-request-id` on every response (the caller's, or a new one)
     and an access log line. (Starlette's BaseHTTPMiddleware would add a task per request.)"""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -701,15 +681,7 @@ class RequestIds:
             else uuid.uuid4().hex.encode()
         )
         started = time.perf_counter()
-        status = 0
-
-        async def send_with_id(message: Any) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid)]
-            await send(message)
-
+        send_with_id = StatusSend(send, 0, ((b"x-request-id", rid),))
         try:
             await self.app(scope, receive, send_with_id)
         finally:
@@ -720,7 +692,7 @@ class RequestIds:
                     client[0] if client else "-",
                     scope["method"],
                     scope["path"],
-                    status,
+                    send_with_id.status,
                     (time.perf_counter() - started) * 1000,
                     rid.decode(),
                 )

@@ -9,6 +9,7 @@ import uvicorn
 from sentiment.api.app import create_app
 from sentiment.api.predictors import EndpointPredictor, LocalPredictor, Predictor
 from sentiment.config import Settings
+from sentiment.http_common import configure_logging, server_options
 
 log = logging.getLogger("sentiment.api")
 
@@ -40,9 +41,7 @@ def make_predictor(settings: Settings, model_ref: str | None) -> Predictor:
 
 def run_api(settings: Settings, model_ref: str | None = None) -> None:
     """Serve the API and web page until SIGTERM/Ctrl-C (graceful)."""
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level)
     predictor = make_predictor(settings, model_ref)
     where = (
         f"model {model_ref} in-process"
@@ -58,8 +57,6 @@ def run_api(settings: Settings, model_ref: str | None = None) -> None:
         where,
     )
     # The endpoint's way of running uvicorn: read deadlines, keep-alive draining on shutdown.
-    from sentiment.serve.server import server_options
-
     uvicorn.run(
         create_app(settings, predictor),
         **server_options(settings.host, settings.api_port, settings.log_level, settings),

@@ -20,10 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+from sentiment import labels
 from sentiment.engine import _core
 from sentiment.errors import DataError
 
-LABEL_PREFIX = b"__label__"
+LABEL_PREFIX = labels.LABEL_PREFIX.encode()
 EOS = b"</s>"
 WORD, LABEL = 0, 1
 

@@ -11,7 +11,6 @@ rejects/ beside `output`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -31,7 +30,7 @@ from sentiment import __version__, layout
 from sentiment.config import Settings
 from sentiment.datasets import DATASETS, extract_dataset, resolve_dataset
 from sentiment.errors import DataError, InputNotFound
-from sentiment.labels import POLICY_CLASSES, Layout, Policy
+from sentiment.labels import LABEL_PREFIX, POLICY_CLASSES, Layout, Policy
 from sentiment.reviews import (
     DROP_DUPLICATE,
     DROP_POLICY,
@@ -50,7 +49,7 @@ from sentiment.reviews import (
     split_of,
     too_many_rejects,
 )
-from sentiment.storage import atomic_directory, atomic_write_json
+from sentiment.storage import atomic_directory, atomic_write_json, sha256_file
 
 SPLITS = list(SPLIT_CODES)  # split code -> name
 
@@ -302,7 +301,7 @@ def prepare(
             merged.select(
                 F.when(is_meta, F.lit("_meta")).otherwise(split_name).alias("part"),
                 F.when(is_meta, meta)
-                .otherwise(F.concat(F.lit("__label__"), label_name, F.lit(" "), F.col("key")))
+                .otherwise(F.concat(F.lit(LABEL_PREFIX), label_name, F.lit(" "), F.col("key")))
                 .alias("v"),
             )
             .write.partitionBy("part")
@@ -420,16 +419,12 @@ def _concatenate(folder: Path, target: Path) -> dict[str, int]:
         for part in sorted(folder.glob("part-*")) if folder.is_dir() else []:
             with open(part, "rb") as fh:
                 for line in fh:
-                    counts[line[: line.index(b" ")].decode().removeprefix("__label__")] += 1
+                    counts[line[: line.index(b" ")].decode().removeprefix(LABEL_PREFIX)] += 1
                     out.write(line)
     return dict(sorted(counts.items()))
 
 
 def _describe(source: Source) -> dict[str, Any]:
-    digest = hashlib.sha256()
-    with open(source.path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
     return {
         "path": str(source.path),
         "layout": source.layout.value,
@@ -437,5 +432,5 @@ def _describe(source: Source) -> dict[str, Any]:
         **({} if source.labels is None else {"label_counts": dict(sorted(source.labels.items()))}),
         "split": source.split,
         "size": source.path.stat().st_size,
-        "sha256": digest.hexdigest(),
+        "sha256": sha256_file(source.path),
     }

@@ -29,6 +29,7 @@ import hmac
 import logging
 import os
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Lifespan, Receive, Scope, Send
 
 from sentiment import answers as answering
 from sentiment.config import Settings
@@ -50,6 +52,7 @@ from sentiment.errors import (
     Unavailable,
     UsageError,
 )
+from sentiment.http_common import error_handlers
 from sentiment.model import Model, _model_name, load_model, load_model_bin
 from sentiment.serve import codecs, loading, runtime_api
 from sentiment.serve.metrics import Metrics
@@ -101,7 +104,7 @@ class Endpoint:
             raise Unavailable("The model is not loaded yet.", hint="Retry in a moment.")
         return Response(status_code=200)
 
-    async def invocations_asgi(self, scope: Any, receive: Any, send: Any) -> None:
+    async def invocations_asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
         """POST /invocations as a plain ASGI handler: the same steps as a Starlette route
         without its request object, routing and middleware, which cost more than normalizing
         and predicting a text (issue 6 measures requests/s against a raw echo). It records its
@@ -354,27 +357,11 @@ def create_app(
     raw: bool | None = None,
     peers: Peers | None = None,
     generation: int = 0,
-) -> Any:
-    """The endpoint app for a loaded model (None: loaded at startup from settings.model): an
-    ASGI callable carrying the Starlette app's `.state`. `peers`: the endpoint's other worker
+) -> EndpointApp:
+    """The endpoint app for a loaded model (None: loaded at startup from settings.model).
+    `peers`: the endpoint's other worker
     processes, which follow each other's model swaps."""
     endpoint = Endpoint(settings, model, raw=raw, peers=peers, generation=generation)
-
-    async def on_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, SentimentError)
-        return JSONResponse(exc.to_dict(), status_code=exc.status_code)
-
-    async def on_http_error(request: Request, exc: Exception) -> Response:
-        status = getattr(exc, "status_code", 500)
-        return JSONResponse(
-            {"error": "http_error", "message": str(getattr(exc, "detail", exc))}, status_code=status
-        )
-
-    async def on_bug(request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error on %s", request.url.path)
-        return JSONResponse(
-            {"error": "internal", "message": "Internal error; it has been logged."}, status_code=500
-        )
 
     routes = [
         Route("/ping", endpoint.ping, methods=["GET"]),
@@ -384,22 +371,26 @@ def create_app(
         Route("/admin/model", endpoint.swap, methods=["POST"]),
         Route("/", endpoint.describe, methods=["GET"]),
     ]
-    from starlette.exceptions import HTTPException
-
     app = Starlette(
         routes=routes,
-        exception_handlers={
-            SentimentError: on_error,
-            HTTPException: on_http_error,
-            Exception: on_bug,
-        },
+        exception_handlers=error_handlers(log),
         lifespan=_lifespan(endpoint) if model is None or peers is not None else None,
     )
     app.state.endpoint = endpoint
+    return EndpointApp(endpoint, app)
 
-    measured = endpoint.metrics.wrap(app)
 
-    async def asgi(scope: Any, receive: Any, send: Any) -> None:
+class EndpointApp:
+    """The endpoint's ASGI app: POST /invocations (and SageMaker's runtime API) straight to its
+    handler, every other request through the Starlette app `routes` (measured). `state` is
+    that app's."""
+
+    def __init__(self, endpoint: Endpoint, routes: Starlette) -> None:
+        self.endpoint = endpoint
+        self.state = routes.state
+        self._measured = endpoint.metrics.wrap(routes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The hot route skips Starlette's routing and middleware stack (measured in process:
         # ~6 us less a one-text request than through the Route below).
         if (
@@ -407,32 +398,29 @@ def create_app(
             and scope["path"] == "/invocations"
             and scope["method"] == "POST"
         ):
-            await endpoint.invocations_asgi(scope, receive, send)
+            await self.endpoint.invocations_asgi(scope, receive, send)
         elif scope["type"] == "http" and runtime_api.is_runtime_route(scope):
             # SageMaker's runtime API (InvokeEndpoint), answered by the same handler.
-            await runtime_api.invoke_endpoint(endpoint.invocations_asgi, scope, receive, send)
+            await runtime_api.invoke_endpoint(self.endpoint.invocations_asgi, scope, receive, send)
         else:
-            await measured(scope, receive, send)
-
-    asgi.state = app.state  # type: ignore[attr-defined]
-    return asgi
+            await self._measured(scope, receive, send)
 
 
 class _AsgiEndpoint:
     """A plain ASGI handler as a Starlette route (Starlette calls non-functions as ASGI apps)."""
 
-    def __init__(self, handler: Any) -> None:
+    def __init__(self, handler: ASGIApp) -> None:
         self.handler = handler
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.handler(scope, receive, send)
 
 
-def _lifespan(endpoint: Endpoint) -> Any:
+def _lifespan(endpoint: Endpoint) -> Lifespan[Starlette]:
     import contextlib
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> Any:
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if endpoint.slot.model is None:
             # Into the slot, not a local: this coroutine stays suspended at its `yield` while
             # the server runs, and a local would keep the startup model mapped after swaps.

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+from starlette.types import Receive
 
 from sentiment.answers import SENTIMENTS
 from sentiment.errors import PayloadTooLarge, UnsupportedMediaType, UsageError
@@ -63,7 +64,7 @@ def content_type(header: str | None) -> str:
     return kind
 
 
-async def read_body(receive: Any, declared: bytes | None, limit: int) -> bytes:
+async def read_body(receive: Receive, declared: bytes | None, limit: int) -> bytes:
     """The body of a raw ASGI request, refused with 413 as soon as it is known to exceed
     `limit` bytes (from the declared Content-Length, or while it streams in)."""
     if declared and declared.isdigit() and int(declared) > limit:

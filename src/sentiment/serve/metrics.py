@@ -20,7 +20,9 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from sentiment.http_common import StatusSend
 from sentiment.model import Model
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
@@ -135,30 +137,22 @@ class Metrics:
         finally:
             self._others = []
 
-    def wrap(self, app: Any) -> Any:
+    def wrap(self, app: ASGIApp) -> ASGIApp:
         """ASGI middleware recording every HTTP request (pure ASGI: no per-request task)."""
         metrics = self
 
-        async def middleware(scope: Any, receive: Any, send: Any) -> None:
+        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] != "http":
                 await app(scope, receive, send)
                 return
             started = time.perf_counter()
-            status = 500
-
-            async def send_status(message: Any) -> None:
-                nonlocal status
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-                await send(message)
-
+            send_status = StatusSend(send, 500)
             try:
                 await app(scope, receive, send_status)
             finally:
                 route = scope["path"] if scope["path"] in _ROUTES else "other"
-                metrics.observe(route, status, time.perf_counter() - started)
+                metrics.observe(route, send_status.status, time.perf_counter() - started)
 
-        middleware.state = app.state  # type: ignore[attr-defined]
         return middleware
 
 

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PREFIX = "/endpoints/"
 SUFFIX = "/invocations"
@@ -33,15 +33,13 @@ VARIANT = b"AllTraffic"
 # SageMaker's endpoint name syntax (CreateEndpoint's EndpointName pattern).
 _NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 
-Asgi = Callable[[Any, Any, Any], Awaitable[None]]
 
-
-def is_runtime_route(scope: Any) -> bool:
+def is_runtime_route(scope: Scope) -> bool:
     path: str = scope["path"]
     return path.startswith(PREFIX) and path.endswith(SUFFIX) and scope["method"] == "POST"
 
 
-async def invoke_endpoint(invocations: Asgi, scope: Any, receive: Any, send: Any) -> None:
+async def invoke_endpoint(invocations: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
     """Answer InvokeEndpoint with `invocations` (the endpoint's POST /invocations handler)."""
     request_id = str(uuid.uuid4()).encode()
     name = scope["path"][len(PREFIX) : -len(SUFFIX)]
@@ -56,7 +54,7 @@ async def invoke_endpoint(invocations: Asgi, scope: Any, receive: Any, send: Any
         return
     failed: list[int] = []
 
-    async def as_sagemaker(message: Any) -> None:
+    async def as_sagemaker(message: Message) -> None:
         if message["type"] == "http.response.start":
             status = int(message["status"])
             if status == 200:
@@ -65,7 +63,7 @@ async def invoke_endpoint(invocations: Asgi, scope: Any, receive: Any, send: Any
                     (b"x-amzn-invoked-production-variant", VARIANT),
                     (b"x-amzn-requestid", request_id),
                 ]
-                await send(message | {"headers": headers})
+                await send({**message, "headers": headers})
             else:
                 failed.append(status)  # answered with the body, reshaped
             return
@@ -94,7 +92,7 @@ async def invoke_endpoint(invocations: Asgi, scope: Any, receive: Any, send: Any
 
 
 async def _error(
-    send: Any, status: int, kind: str, request_id: bytes, body: dict[str, Any]
+    send: Send, status: int, kind: str, request_id: bytes, body: dict[str, Any]
 ) -> None:
     payload = orjson.dumps(body)
     await send(

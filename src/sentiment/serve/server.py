@@ -38,6 +38,7 @@ import uvicorn
 
 from sentiment.config import HANDED_OVER, Settings
 from sentiment.errors import SentimentError
+from sentiment.http_common import configure_logging, server_options
 from sentiment.serve.loading import resolve_model_ref
 
 log = logging.getLogger("sentiment.serve")
@@ -50,34 +51,6 @@ def app_from_environment() -> object:
     settings = Settings.inherited()
     configure_logging(settings.log_level)
     return create_app(settings)
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-
-
-def server_options(
-    host: str, port: int, log_level: str, limits: Settings | None = None
-) -> dict[str, Any]:
-    """How uvicorn runs the endpoint and the API (benchmarks/serve runs its echo app the same
-    way): read deadlines and the draining shutdown of `sentiment.serve.http`, from `limits`
-    (default: the settings' defaults)."""
-    from sentiment.serve.http import guarded_protocol
-
-    limits = limits or Settings()
-    return {
-        "host": host,
-        "port": port,
-        "log_level": log_level,
-        "access_log": False,
-        "timeout_graceful_shutdown": 30,
-        "http": guarded_protocol(
-            limits.http_header_timeout, limits.http_body_timeout, limits.http_drain_seconds
-        ),
-        "loop": "uvloop",
-    }
 
 
 def run_server(settings: Settings) -> None:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import io
 import json
 import os
@@ -59,7 +58,7 @@ from sentiment.errors import (
     SentimentError,
     UsageError,
 )
-from sentiment.storage import Bucket, LocalBucket, atomic_path
+from sentiment.storage import Bucket, LocalBucket, atomic_path, sha256_file
 from sentiment.train import hyperparams
 from sentiment.train.hyperparams import Hyperparameters
 
@@ -596,7 +595,7 @@ def _write_archive(
                     info.mtime = int(time.time())
                     info.mode = 0o644
                     tar.addfile(info, io.BytesIO(data))
-            digest = _sha256(partial)
+            digest = sha256_file(partial)
             size = partial.stat().st_size
     job.log(f"Model written to {target}")
     return {
@@ -658,15 +657,7 @@ class _StopSignals:
 
 
 def _describe(path: Path) -> dict[str, Any]:
-    return {"path": str(path), "bytes": path.stat().st_size, "sha256": _sha256(path)}
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return {"path": str(path), "bytes": path.stat().st_size, "sha256": sha256_file(path)}
 
 
 def _now() -> str:

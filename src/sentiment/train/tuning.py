@@ -42,6 +42,7 @@ from rich.console import Console
 
 from sentiment.config import Settings
 from sentiment.errors import DataError, InputNotFound, Interrupted, UsageError
+from sentiment.labels import LABEL_PREFIX
 from sentiment.storage import Bucket, LocalBucket
 from sentiment.train import hyperparams
 from sentiment.train.job import (
@@ -238,7 +239,7 @@ def default_objective(validation: Path) -> str:
     with open(validation, encoding="utf-8", errors="replace") as fh:
         for line in fh:
             first = line.split(" ", 1)[0]
-            if first.startswith("__label__"):
+            if first.startswith(LABEL_PREFIX):
                 labels.add(first)
                 if len(labels) > 2:
                     return "validation:macro_f1"
