@@ -111,9 +111,11 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """A real headless Chromium driven by Playwright (one per test session)."""
+    """A real headless Chromium driven by Playwright, one per test module: Playwright's sync API
+    keeps an event loop running on this thread while it is open, so it is closed before the
+    next module, whose tests may call asyncio.run."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
