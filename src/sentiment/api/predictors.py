@@ -311,12 +311,7 @@ class EndpointPredictor:
             return content
 
     async def labels(self) -> list[str]:
-        if not self._labels:
-            try:
-                await self.probabilities(["hello"])
-            except (Unavailable, UpstreamError, UpstreamTimeout):
-                return []
-        return list(self._labels)
+        return await known_labels(self, self._labels)
 
     async def health(self) -> dict[str, Any]:
         started = time.perf_counter()
@@ -392,3 +387,14 @@ class LocalPredictor:
 
     async def close(self) -> None:
         return None
+
+
+async def known_labels(predictor: Any, known: list[str]) -> list[str]:
+    """An endpoint predictor's labels: those its last answer named, else those of one probe
+    request (none while the endpoint does not answer)."""
+    if not known:
+        try:
+            return list((await predictor.probabilities(["hello"])).classes)
+        except (Unavailable, UpstreamError, UpstreamTimeout):
+            return []
+    return list(known)

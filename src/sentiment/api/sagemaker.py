@@ -24,7 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from sentiment.api.predictors import Calibrated, Probabilities, parse_answer, request_body
+from sentiment.api.predictors import (
+    Calibrated,
+    Probabilities,
+    known_labels,
+    parse_answer,
+    request_body,
+)
 from sentiment.errors import ConfigError, Unavailable, UpstreamError, UpstreamTimeout
 
 # How the API decides whether to clean text before InvokeEndpoint.
@@ -192,12 +198,7 @@ class SageMakerPredictor:
         return Calibrated(None)
 
     async def labels(self) -> list[str]:
-        if not self._labels:
-            try:
-                await self.probabilities(["hello"])
-            except (Unavailable, UpstreamError, UpstreamTimeout):
-                return []
-        return list(self._labels)
+        return await known_labels(self, self._labels)
 
     # -- health -------------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
-"""Options that several commands share, declared once (prepare, evaluate and run read reviews
-the same way)."""
+"""Options that several commands share, declared once: how review files are read (prepare,
+evaluate, run) and where records are read from (jobs, tuning)."""
 
 from __future__ import annotations
 
@@ -28,3 +28,16 @@ max_reject_ratio_option = click.option(
     help="Fail when rows rejected for any one reason exceed this share of the rows read "
     "(default 0.01; env SENTIMENT_MAX_REJECT_RATIO).",
 )
+
+
+bucket_option = click.option(
+    "--bucket",
+    "bucket_uri",
+    metavar="BUCKET",
+    help="Bucket to read (default: the --bucket setting).",
+)
+
+
+def json_option(what: str) -> Callable[[Any], Any]:
+    """`--json`: print `what` as JSON instead of a table."""
+    return click.option("--json", "as_json", is_flag=True, help=f"Print {what} as JSON.")

@@ -10,8 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sentiment.commands.jobs import _duration, _status
-
-_BUCKET_HELP = "Bucket to read (default: the --bucket setting)."
+from sentiment.commands.options import bucket_option, json_option
 
 
 @click.group()
@@ -23,8 +22,8 @@ def command() -> None:
 
 
 @command.command("list")
-@click.option("--bucket", "bucket_uri", metavar="BUCKET", help=_BUCKET_HELP)
-@click.option("--json", "as_json", is_flag=True, help="Print the records as a JSON array.")
+@bucket_option
+@json_option("the records (an array)")
 @click.pass_context
 def list_(ctx: click.Context, bucket_uri: str | None, as_json: bool) -> None:
     """Tuning jobs, newest first: status, trials finished, the best trial.
@@ -61,8 +60,8 @@ def list_(ctx: click.Context, bucket_uri: str | None, as_json: bool) -> None:
 
 @command.command()
 @click.argument("name")
-@click.option("--bucket", "bucket_uri", metavar="BUCKET", help=_BUCKET_HELP)
-@click.option("--json", "as_json", is_flag=True, help="Print the record and trials as JSON.")
+@bucket_option
+@json_option("the record and trials")
 @click.pass_context
 def describe(ctx: click.Context, name: str, bucket_uri: str | None, as_json: bool) -> None:
     """One tuning job: its configuration, best trial and every trial.
