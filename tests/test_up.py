@@ -124,3 +124,38 @@ def test_up_with_a_bad_model_fails_clearly(tmp_path: Path) -> None:
         "Error: the endpoint (sentiment serve) exited with code 3 while starting"
         in process.output()
     )
+
+
+def test_servers_stop_when_up_is_killed(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """`kill -9` of `sentiment up` gives it no chance to stop its servers: they used to run on,
+    holding their ports, with nobody to stop them. The kernel now sends each SIGTERM when `up`
+    dies (Linux's parent-death signal), and they shut down as on Ctrl-C."""
+    serve_port, api_port = free_port(), free_port()
+    process = Process(
+        ["up", "--model", str(tiny_model_dir / "model.bin"), "--serve-port", str(serve_port),
+         "--api-port", str(api_port)],
+        tmp_path / "killed.log",
+    )  # fmt: skip
+    try:
+        process.wait_for(f"http://127.0.0.1:{api_port}/healthz", timeout=90)
+        children = _children(process.proc.pid)
+        assert len(children) == 2
+        process.proc.send_signal(signal.SIGKILL)
+        process.proc.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = [pid for pid in children if _alive(pid)]
+    finally:
+        for pid in _children(process.proc.pid) + children:
+            if _alive(pid):
+                subprocess.run(["kill", "-9", str(pid)], check=False)
+        process.stop()
+    assert not left, "a server outlived a killed `sentiment up`"
+    for port in (serve_port, api_port):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+        except httpx.ConnectError:
+            continue
+        raise AssertionError(f"port {port} still answers")
+    assert "Shutting down" in process.output()

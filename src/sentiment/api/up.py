@@ -10,14 +10,22 @@ endpoint still answers them, then the endpoint. Stopped together (as they were, 
 terminal's Ctrl-C would reach them both), the API answered 503 to what it forwarded once the
 endpoint had stopped listening (issue 14's soak). So each child runs in its own process group:
 a terminal's Ctrl-C reaches `sentiment up` alone, which stops them in that order.
+
+If `sentiment up` itself dies without stopping them (`kill -9`, the OOM killer), each child
+gets SIGTERM from the kernel (Linux's parent-death signal, set in the child before it runs),
+so no server is left holding its port with nobody to stop it.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from types import FrameType
 
 import httpx
@@ -35,10 +43,34 @@ def _command(settings: Settings, *args: str) -> list[str]:
     ]  # fmt: skip
 
 
+_PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    """A pre-exec hook that asks the kernel to send the child SIGTERM when its parent dies
+    (Linux only; None elsewhere). It runs in the forked child before exec: only async-signal-
+    safe work (one prctl call through a libc handle loaded here, in the parent)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    prctl = libc.prctl
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the call: nobody will signal
+            os._exit(1)
+
+    return hook
+
+
 def start_stack(
     model_ref: str, settings: Settings
 ) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]:
     host = settings.host
+    # The kernel sends the signal when the thread that forked the child exits: this one, the
+    # main thread, which lives as long as `sentiment up`.
+    on_parent_death = _parent_death_signal()
     serve = subprocess.Popen(
         _command(
             settings,
@@ -51,6 +83,7 @@ def start_stack(
             str(settings.serve_port),
         ),
         process_group=0,
+        preexec_fn=on_parent_death,
     )
     api = subprocess.Popen(
         _command(
@@ -64,6 +97,7 @@ def start_stack(
             str(settings.api_port),
         ),
         process_group=0,
+        preexec_fn=on_parent_death,
     )
     return serve, api
 
