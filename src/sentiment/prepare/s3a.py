@@ -191,6 +191,8 @@ def _session(settings: Settings) -> Any:
     return session(settings.aws_region or None)
 
 
-if __name__ == "__main__":  # `python -m sentiment.prepare.s3a`: fetch the jars (make test does)
+def main() -> None:
+    """Fetch the jars into the cache and print their paths (`make spark-jars`; `make test` runs
+    it before the tests)."""
     for path in fetch_jars(Settings.load().cache_dir):
         print(path)
