@@ -24,7 +24,7 @@ from sentiment.labels import Policy
 from sentiment.prepare import prepare, resolve_inputs
 from sentiment.prepare.job import start_spark
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 SPLITS = (layout.TRAIN_FILE, layout.VALIDATION_FILE, layout.TEST_FILE)
 
@@ -49,13 +49,15 @@ def _get(aws: Aws, uri: str) -> bytes:
     return bytes(answer["Body"].read())
 
 
-def _prepare(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+def _prepare(
+    tmp_path: Path, env: dict[str, str], *args: str, master: str = "local[2]"
+) -> subprocess.CompletedProcess[str]:
     return run_cli(
         "--cache-dir",
         str(tmp_path / "cache"),
         "prepare",
         "--master",
-        "local[2]",
+        master,
         "--policy",
         "ternary",
         *args,
@@ -141,18 +143,22 @@ def test_a_failed_s3a_prepare_leaves_nothing_under_the_final_key(
     assert missing.returncode == 3, missing.stderr[-3000:]
     assert "Error: The S3 bucket 'no-such-bucket-here' does not exist." in missing.stderr
 
+    # On a cluster (`local-cluster`: a master and two executor JVMs, which get the jars and the
+    # connector's settings from the driver) s3:// is read and written by Spark as s3a://.
     failed = _prepare(
         tmp_path,
         env,
         "--layout",
         "full",
         "--input",
-        f"s3a://{s3_bucket_uri.removeprefix('s3://')}/in/train.csv",
+        f"{s3_bucket_uri}/in/train.csv",
         "--output",
-        f"s3a://{s3_bucket_uri.removeprefix('s3://')}/prepared",
+        f"{s3_bucket_uri}/prepared",
+        master="local-cluster[2,1,1024]",
     )
     assert failed.returncode == 4, failed.stderr[-3000:]
     assert "wrong_column_count" in failed.stderr
+    assert not (tmp_path / "cache" / "remote").exists()  # nothing staged
     keys = _keys(aws, s3_bucket_uri)
     assert not [k for k in keys if k.startswith("prepared/") or ".tmp-" in k], keys
     assert keys == ["in/train.csv", "prepared.rejects/part-00000.jsonl"]
