@@ -24,8 +24,6 @@ from sentiment.labels import Policy
 from sentiment.prepare import prepare, resolve_inputs
 from sentiment.prepare.job import start_spark
 
-pytestmark = [pytest.mark.spark, pytest.mark.slow]
-
 SPLITS = (layout.TRAIN_FILE, layout.VALIDATION_FILE, layout.TEST_FILE)
 
 
@@ -73,6 +71,8 @@ def _sample(folder: Path, lines: int) -> Path:
     return folder
 
 
+@pytest.mark.spark
+@pytest.mark.slow
 def test_prepare_on_s3a_equals_the_local_result(
     tmp_path: Path, s3_bucket_uri: str, aws: Aws, jars: str
 ) -> None:
@@ -122,6 +122,8 @@ def test_prepare_on_s3a_equals_the_local_result(
     assert all(i["etag"] and i["size"] > 0 for i in manifest["inputs"])
 
 
+@pytest.mark.spark
+@pytest.mark.slow
 def test_a_failed_s3a_prepare_leaves_nothing_under_the_final_key(
     tmp_path: Path, s3_bucket_uri: str, aws: Aws, jars: str
 ) -> None:
@@ -165,3 +167,31 @@ def test_a_failed_s3a_prepare_leaves_nothing_under_the_final_key(
     rejects = _get(aws, f"{s3_bucket_uri}/prepared.rejects/part-00000.jsonl").splitlines()
     assert len(rejects) == 10
     assert {json.loads(r)["reason"] for r in rejects} == {"wrong_column_count"}
+
+
+def test_the_connector_is_pointed_where_the_sdk_points(
+    tmp_path: Path, aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Spark settings for s3a: the SDK's endpoint (moto's here: path-style, no TLS) and
+    region; nothing at all when the cluster brings its own connector; jars named by path must
+    exist."""
+    from sentiment.errors import ConfigError
+    from sentiment.prepare.s3a import NUMBERS, spark_config
+
+    jar = tmp_path / "hadoop-aws.jar"
+    jar.write_bytes(b"PK")
+    conf = spark_config(Settings(spark_s3a_jars=str(jar)))
+    assert conf["spark.jars"] == str(jar)
+    assert conf["spark.hadoop.fs.s3a.endpoint"] == aws.url
+    assert conf["spark.hadoop.fs.s3a.endpoint.region"] == "us-east-1"
+    assert conf["spark.hadoop.fs.s3a.path.style.access"] == "true"
+    assert conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "false"
+    assert all(conf[f"spark.hadoop.{k}"] == v for k, v in NUMBERS.items())
+    # AWS itself: the regional endpoint, virtual-host requests over TLS (the connector's default).
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    conf = spark_config(Settings(spark_s3a_jars=str(jar), aws_region="eu-west-1"))
+    assert conf["spark.hadoop.fs.s3a.endpoint"] == "https://s3.eu-west-1.amazonaws.com"
+    assert "spark.hadoop.fs.s3a.path.style.access" not in conf
+    assert spark_config(Settings(spark_s3a_jars="none")) == {}
+    with pytest.raises(ConfigError, match="not a file"):
+        spark_config(Settings(spark_s3a_jars=str(tmp_path / "missing.jar")))
