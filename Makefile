@@ -11,7 +11,7 @@ EVAL ?= ../shared/data/amazon_review_full/test.csv ../shared/data/amazon_review_
 OUT ?= work
 PYTEST_ARGS ?=
 
-.PHONY: run test bench check prereqs venv browser clean help
+.PHONY: run test bench check prereqs venv browser spark-jars clean help
 
 help:
 	@echo "make run    - set up, run the whole pipeline on DATA=$(DATA), then serve the API and web page"
@@ -38,10 +38,15 @@ venv: $(BIN)/.installed
 browser:
 	@bash scripts/ensure-chromium.sh
 
+# Hadoop's S3 connector for Spark (hadoop-aws + the AWS SDK bundle), from a PyPI sdist into the
+# cache (~/.cache/sentiment/spark-jars, ~190 MB; once): `prepare` with s3a:// paths needs them.
+spark-jars: venv
+	@$(BIN)/python -c 'from sentiment.prepare.s3a import main; main()' >/dev/null
+
 run: prereqs venv
 	$(BIN)/sentiment run $(foreach d,$(DATA),--input $(d)) $(foreach e,$(EVAL),--eval $(e)) --output $(OUT) $(RUN_ARGS)
 
-test: prereqs venv browser
+test: prereqs venv browser spark-jars
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: prereqs venv

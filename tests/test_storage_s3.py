@@ -11,7 +11,7 @@ import pytest
 from aws_fixtures import Aws, upload
 from conftest import POLARITY, REPO, run_cli
 from sentiment.errors import ConfigError, InputNotFound
-from sentiment.storage import Bucket, LocalBucket, open_bucket, publish_tree
+from sentiment.storage import Bucket, LocalBucket, open_bucket, publish_tree, staged_tree
 
 
 def _objects(aws: Aws, uri: str) -> list[str]:
@@ -60,6 +60,53 @@ def test_both_backends_behave_alike(
             "pre/fix/a/job.json",
             "pre/fix/a/output/model.tar.gz",
         ]
+
+
+@pytest.mark.parametrize("kind", ["local", "s3"])
+def test_streams_and_staged_trees_land_whole(
+    kind: str, tmp_path: Path, s3_bucket_uri: str, aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """open_write/open_read stream an object (S3: a multipart upload, here in 5 MiB parts, S3's
+    smallest); a block that raises leaves no object; staged_tree replaces a set whole."""
+    from sentiment.aws.s3 import _Upload
+
+    monkeypatch.setattr(_Upload, "PART", 5 << 20)
+    root = str(tmp_path / "b") if kind == "local" else f"{s3_bucket_uri}/b"
+    bucket = open_bucket(f"{root}/stream")
+    line = b"__label__positive " + b"y" * 1000 + b"\n"
+    with bucket.open_write("big.txt") as out:
+        for _ in range(12_000):  # 12 MB: three parts
+            out.write(line)
+    with bucket.open_read("big.txt") as fh:
+        assert sum(1 for got in fh if got == line) == 12_000
+
+    class Vanishing(Exception):
+        pass
+
+    with pytest.raises(Vanishing), bucket.open_write("half.txt") as out:
+        out.write(line * 6_000)
+        raise Vanishing
+    assert bucket.list() == ["big.txt"]
+
+    final = open_bucket(f"{root}/prepared")
+    final.write_bytes("rejects/part-00000.jsonl", b"{}\n")  # an earlier run's, not in the new set
+    final.write_bytes("manifest.json", b"{}\n")
+    with pytest.raises(Vanishing), staged_tree(f"{root}/prepared", last=("manifest.json",)) as t:
+        t.write_bytes("train.txt", b"new\n")
+        raise Vanishing
+    assert final.list() == ["manifest.json", "rejects/part-00000.jsonl"]
+    with staged_tree(f"{root}/prepared", last=("manifest.json",)) as t:
+        with t.open_write("train.txt") as out:
+            out.write(b"new\n")
+        t.write_json("manifest.json", {"rows": 1})
+    assert final.list() == ["manifest.json", "train.txt"]
+    assert final.read_json("manifest.json") == {"rows": 1}
+    if kind == "s3":
+        assert not [k for k in _objects(aws, s3_bucket_uri) if ".tmp-" in k]
+        uploads = aws.client("s3").list_multipart_uploads(  # type: ignore[attr-defined]
+            Bucket=s3_bucket_uri.removeprefix("s3://")
+        )
+        assert not uploads.get("Uploads")
 
 
 def test_a_failed_publish_leaves_nothing_under_final_names(

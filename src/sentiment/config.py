@@ -44,6 +44,14 @@ class Settings:
     spark_master: str = "local[*]"
     # Spark driver memory; local mode runs everything in the driver.
     spark_driver_memory: str = "4g"
+    # Whether prepare's Spark reads and writes s3:// inputs and outputs itself, through Hadoop's
+    # s3a connector (as s3a://), rather than staging them through the cache. Always so on a
+    # cluster master (anything but local[...]) and for paths written s3a://.
+    spark_s3a: bool = False
+    # The s3a connector's jars: "auto" = hadoop-aws 3.3.1 and the AWS SDK bundle, fetched from
+    # PyPI into the cache (sentiment.prepare.s3a), "none" = the cluster has them (EMR;
+    # spark-submit --packages org.apache.hadoop:hadoop-aws:VERSION), or comma-separated paths.
+    spark_s3a_jars: str = "auto"
     # prepare and evaluate fail when the rows of their input rejected for any one reason
     # (outside the layout's labels, wrong column count, undecodable bytes, open quote) are more
     # than this share of the rows read: a wrong --layout or a file that is not a reviews CSV,

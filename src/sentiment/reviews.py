@@ -18,8 +18,8 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePath
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -215,7 +215,7 @@ def split_of(source_split: str, text: str, seed: int, validation_fraction: float
     return "validation" if bucket < validation_fraction else "train"
 
 
-def source_split_of(path: Path) -> str:
+def source_split_of(path: PurePath) -> str:
     """The split a source file holds, from its name (test.csv -> test; anything else -> train)."""
     stem = path.stem.lower()
     if stem.startswith("test"):
@@ -256,7 +256,7 @@ _LABEL_BLOCK = 1 << 24
 _QUOTE, _COMMA, _NEWLINE = ord('"'), ord(","), ord("\n")
 
 
-def count_labels(path: Path) -> Counter[str]:
+def count_labels(path: Path | BinaryIO) -> Counter[str]:
     """How many lines of a reviews CSV carry each raw label: what precedes the first comma of
     every line, quotes and spaces stripped (blank lines and lines without a comma are left out).
 
@@ -267,22 +267,27 @@ def count_labels(path: Path) -> Counter[str]:
     1.3 GB): 1.7M rows/s, 3.0x csv.reader's first column, ~5% of prepare's time on that input
     (`python -m benchmarks.prepare --scan-only --rows 2424800`).
     """
+    if isinstance(path, Path):
+        with open(path, "rb") as fh:
+            return count_labels(fh)
     counts: Counter[str] = Counter()
-    with open(path, "rb") as fh:
-        carry = b""
-        while block := fh.read(_LABEL_BLOCK):
-            data = carry + block
-            cut = data.rfind(b"\n") + 1
-            carry = data[cut:]
-            _count_block(data[:cut], counts)
-        if carry:
-            _count_block(carry + b"\n", counts)
+    carry = b""
+    while block := path.read(_LABEL_BLOCK):  # a file, or a stream of an S3 object
+        data = carry + block
+        cut = data.rfind(b"\n") + 1
+        carry = data[cut:]
+        _count_block(data[:cut], counts)
+    if carry:
+        _count_block(carry + b"\n", counts)
     return counts
 
 
-def detect_file_layout(path: Path) -> tuple[Layout, dict[str, int]]:
-    """The layout of a reviews CSV, decided from every line's label, and the label counts."""
-    labels = dict(count_labels(path))
+def detect_file_layout(
+    path: Path | str, stream: BinaryIO | None = None
+) -> tuple[Layout, dict[str, int]]:
+    """The layout of a reviews CSV, decided from every line's label, and the label counts
+    (read from `stream` when given: a remote file named `path`)."""
+    labels = dict(count_labels(stream if stream is not None else Path(path)))
     try:
         return detect_layout(labels), labels
     except SentimentError as err:

@@ -16,9 +16,11 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 from sentiment.errors import ConfigError, InputNotFound
 
@@ -40,6 +42,12 @@ class Bucket(Protocol):
     def put_file(self, key: str, source: Path) -> None: ...
     def get_file(self, key: str, target: Path) -> Path: ...
     def delete(self, key: str) -> None: ...
+    # Every object under `prefix` (a "folder"), which need not exist.
+    def delete_tree(self, prefix: str) -> None: ...
+    # Streams, for objects too large to hold in memory: `open_read` reads one (lines can be
+    # iterated), `open_write` writes one that appears whole when the block ends without error.
+    def open_read(self, key: str) -> BinaryIO: ...
+    def open_write(self, key: str) -> AbstractContextManager[BinaryIO]: ...
     def children(self, prefix: str = "") -> list[str]: ...
     def url(self, key: str) -> str: ...
     # The file behind `key` on this machine; a remote bucket raises ConfigError (stages that
@@ -91,6 +99,25 @@ class LocalBucket:
 
     def delete(self, key: str) -> None:
         self.local_path(key).unlink(missing_ok=True)
+
+    def delete_tree(self, prefix: str) -> None:
+        path = self.local_path(prefix)
+        if path == self.root.resolve():
+            raise ConfigError(f"Refusing to delete the whole bucket {self.uri}.")
+        shutil.rmtree(path, ignore_errors=True)
+
+    def open_read(self, key: str) -> BinaryIO:
+        path = self.local_path(key)
+        if not path.is_file():
+            raise InputNotFound(f"{key!r} is not in the bucket {self.uri}.")
+        return open(path, "rb")
+
+    @contextlib.contextmanager
+    def open_write(self, key: str) -> Iterator[BinaryIO]:
+        # Renamed into place, not synced: the large files a stage writes inside its temporary
+        # folder (atomic_directory) need no fsync each (a prepared train.txt is ~1 GB).
+        with atomic_path(self.local_path(key), sync=False) as tmp, open(tmp, "wb") as fh:
+            yield fh
 
     def url(self, key: str) -> str:
         return str(self.local_path(key))
@@ -227,16 +254,18 @@ def atomic_write_json(path: Path, value: Any) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary file beside `path`; on success it replaces `path`, else it is removed."""
+def atomic_path(path: Path, *, sync: bool = True) -> Iterator[Path]:
+    """Yield a temporary file beside `path`; on success it replaces `path` (synced to disk
+    first unless `sync` is false), else it is removed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".tmp-{path.name}.", dir=path.parent)
     os.close(fd)
     tmp = Path(name)
     try:
         yield tmp
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
+        if sync:
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -262,3 +291,75 @@ def atomic_directory(path: Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staged_tree(uri: str | Path, *, last: tuple[str, ...]) -> Iterator[Bucket]:
+    """A temporary bucket beside `uri` for a stage to write a set of files into; when the block
+    ends without error the set becomes `uri`, else it is dropped and `uri` is left as it was.
+
+    A local folder is replaced whole by a rename (`atomic_directory`). S3 has no rename: the
+    set goes under a temporary prefix beside `uri` (`.tmp-NAME.<random>/`), then each object
+    is copied to its final key (S3 shows a copy whole or not at all) with the files named in
+    `last` (the manifest) deleted first and copied last, so that whoever finds the manifest
+    finds every file it lists; keys of an earlier set that this one lacks are deleted after.
+    """
+    if not is_remote(uri):
+        with atomic_directory(Path(str(uri).removeprefix("file://")).expanduser()) as tmp:
+            yield LocalBucket(tmp)
+        return
+    from sentiment.aws.s3 import S3Bucket
+
+    final = open_bucket(uri)
+    assert isinstance(final, S3Bucket)
+    parent, _, name = final.prefix.rpartition("/")
+    if not name:
+        raise ConfigError(f"{final.uri} names a whole bucket.", hint="Write s3://BUCKET/prefix.")
+    stage = S3Bucket(f"s3://{final.name}/" + "/".join(filter(None, [parent, _tmp_name(name)])))
+    try:
+        yield stage
+        keys = [
+            k for k in stage.list() if not k.endswith("/")
+        ]  # not the connector's folder markers
+        old = set(final.list())
+        for key in last:
+            if key in old:
+                final.delete(key)
+        order = [k for k in keys if k not in last] + [k for k in last if k in keys]
+        written: list[str] = []
+        try:
+            for key in order:
+                final.copy_from(stage, key, key)
+                written.append(key)
+        except BaseException:
+            for key in reversed(written):
+                with contextlib.suppress(Exception):
+                    final.delete(key)
+            raise
+        for key in sorted(old - set(keys)):
+            final.delete(key)
+    finally:
+        stage.delete_tree("")
+
+
+def move_tree(source: Bucket, prefix: str, target: str | Path) -> None:
+    """Move the objects under `prefix` of `source` to the folder or S3 prefix `target`,
+    replacing what was there (both local, or both in S3)."""
+    if isinstance(source, LocalBucket):
+        path = Path(str(target))
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(source.local_path(prefix), path)
+        return
+    from sentiment.aws.s3 import S3Bucket
+
+    destination = open_bucket(target)
+    assert isinstance(source, S3Bucket) and isinstance(destination, S3Bucket)
+    destination.delete_tree("")
+    start = len(prefix.strip("/")) + 1
+    for key in source.list(prefix):
+        destination.copy_from(source, key, key[start:])
+    source.delete_tree(prefix)
+
+
+def _tmp_name(name: str) -> str:
+    return f"{TMP_PREFIX}{name}.{uuid.uuid4().hex[:12]}"

@@ -14,16 +14,21 @@ from typing import Any
 from sentiment.errors import ConfigError, InputNotFound, Unavailable
 
 
-def client(service: str, region: str | None = None, *, config: Any = None) -> Any:
-    """A boto3 client for `service` (the standard credential chain; region from the chain if
-    None; `config` a botocore Config for timeouts, retries and pools)."""
+def session(region: str | None = None) -> Any:
+    """A boto3 session: the standard credential chain, the region from the chain if None."""
     try:
         import boto3
     except ImportError:  # pragma: no cover - boto3 is a dependency
         raise ConfigError(
             "AWS support needs boto3.", hint="pip install boto3 (a dependency of sentiment)."
         ) from None
-    return boto3.session.Session(region_name=region).client(service, config=config)
+    return boto3.session.Session(region_name=region)
+
+
+def client(service: str, region: str | None = None, *, config: Any = None) -> Any:
+    """A boto3 client for `service` (see `session`; `config` a botocore Config for timeouts,
+    retries and pools)."""
+    return session(region).client(service, config=config)
 
 
 def aws_error(err: Exception, what: str) -> Exception:

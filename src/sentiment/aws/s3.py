@@ -12,10 +12,13 @@ once, never part of it) and the temporary object deleted. A failed upload leaves
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from sentiment.errors import ConfigError, InputNotFound
 from sentiment.storage import TMP_PREFIX, dumps_json
@@ -180,6 +183,71 @@ class S3Bucket:
             Key=self._key(key),
         )
 
+    def delete_tree(self, prefix: str) -> None:
+        """Delete every object under `prefix` (temporary ones and folder markers too)."""
+        base = self._key(prefix)
+        if not base:
+            raise ConfigError(f"Refusing to delete the whole bucket {self.uri}.")
+        keys = [
+            {"Key": item["Key"]}
+            for page in self._pages(base + "/")
+            for item in page.get("Contents", [])
+        ]
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes 1,000 keys at most
+            self._call(
+                f"S3 DeleteObjects {self.uri}/{prefix}",
+                self.client.delete_objects,
+                Bucket=self.name,
+                Delete={"Objects": keys[start : start + 1000], "Quiet": True},
+            )
+
+    def copy_from(self, source: S3Bucket, key: str, target_key: str) -> None:
+        """Copy `key` of `source` to `target_key` here, in S3 (a managed copy: large objects in
+        parts, which S3 shows only once the copy is complete)."""
+        self._call(
+            f"S3 copy {source.url(key)} to {self.url(target_key)}",
+            self.client.copy,
+            CopySource={"Bucket": source.name, "Key": source._key(key)},
+            Bucket=self.name,
+            Key=self._key(target_key),
+        )
+
+    def check(self) -> None:
+        """Raise our error (not found, denied, unreachable) unless the bucket answers."""
+        try:
+            self._call(f"S3 HeadBucket s3://{self.name}", self.client.head_bucket, Bucket=self.name)
+        except InputNotFound as err:
+            raise InputNotFound(
+                f"The S3 bucket {self.name!r} does not exist.",
+                hint=f"Create it (aws s3 mb s3://{self.name}) or check the name ({err.message}).",
+            ) from None
+
+    def open_read(self, key: str) -> BinaryIO:
+        """The object's bytes as a buffered stream (lines can be iterated), read as it goes."""
+        try:
+            answer = self._call(
+                f"S3 GetObject {self.url(key)}",
+                self.client.get_object,
+                Bucket=self.name,
+                Key=self._key(key),
+            )
+        except InputNotFound:
+            raise InputNotFound(f"{key!r} is not in the bucket {self.uri}.") from None
+        return cast(BinaryIO, io.BufferedReader(_Body(answer["Body"]), buffer_size=1 << 20))
+
+    @contextlib.contextmanager
+    def open_write(self, key: str) -> Iterator[BinaryIO]:
+        """A file whose bytes become the object `key`: sent as they come, in parts of a
+        multipart upload, which S3 shows only once it is completed (one PutObject when small);
+        aborted if the block raises, so nothing appears under `key`."""
+        upload = _Upload(self, key)
+        try:
+            yield cast(BinaryIO, upload)
+            upload.complete()
+        except BaseException:
+            upload.abort()
+            raise
+
     def _pages(self, prefix: str, **extra: Any) -> Any:
         paginator = self.client.get_paginator("list_objects_v2")
         return self._call(
@@ -214,3 +282,91 @@ class S3Bucket:
                 if not key.rpartition("/")[2].startswith(TMP_PREFIX):
                     keys.append(key[cut:])
         return sorted(keys)
+
+
+class _Body(io.RawIOBase):
+    """A botocore StreamingBody as a raw stream, for io.BufferedReader."""
+
+    def __init__(self, body: Any) -> None:
+        self._body = body
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._body.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._body.close()
+        super().close()
+
+
+class _Upload(io.RawIOBase):
+    """Bytes written to an S3 object in parts of `PART` bytes (S3's minimum is 5 MiB but for the
+    last part), one part in memory at a time."""
+
+    PART = 16 << 20
+
+    def __init__(self, bucket: S3Bucket, key: str) -> None:
+        self._bucket = bucket
+        self._key = key
+        self._buffer = bytearray()
+        self._parts: list[dict[str, Any]] = []
+        self._id: str | None = None
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self._buffer += data
+        while len(self._buffer) >= self.PART:
+            self._send(self.PART)
+        return len(data)
+
+    def _send(self, size: int) -> None:
+        b = self._bucket
+        if self._id is None:
+            self._id = b._call(
+                f"S3 CreateMultipartUpload {b.url(self._key)}",
+                b.client.create_multipart_upload,
+                Bucket=b.name,
+                Key=b._key(self._key),
+            )["UploadId"]
+        number = len(self._parts) + 1
+        answer = b._call(
+            f"S3 UploadPart {b.url(self._key)}",
+            b.client.upload_part,
+            Bucket=b.name,
+            Key=b._key(self._key),
+            UploadId=self._id,
+            PartNumber=number,
+            Body=bytes(self._buffer[:size]),
+        )
+        self._parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+        del self._buffer[:size]
+
+    def complete(self) -> None:
+        b = self._bucket
+        if self._id is None:
+            b.write_bytes(self._key, bytes(self._buffer))
+            return
+        if self._buffer:
+            self._send(len(self._buffer))
+        b._call(
+            f"S3 CompleteMultipartUpload {b.url(self._key)}",
+            b.client.complete_multipart_upload,
+            Bucket=b.name,
+            Key=b._key(self._key),
+            UploadId=self._id,
+            MultipartUpload={"Parts": self._parts},
+        )
+
+    def abort(self) -> None:
+        if self._id is not None:
+            b = self._bucket
+            with contextlib.suppress(Exception):
+                b.client.abort_multipart_upload(
+                    Bucket=b.name, Key=b._key(self._key), UploadId=self._id
+                )

@@ -3,7 +3,9 @@
 Parsing and cleaning are `sentiment.reviews.clean_lines` (the compiled rules, on the batch's
 Arrow buffers) and, for the lines it leaves to Python, `parse_line` / `clean_rows`: the same
 rules the inference path uses. Output is written into a temporary folder that replaces `output` only
-when everything (files + manifest) is complete. Each input's layout is given, or decided from
+when everything (files + manifest) is complete (`storage.staged_tree`: a folder renamed, or an
+S3 prefix copied with the manifest last). Inputs and output may be s3a:// URIs, which Spark
+reads and writes itself (`sentiment.prepare.s3a`). Each input's layout is given, or decided from
 every row's label before Spark starts (`sentiment.reviews.count_labels`); a run that rejects
 too many rows for one reason fails (`sentiment.reviews.too_many_rejects`), keeping its
 rejects/ beside `output`.
@@ -18,10 +20,10 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -31,6 +33,8 @@ from sentiment.config import Settings
 from sentiment.datasets import DATASETS, extract_dataset, resolve_dataset
 from sentiment.errors import DataError, InputNotFound
 from sentiment.labels import LABEL_PREFIX, POLICY_CLASSES, Layout, Policy
+from sentiment.prepare.s3a import set_credentials, spark_uri
+from sentiment.prepare.s3a import spark_config as s3a_config
 from sentiment.reviews import (
     DROP_DUPLICATE,
     DROP_POLICY,
@@ -49,28 +53,57 @@ from sentiment.reviews import (
     split_of,
     too_many_rejects,
 )
-from sentiment.storage import atomic_directory, atomic_write_json, sha256_file
+from sentiment.storage import (
+    Bucket,
+    move_tree,
+    open_bucket,
+    sha256_file,
+    split_file_uri,
+    staged_tree,
+)
 
 SPLITS = list(SPLIT_CODES)  # split code -> name
 
 
 @dataclass(frozen=True)
 class Source:
-    """One input CSV file, its layout and the split it holds (and, when the layout was
-    detected, how many lines carry each raw label: what it was decided from)."""
+    """One input CSV file (of this machine, or an s3a:// URI Spark reads itself), its layout
+    and the split it holds (and, when the layout was detected, how many lines carry each raw
+    label: what it was decided from)."""
 
-    path: Path
+    path: Path | str
     layout: Layout
     split: str
     labels: dict[str, int] | None = field(default=None, compare=False)
 
+    @property
+    def location(self) -> str:
+        """What Spark reads: the file's absolute path, or its s3a:// URI."""
+        return self.path if isinstance(self.path, str) else str(self.path.resolve())
+
+
+def _source(path: Path | str, layout_name: str | None, stream: Any = None) -> Source:
+    split = source_split_of(PurePosixPath(path) if isinstance(path, str) else path)
+    if layout_name:
+        return Source(path, Layout(layout_name), split)
+    found, labels = detect_file_layout(path, stream)
+    return Source(path, found, split, labels)
+
 
 def resolve_inputs(
-    inputs: list[Path], layout_name: str | None, cache_dir: Path, *, mirror: str | None = None
+    inputs: Sequence[Path | str],
+    layout_name: str | None,
+    cache_dir: Path,
+    *,
+    mirror: str | None = None,
 ) -> list[Source]:
-    """The CSV files behind --input values (file, folder with train/test.csv, .tgz, or dataset name)."""
+    """The CSV files behind --input values (file, folder with train/test.csv, .tgz, or dataset
+    name; or an s3a:// URI of a CSV or of a folder with train/test.csv, which Spark reads)."""
     sources: list[Source] = []
     for given in inputs:
+        if str(given).startswith("s3a://"):
+            sources.extend(_remote_sources(str(given), layout_name))
+            continue
         path = Path(given)
         if not path.exists() and str(given) in DATASETS:
             # A dataset name: fetched into the cache once (verified), then read from there.
@@ -89,24 +122,50 @@ def resolve_inputs(
                 raise InputNotFound(f"Folder {str(path)!r} has no train.csv or test.csv.")
         else:
             files = [path]
-        for file in files:
-            if layout_name:
-                sources.append(Source(file, Layout(layout_name), source_split_of(file)))
-            else:
-                found, labels = detect_file_layout(file)
-                sources.append(Source(file, found, source_split_of(file), labels))
+        sources.extend(_source(file, layout_name) for file in files)
     return sources
 
 
-def start_spark(settings: Settings, master: str | None = None, ui: bool = False) -> Any:
-    """A Spark session bound to 127.0.0.1 whose Python workers run this interpreter."""
+def _remote_sources(uri: str, layout_name: str | None) -> list[Source]:
+    """The CSVs at an s3a:// URI: the object itself, or train.csv/test.csv under the prefix.
+    A layout to detect is read from the object through the seam (the whole label column)."""
+    parent, name = split_file_uri(uri)
+    if not uri.endswith("/") and parent.exists(name):
+        files = [(parent, name)]
+    else:
+        folder = open_bucket(uri)
+        files = [(folder, n) for n in ("train.csv", "test.csv") if folder.exists(n)]
+        if not files:
+            raise InputNotFound(
+                f"{uri} is neither a reviews CSV nor a folder with train.csv or test.csv.",
+                hint="Check the URI (aws s3 ls); an S3 archive (.tgz) is read as s3:// instead.",
+            )
+    sources = []
+    for bucket, key in files:
+        location = spark_uri(bucket.url(key))
+        if layout_name:
+            sources.append(_source(location, layout_name))
+        else:
+            with bucket.open_read(key) as stream:
+                sources.append(_source(location, None, stream))
+    return sources
+
+
+def start_spark(
+    settings: Settings, master: str | None = None, ui: bool = False, s3a: bool = False
+) -> Any:
+    """A Spark session bound to 127.0.0.1 whose Python workers run this interpreter (and, with
+    `s3a`, that reads and writes s3a:// paths: `sentiment.prepare.s3a`)."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     from pyspark.sql import SparkSession
 
+    builder = SparkSession.builder
+    for key, value in (s3a_config(settings) if s3a else {}).items():
+        builder = builder.config(key, value)
     spark = (
-        SparkSession.builder.master(master or settings.spark_master)
+        builder.master(master or settings.spark_master)
         .appName("sentiment-prepare")
         .config("spark.driver.memory", settings.spark_driver_memory)
         .config("spark.driver.host", "127.0.0.1")
@@ -121,6 +180,8 @@ def start_spark(settings: Settings, master: str | None = None, ui: bool = False)
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
+    if s3a:
+        set_credentials(spark, settings)
     return spark
 
 
@@ -139,7 +200,7 @@ def _clean_batches(
     and the kept texts come back as one buffer, so a kept row never becomes a Python object;
     the few FALLBACK lines go through parse_line / clean_rows / split_of. `counted` (a Spark
     accumulator) adds up rows read, for the progress report."""
-    by_path = {str(s.path.resolve()): s for s in sources}
+    by_path = {s.location: s for s in sources}
     classes = POLICY_CLASSES[policy]
 
     def run(batches: Iterator[Any]) -> Iterator[Any]:
@@ -245,14 +306,17 @@ def _clean_batches(
 
 
 def _local(uri: str) -> str:
+    """A source's `location` from the URI Spark names its file by (quoted, file: for a path)."""
     from urllib.parse import unquote, urlparse
 
-    return str(Path(unquote(urlparse(uri).path)).resolve()) if uri.startswith("file:") else uri
+    if uri.startswith("file:"):
+        return str(Path(unquote(urlparse(uri).path)).resolve())
+    return unquote(uri)
 
 
 def prepare(
     sources: list[Source],
-    output: Path,
+    output: Path | str,
     *,
     spark: Any,
     policy: Policy = Policy.BINARY,
@@ -262,7 +326,8 @@ def prepare(
     max_reject_ratio: float = 0.01,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the job; returns the manifest written to `output/manifest.json`.
+    """Run the job; returns the manifest written to `output/manifest.json` (`output` a folder
+    or an s3a:// URI, which Spark writes itself).
 
     Rows rejected for any one reason above `max_reject_ratio` of the rows read fail the job
     (DataError) and leave `output` as it was; their rejects/ folder is kept beside it, as
@@ -273,7 +338,7 @@ def prepare(
     options = options or RowOptions()
     say = progress or (lambda _msg: None)
     schema = "key string, code int"
-    lines = spark.read.text([str(s.path.resolve()) for s in sources]).select(
+    lines = spark.read.text([s.location for s in sources]).select(
         # As bytes: undecodable input must reach parse_line (as U+FFFD) rather than crash Arrow.
         F.col("value").cast("binary"),
         F.input_file_name().alias("file"),
@@ -295,8 +360,8 @@ def prepare(
         F.array(*map(F.lit, POLICY_CLASSES[policy])), F.col("code").bitwiseAND(0xFFFF) + 1
     )
     meta = F.element_at(F.split("key", "\x00"), 2)
-    with atomic_directory(output) as tmp, _progress(spark, say, counted):
-        parts = tmp / ".parts"
+    with staged_tree(output, last=(layout.MANIFEST,)) as tmp, _progress(spark, say, counted):
+        parts = ".parts"
         (
             merged.select(
                 F.when(is_meta, F.lit("_meta")).otherwise(split_name).alias("part"),
@@ -305,16 +370,15 @@ def prepare(
                 .alias("v"),
             )
             .write.partitionBy("part")
-            .text(str(parts))
+            .text(spark_uri(tmp.url(parts)))
         )
         kept_by_split: Counter[str] = Counter()
         rejected: Counter[str] = Counter()
         dropped: Counter[str] = Counter()
         read = 0
-        (tmp / layout.REJECTS_DIR).mkdir()
-        with open(tmp / layout.REJECTS_DIR / "part-00000.jsonl", "w", encoding="utf-8") as rej:
-            for part in sorted((parts / "part=_meta").glob("part-*")):
-                with open(part, encoding="utf-8") as fh:
+        with tmp.open_write(f"{layout.REJECTS_DIR}/part-00000.jsonl") as rej:
+            for part in _part_files(tmp, f"{parts}/part=_meta"):
+                with tmp.open_read(part) as fh:
                     for line in fh:
                         record = json.loads(line)
                         if "counts" not in record:
@@ -330,7 +394,7 @@ def prepare(
                                 dropped[reason] += count
         say(f"rows read: {read:,}")
         failed = rejects_beside(output)
-        shutil.rmtree(failed, ignore_errors=True)  # a failed run's, now stale
+        _remove(failed)  # a failed run's, now stale
         error = too_many_rejects(
             read,
             rejected,
@@ -339,15 +403,15 @@ def prepare(
             hint=f"The rejected rows are in {failed}.",
         )
         if error is not None:
-            os.replace(tmp / layout.REJECTS_DIR, failed)
+            move_tree(tmp, layout.REJECTS_DIR, failed)
             raise error
         if not rejected:
-            shutil.rmtree(tmp / layout.REJECTS_DIR)
+            tmp.delete_tree(layout.REJECTS_DIR)
         counts: dict[str, dict[str, int]] = {}
         for split, name in layout.PREPARED_SPLITS.items():
-            counts[split] = _concatenate(parts / f"part={split}", tmp / name)
+            counts[split] = _concatenate(tmp, f"{parts}/part={split}", name)
             say(f"{name}: {sum(counts[split].values()):,} rows")
-        shutil.rmtree(parts)
+        tmp.delete_tree(parts)
         written = {s: sum(c.values()) for s, c in counts.items()}
         duplicates = sum(kept_by_split.values()) - sum(written.values())
         if duplicates:
@@ -374,7 +438,7 @@ def prepare(
             "elapsed_seconds": round(time.monotonic() - started, 3),
         }
         assert read == sum(written.values()) + sum(dropped.values()) + sum(rejected.values())
-        atomic_write_json(tmp / layout.MANIFEST, manifest)
+        tmp.write_json(layout.MANIFEST, manifest)
     return manifest
 
 
@@ -408,16 +472,31 @@ def _progress(
         thread.join()
 
 
-def rejects_beside(output: Path) -> Path:
+def rejects_beside(output: Path | str) -> Path | str:
     """Where a failed run keeps its rejects/ folder: beside `output`, which it leaves alone."""
+    if isinstance(output, str):
+        return f"{output.rstrip('/')}.{layout.REJECTS_DIR}"
     return output.with_name(f"{output.name}.{layout.REJECTS_DIR}")
 
 
-def _concatenate(folder: Path, target: Path) -> dict[str, int]:
+def _remove(folder: Path | str) -> None:
+    if isinstance(folder, Path):
+        shutil.rmtree(folder, ignore_errors=True)
+    else:
+        open_bucket(folder).delete_tree("")
+
+
+def _part_files(bucket: Bucket, prefix: str) -> list[str]:
+    """The keys of the part files Spark wrote under `prefix`, in order (not its checksums,
+    markers or _SUCCESS)."""
+    return [k for k in bucket.list(prefix) if k.rpartition("/")[2].startswith("part-")]
+
+
+def _concatenate(bucket: Bucket, folder: str, target: str) -> dict[str, int]:
     counts: Counter[str] = Counter()
-    with open(target, "wb") as out:
-        for part in sorted(folder.glob("part-*")) if folder.is_dir() else []:
-            with open(part, "rb") as fh:
+    with bucket.open_write(target) as out:
+        for part in _part_files(bucket, folder):
+            with bucket.open_read(part) as fh:
                 for line in fh:
                     counts[line[: line.index(b" ")].decode().removeprefix(LABEL_PREFIX)] += 1
                     out.write(line)
@@ -425,12 +504,20 @@ def _concatenate(folder: Path, target: Path) -> dict[str, int]:
 
 
 def _describe(source: Source) -> dict[str, Any]:
+    if isinstance(source.path, str):
+        from sentiment.aws.s3 import S3Bucket
+
+        parent, key = split_file_uri(source.path)
+        assert isinstance(parent, S3Bucket)
+        size, _, etag = str(parent.head(key)).partition(":")
+        found: dict[str, Any] = {"size": int(size), "etag": etag.strip('"')}
+    else:
+        found = {"size": source.path.stat().st_size, "sha256": sha256_file(source.path)}
     return {
         "path": str(source.path),
         "layout": source.layout.value,
         "layout_from": "option" if source.labels is None else "labels",
         **({} if source.labels is None else {"label_counts": dict(sorted(source.labels.items()))}),
         "split": source.split,
-        "size": source.path.stat().st_size,
-        "sha256": sha256_file(source.path),
+        **found,
     }
