@@ -22,9 +22,10 @@ import pytest
 from sentiment import layout
 from sentiment.errors import DataError, ModelError
 from sentiment.model import _unpack
+from sentiment.records import list_jobs, read_job, with_liveness
 from sentiment.serve.peers import Peers
 from sentiment.storage import open_bucket
-from sentiment.train.job import list_jobs, preprocessing_for, read_job, with_liveness
+from sentiment.train.job import preprocessing_for
 
 
 def _dead_pid() -> int:

@@ -30,8 +30,8 @@ def list_(ctx: click.Context, bucket_uri: str | None, as_json: bool) -> None:
 
     Example: sentiment jobs list
     """
+    from sentiment.records import best_validation_accuracy, list_jobs
     from sentiment.storage import open_bucket
-    from sentiment.train.job import best_validation_accuracy, list_jobs
 
     bucket = open_bucket(bucket_uri or ctx.obj.settings.bucket)
     records = list_jobs(bucket)
@@ -69,8 +69,8 @@ def describe(ctx: click.Context, name: str, bucket_uri: str | None, as_json: boo
 
     Example: sentiment jobs describe blazingtext-2026-11-24-10-00-00 --json
     """
+    from sentiment.records import read_job
     from sentiment.storage import open_bucket
-    from sentiment.train.job import read_job
 
     record = read_job(open_bucket(bucket_uri or ctx.obj.settings.bucket), name)
     if as_json:

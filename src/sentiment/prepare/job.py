@@ -30,6 +30,7 @@ from sentiment import __version__, layout
 from sentiment.config import Settings
 from sentiment.datasets import DATASETS, extract_dataset, resolve_dataset
 from sentiment.errors import DataError, InputNotFound
+from sentiment.files import atomic_directory, atomic_write_json, sha256_file
 from sentiment.labels import LABEL_PREFIX, POLICY_CLASSES, Layout, Policy
 from sentiment.reviews import (
     DROP_DUPLICATE,
@@ -49,7 +50,6 @@ from sentiment.reviews import (
     split_of,
     too_many_rejects,
 )
-from sentiment.storage import atomic_directory, atomic_write_json, sha256_file
 
 SPLITS = list(SPLIT_CODES)  # split code -> name
 
