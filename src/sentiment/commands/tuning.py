@@ -6,11 +6,11 @@ import json
 from typing import Any
 
 import click
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.table import Table
 
-from sentiment.commands.jobs import _duration, _status
 from sentiment.commands.options import bucket_option, json_option
+from sentiment.commands.tables import Record, duration, print_heading, print_records, status
 
 
 @click.group()
@@ -34,28 +34,26 @@ def list_(ctx: click.Context, bucket_uri: str | None, as_json: bool) -> None:
     from sentiment.train.tuning import list_tunings, local_bucket
 
     bucket = local_bucket(open_bucket(bucket_uri or ctx.obj.settings.bucket))
-    records = list_tunings(bucket)
-    if as_json:
-        click.echo(json.dumps(records, indent=2))
-        return
-    if not records:
-        click.echo(f"No tuning jobs in {bucket.uri}. Start one with `sentiment tune`.")
-        return
-    table = Table(title=f"Tuning jobs in {bucket.uri}")
-    for column in ("name", "status", "created", "duration", "trials", "objective", "best"):
-        table.add_column(column, overflow="fold")
-    for record in records:
-        best = record.get("best") or {}
-        table.add_row(
+
+    def row(record: Record) -> list[RenderableType]:
+        return [
             str(record.get("name")),
-            _status(record.get("status")),
+            status(record.get("status")),
             str(record.get("created") or ""),
-            _duration(record.get("seconds")),
+            duration(record.get("seconds")),
             f"{record.get('trials_finished', 0)}/{record['config']['max_jobs']}",
             str(record["config"]["objective"]),
-            _best(best),
-        )
-    Console(soft_wrap=False, emoji=False).print(table)
+            _best(record.get("best") or {}),
+        ]
+
+    print_records(
+        list_tunings(bucket),
+        as_json=as_json,
+        empty=f"No tuning jobs in {bucket.uri}. Start one with `sentiment tune`.",
+        title=f"Tuning jobs in {bucket.uri}",
+        columns=("name", "status", "created", "duration", "trials", "objective", "best"),
+        row=row,
+    )
 
 
 @command.command()
@@ -77,13 +75,11 @@ def describe(ctx: click.Context, name: str, bucket_uri: str | None, as_json: boo
         return
     console = Console(emoji=False)  # ranges like 10:100 are not emoji codes
     config = record["config"]
-    console.print(f"[bold]{record['name']}[/bold]  {_status(record.get('status'))}")
-    if record.get("failure_reason"):
-        console.print(f"reason: {record['failure_reason']}", markup=False)
+    print_heading(console, record)
     console.print(
         f"{config['strategy']} search, objective {config['objective']}, "
         f"{record.get('trials_finished', 0)}/{config['max_jobs']} trials finished, "
-        f"duration {_duration(record.get('seconds'))}",
+        f"duration {duration(record.get('seconds'))}",
         markup=False,
     )
     console.print(f"ranges: {' '.join(config['ranges'])}", markup=False)
