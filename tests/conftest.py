@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -126,13 +127,21 @@ def browser() -> Iterator[object]:
         instance.close()
 
 
+@contextlib.contextmanager
+def open_page(browser: object) -> Iterator[Any]:
+    """A fresh page of `browser` (in a context of its own), closed on leaving."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
 @pytest.fixture
 def page(browser: object) -> Iterator[object]:
     """A fresh browser page; closed after the test."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
-    pg = context.new_page()
-    yield pg
-    context.close()
+    with open_page(browser) as pg:
+        yield pg
 
 
 SCREENSHOTS = REPO / "tests" / "out" / "screenshots"
