@@ -81,6 +81,16 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield folder
 
 
+def sample_splits(tiny_model_dir: Path, folder: Path, **splits: slice) -> Path:
+    """`folder` with NAME.txt for each NAME=slice of the tiny model's training lines (the shared
+    polarity sample, labelled and normalized), e.g. train=slice(3000) and
+    validation=slice(20000, 21000), which share no line."""
+    lines = (tiny_model_dir / "train.txt").read_text().splitlines()
+    for name, part in splits.items():
+        (folder / f"{name}.txt").write_text("\n".join(lines[part]) + "\n")
+    return folder
+
+
 def chromium_path() -> str:
     """Debian's Chromium (installed by `make test` via scripts/ensure-chromium.sh)."""
     import os
@@ -234,6 +244,15 @@ def start_endpoint(
     process = Process(["serve", "--model", str(model), "--port", str(port), *extra], log, env)
     url = f"http://127.0.0.1:{port}"
     process.wait_for(f"{url}/ping")
+    return process, url
+
+
+def start_api(log: Path, *args: str, env: dict[str, str] | None = None) -> tuple[Process, str]:
+    """`sentiment api ARGS` on a free port; returns the process and its base URL."""
+    port = free_port()
+    process = Process(["api", *args, "--port", str(port)], log, env)
+    url = f"http://127.0.0.1:{port}"
+    process.wait_for(f"{url}/healthz")
     return process, url
 
 

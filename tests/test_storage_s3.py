@@ -10,7 +10,7 @@ from subprocess import CompletedProcess
 import pytest
 
 from aws_fixtures import Aws, upload
-from conftest import POLARITY, run_cli
+from conftest import POLARITY, run_cli, sample_splits
 from sentiment.errors import ConfigError, InputNotFound
 from sentiment.storage import Bucket, LocalBucket, open_bucket, publish_tree
 
@@ -132,18 +132,10 @@ class S3Job:
 
 
 @pytest.fixture(scope="module")
-def s3_job(aws: Aws, tmp_path_factory: pytest.TempPathFactory) -> S3Job:
-    from conftest import read_reviews
-    from sentiment.labels import Layout, Policy, map_label, with_prefix
-    from sentiment.text import compose, normalize
-
+def s3_job(aws: Aws, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> S3Job:
     tmp, bucket = tmp_path_factory.mktemp("s3-job"), aws.new_bucket()
-    lines = []
-    for label, title, body in read_reviews(POLARITY / "train.csv", limit=3000):
-        name = map_label(Layout.POLARITY, label, Policy.BINARY)
-        lines.append(f"{with_prefix(name or '')} {normalize(compose(title, body))}")
-    for name, part in (("train.txt", lines[:2500]), ("test.txt", lines[2500:])):
-        (tmp / name).write_text("\n".join(part) + "\n")
+    sample_splits(tiny_model_dir, tmp, train=slice(2500), test=slice(2500, 3000))
+    for name in ("train.txt", "test.txt"):
         upload(aws, f"{bucket}/prepared/{name}", tmp / name)
     cache, jobs = tmp / "cache", f"{bucket}/jobs"
     hp = ("epochs=2", "vector_dim=10", "buckets=10000", "threads=1")

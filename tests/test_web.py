@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from conftest import SCREENSHOTS, Process, free_port, open_page
+from conftest import SCREENSHOTS, open_page, start_api
 from sentiment.model import load_model
 
 pytestmark = pytest.mark.browser
@@ -17,15 +17,13 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def api_url(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    log = tmp_path_factory.mktemp("web") / "api.log"
     # Small batches and a high bar for certainty, so the page must read both from the API.
     settings = {"SENTIMENT_API_MAX_TEXTS": "3", "SENTIMENT_UNCERTAIN_BELOW": "0.9"}
-    process = Process(
-        ["api", "--model", str(tiny_model_dir / "model.bin"), "--port", str(port)], log, settings
+    process, url = start_api(
+        tmp_path_factory.mktemp("web") / "api.log",
+        *("--model", str(tiny_model_dir / "model.bin")),
+        env=settings,
     )
-    url = f"http://127.0.0.1:{port}"
-    process.wait_for(f"{url}/healthz")
     yield url
     process.stop()
 

@@ -6,12 +6,12 @@ import json
 from typing import Any
 
 import click
-from rich.console import Console, RenderableType
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from sentiment.commands.options import bucket_option, json_option
-from sentiment.commands.tables import Record, duration, print_heading, print_records, status
+from sentiment.commands.tables import Record, duration, print_heading, print_records
 
 
 @click.group()
@@ -36,27 +36,23 @@ def list_(ctx: click.Context, bucket_uri: str | None, as_json: bool) -> None:
 
     bucket = open_bucket(bucket_uri or ctx.obj.settings.bucket)
 
-    def row(record: Record) -> list[RenderableType]:
-        best = best_validation_accuracy(record)
-        tuning = record.get("tuning_job")
-        return [
-            str(record.get("name", "?")) + (f"\n(tuning job {tuning})" if tuning else ""),
-            status(record.get("status")),
-            str(record.get("created") or ""),
-            duration(record.get("seconds")),
-            str(len(record.get("epochs") or [])),
-            f"{best:.4f}" if best is not None else "-",
-            Text(str(record.get("failure_reason") or "")),
-        ]
-
     print_records(
         list_jobs(bucket),
         as_json=as_json,
         empty=f"No training jobs in {bucket.uri}. Train one with `sentiment train`.",
         title=f"Training jobs in {bucket.uri}",
-        columns=("name", "status", "created", "duration", "epochs", "best validation", "reason"),
-        row=row,
+        name=_name,
+        columns={
+            "epochs": lambda r: str(len(r.get("epochs") or [])),
+            "best validation": lambda r: _num(best_validation_accuracy(r)),
+            "reason": lambda r: Text(str(r.get("failure_reason") or "")),
+        },
     )
+
+
+def _name(record: Record) -> str:
+    tuning = record.get("tuning_job")
+    return str(record.get("name", "?")) + (f"\n(tuning job {tuning})" if tuning else "")
 
 
 @command.command()

@@ -4,7 +4,7 @@ row a record, with statuses in colour and durations in h/m/s."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import click
@@ -20,22 +20,29 @@ def print_records(
     as_json: bool,
     empty: str,
     title: str,
-    columns: Sequence[str],
-    row: Callable[[Record], Sequence[RenderableType]],
+    name: Callable[[Record], str],
+    columns: Mapping[str, Callable[[Record], RenderableType]],
 ) -> None:
-    """`records` as JSON, else `empty` when there are none, else a table titled `title` with
-    `row(record)` under `columns`."""
+    """`records` as JSON, else `empty` when there are none, else a table titled `title`: a row
+    a record, its `name`, status, creation and duration, then `columns` (heading: cell)."""
     if as_json:
         click.echo(json.dumps(records, indent=2))
-    elif not records:
+        return
+    if not records:
         click.echo(empty)
-    else:
-        table = Table(title=title)
-        for column in columns:
-            table.add_column(column, overflow="fold")
-        for record in records:
-            table.add_row(*row(record))
-        Console(soft_wrap=False, emoji=False).print(table)
+        return
+    table = Table(title=title)
+    for heading in ("name", "status", "created", "duration", *columns):
+        table.add_column(heading, overflow="fold")
+    for record in records:
+        table.add_row(
+            name(record),
+            status(record.get("status")),
+            str(record.get("created") or ""),
+            duration(record.get("seconds")),
+            *(cell(record) for cell in columns.values()),
+        )
+    Console(soft_wrap=False, emoji=False).print(table)
 
 
 def print_heading(console: Console, record: Record) -> None:

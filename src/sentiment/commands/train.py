@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sentiment import layout
+from sentiment.commands.options import sagemaker_options
 from sentiment.errors import UsageError
 from sentiment.train import hyperparams
 
@@ -52,20 +53,7 @@ def _show_table(ctx: click.Context, param: click.Parameter, value: bool) -> None
     show_default=True,
     help="Train here, or as a SageMaker training job (BlazingText's image; S3 inputs and bucket).",
 )
-@click.option("--role", help="With --on sagemaker: the IAM role ARN the job runs as.")
-@click.option(
-    "--instance-type",
-    default="ml.c5.xlarge",
-    show_default=True,
-    help="With --on sagemaker: the training instance type.",
-)
-@click.option("--region", help="With --on sagemaker: the AWS region (default: AWS's chain).")
-@click.option(
-    "--image",
-    default="blazingtext",
-    show_default=True,
-    help="With --on sagemaker: 'blazingtext' (the region's image) or an image URI.",
-)
+@sagemaker_options("the training job", "ml.c5.xlarge", when="With --on sagemaker: ")
 @click.option(
     "--output",
     metavar="BUCKET",

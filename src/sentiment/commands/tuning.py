@@ -6,11 +6,11 @@ import json
 from typing import Any
 
 import click
-from rich.console import Console, RenderableType
+from rich.console import Console
 from rich.table import Table
 
 from sentiment.commands.options import bucket_option, json_option
-from sentiment.commands.tables import Record, duration, print_heading, print_records, status
+from sentiment.commands.tables import duration, print_heading, print_records
 
 
 @click.group()
@@ -35,24 +35,17 @@ def list_(ctx: click.Context, bucket_uri: str | None, as_json: bool) -> None:
 
     bucket = local_bucket(open_bucket(bucket_uri or ctx.obj.settings.bucket))
 
-    def row(record: Record) -> list[RenderableType]:
-        return [
-            str(record.get("name")),
-            status(record.get("status")),
-            str(record.get("created") or ""),
-            duration(record.get("seconds")),
-            f"{record.get('trials_finished', 0)}/{record['config']['max_jobs']}",
-            str(record["config"]["objective"]),
-            _best(record.get("best") or {}),
-        ]
-
     print_records(
         list_tunings(bucket),
         as_json=as_json,
         empty=f"No tuning jobs in {bucket.uri}. Start one with `sentiment tune`.",
         title=f"Tuning jobs in {bucket.uri}",
-        columns=("name", "status", "created", "duration", "trials", "objective", "best"),
-        row=row,
+        name=lambda r: str(r.get("name")),
+        columns={
+            "trials": lambda r: f"{r.get('trials_finished', 0)}/{r['config']['max_jobs']}",
+            "objective": lambda r: str(r["config"]["objective"]),
+            "best": lambda r: _best(r.get("best") or {}),
+        },
     )
 
 

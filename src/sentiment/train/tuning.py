@@ -568,19 +568,12 @@ def objective_value(
         return float(record["final_metrics"]["validation_accuracy"])
     import numpy as np
 
-    from sentiment.labels import split_line
+    from sentiment.labels import read_labelled
     from sentiment.metrics import classification
     from sentiment.model import load_model
 
     model = load_model(str(record["name"]), bucket=bucket)
-    index = {label: i for i, label in enumerate(model.classes)}
-    texts, truth = [], []
-    with open(validation, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            label, text = split_line(line)
-            if label in index:
-                texts.append(text)
-                truth.append(index[label])
+    texts, truth = read_labelled(validation, model.classes)
     probs = model.predict_proba(texts, raw=True, raw_scores=True)
     metrics = classification(np.asarray(truth), probs, list(model.classes))
     return float(metrics["macro"]["f1"])
