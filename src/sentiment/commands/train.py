@@ -170,13 +170,13 @@ def _here(
     whole once it ended (its model first, its record last)."""
     from sentiment.remote import job_bucket, publish_job, stage_input
     from sentiment.storage import is_remote
-    from sentiment.train.job import _name_taken, run_training
+    from sentiment.train.job import refuse_taken_name, run_training
 
     cache = settings.cache_dir
     inputs = {"train": train} | ({"validation": validation} if validation else {})
     # A local bucket reserves the name itself; a remote one is checked before any training.
-    if job_name and is_remote(bucket.uri) and bucket.exists(layout.job_record_key(job_name)):
-        raise _name_taken(bucket, job_name)
+    if job_name and is_remote(bucket.uri):
+        refuse_taken_name(bucket, job_name)
     with job_bucket(bucket, cache) as local:
         try:
             return run_training(

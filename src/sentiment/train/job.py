@@ -169,6 +169,13 @@ def _claim(bucket: LocalBucket, name: str) -> None:
     folder.mkdir()  # raises FileExistsError when taken
 
 
+def refuse_taken_name(bucket: Bucket, name: str) -> None:
+    """UsageError when `bucket` holds a record of job `name`: the check of a bucket where a name
+    cannot be claimed by creating its folder (S3), made before anything is started."""
+    if bucket.exists(layout.job_record_key(name)):
+        raise _name_taken(bucket, name)
+
+
 def _name_taken(bucket: Bucket, name: str) -> UsageError:
     return UsageError(
         f"A training job named {name!r} already exists in {bucket.uri}.",

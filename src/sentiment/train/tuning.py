@@ -43,7 +43,7 @@ from rich.console import Console
 from sentiment.config import Settings
 from sentiment.errors import DataError, InputNotFound, Interrupted, UsageError
 from sentiment.labels import LABEL_PREFIX
-from sentiment.records import is_simple_name, read_record, with_liveness
+from sentiment.records import is_simple_name, read_record
 from sentiment.storage import Bucket, LocalBucket
 from sentiment.train import hyperparams
 from sentiment.train.job import (
@@ -431,7 +431,7 @@ def run_tuning(
 def _start_record(bucket: LocalBucket, name: str, config: TuningConfig) -> dict[str, Any]:
     key = _key(name)
     if bucket.exists(key):
-        record: dict[str, Any] = with_liveness(bucket.read_json(key), what="tuning")
+        record = read_record(bucket, key, name=name, what="tuning")
         if record.get("status") == "Completed":
             raise UsageError(
                 f"Tuning job {name} has completed.", hint="Give a new --tuning-job-name."
