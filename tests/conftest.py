@@ -247,6 +247,14 @@ def start_endpoint(
     return process, url
 
 
+def alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+    except FileNotFoundError:
+        return False
+
+
 def start_api(log: Path, *args: str, env: dict[str, str] | None = None) -> tuple[Process, str]:
     """`sentiment api ARGS` on a free port; returns the process and its base URL."""
     port = free_port()

@@ -9,19 +9,12 @@ from pathlib import Path
 
 import httpx
 
-from conftest import KeepPosting, Process, free_port
+from conftest import KeepPosting, Process, alive, free_port
 
 
 def _children(pid: int) -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
     return [int(p) for p in out.stdout.split()]
-
-
-def _alive(pid: int) -> bool:
-    return (
-        Path(f"/proc/{pid}").exists()
-        and "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
-    )
 
 
 def test_up_serves_both_and_stops_both(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -60,7 +53,7 @@ def test_up_serves_both_and_stops_both(tiny_model_dir: Path, tmp_path: Path) -> 
     finally:
         process.stop()
     assert code == 0, process.output()
-    assert not any(_alive(pid) for pid in children), "a server outlived `sentiment up`"
+    assert not any(alive(pid) for pid in children), "a server outlived `sentiment up`"
     assert "Stopping" in process.output()
 
 
