@@ -247,6 +247,19 @@ def start_endpoint(
     return process, url
 
 
+def wait_for_an_epoch(record: Path, timeout: float = 120.0) -> None:
+    """Until the job record at `record` shows a finished epoch (the job is mid-training)."""
+    import json
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if record.exists() and json.loads(record.read_text()).get("epochs"):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no epoch in {record} after {timeout}s")
+
+
 def alive(pid: int) -> bool:
     """Whether process `pid` runs (a zombie, dead but not yet reaped, does not)."""
     try:

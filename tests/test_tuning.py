@@ -13,7 +13,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from conftest import REPO, run_cli, sample_splits
+from conftest import REPO, run_cli, sample_splits, wait_for_an_epoch
 from sentiment.config import Settings
 from sentiment.engine import Epoch, EpochStats
 from sentiment.errors import UsageError
@@ -168,11 +168,7 @@ def test_an_interrupted_tuning_job_resumes(prepared: Path, tmp_path: Path) -> No
     proc = _tune(bucket, prepared)
     # Ctrl-C in the middle of the second trial's training job.
     second = bucket / "resumable-002" / "job.json"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if second.exists() and json.loads(second.read_text()).get("epochs"):
-            break
-        time.sleep(0.05)
+    wait_for_an_epoch(second)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
