@@ -901,7 +901,7 @@ def main() -> None:
         for name, text in result["logs"].items():
             for line in text.strip().splitlines()[-8:]:
                 print(f"  {name}: {line}")
-    from sentiment.storage import atomic_path
+    from sentiment.files import atomic_path
 
     path = OUT / f"soak-{result['stamp']}.json"
     with atomic_path(path) as tmp:

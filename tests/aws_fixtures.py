@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import free_port
+from conftest import free_port, run_cli
 
 REGION = "us-east-1"
 # Fake credentials, only in the tests' environment: boto3 signs with them and moto accepts any.
@@ -42,6 +42,22 @@ class Aws:
         import boto3
 
         return boto3.session.Session(region_name=REGION).client(service, endpoint_url=self.url)
+
+    def cli(self, cache: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        """`sentiment ARGS` as a child process talking to moto, with its cache in `cache`."""
+        return run_cli("--cache-dir", str(cache), *args, env=self.env)
+
+    def keys(self, uri: str) -> list[str]:
+        """Every key of the S3 bucket of `uri`, read with plain boto3 (not our storage seam)."""
+        name = uri.removeprefix("s3://").split("/", 1)[0]
+        answer = self.client("s3").list_objects_v2(Bucket=name)  # type: ignore[attr-defined]
+        return sorted(item["Key"] for item in answer.get("Contents", []))
+
+    def new_bucket(self) -> str:
+        """A new, empty S3 bucket's URI."""
+        name = f"sentiment-test-{uuid.uuid4().hex[:10]}"
+        self.client("s3").create_bucket(Bucket=name)  # type: ignore[attr-defined]
+        return f"s3://{name}"
 
 
 @pytest.fixture(scope="session")
@@ -96,9 +112,7 @@ def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Aws]:
 @pytest.fixture
 def s3_bucket_uri(aws: Aws) -> str:
     """A fresh, empty S3 bucket in moto (one per test)."""
-    name = f"sentiment-test-{uuid.uuid4().hex[:10]}"
-    aws.client("s3").create_bucket(Bucket=name)  # type: ignore[attr-defined]
-    return f"s3://{name}"
+    return aws.new_bucket()
 
 
 def upload(aws: Aws, uri: str, source: Path) -> None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,6 +81,16 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield folder
 
 
+def sample_splits(tiny_model_dir: Path, folder: Path, **splits: slice) -> Path:
+    """`folder` with NAME.txt for each NAME=slice of the tiny model's training lines (the shared
+    polarity sample, labelled and normalized), e.g. train=slice(3000) and
+    validation=slice(20000, 21000), which share no line."""
+    lines = (tiny_model_dir / "train.txt").read_text().splitlines()
+    for name, part in splits.items():
+        (folder / f"{name}.txt").write_text("\n".join(lines[part]) + "\n")
+    return folder
+
+
 def chromium_path() -> str:
     """Debian's Chromium (installed by `make test` via scripts/ensure-chromium.sh)."""
     import os
@@ -126,13 +137,21 @@ def browser() -> Iterator[object]:
         instance.close()
 
 
+@contextlib.contextmanager
+def open_page(browser: object) -> Iterator[Any]:
+    """A fresh page of `browser` (in a context of its own), closed on leaving."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
 @pytest.fixture
 def page(browser: object) -> Iterator[object]:
     """A fresh browser page; closed after the test."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
-    pg = context.new_page()
-    yield pg
-    context.close()
+    with open_page(browser) as pg:
+        yield pg
 
 
 SCREENSHOTS = REPO / "tests" / "out" / "screenshots"
@@ -225,6 +244,36 @@ def start_endpoint(
     process = Process(["serve", "--model", str(model), "--port", str(port), *extra], log, env)
     url = f"http://127.0.0.1:{port}"
     process.wait_for(f"{url}/ping")
+    return process, url
+
+
+def wait_for_an_epoch(record: Path, timeout: float = 120.0) -> None:
+    """Until the job record at `record` shows a finished epoch (the job is mid-training)."""
+    import json
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if record.exists() and json.loads(record.read_text()).get("epochs"):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no epoch in {record} after {timeout}s")
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+    except FileNotFoundError:
+        return False
+
+
+def start_api(log: Path, *args: str, env: dict[str, str] | None = None) -> tuple[Process, str]:
+    """`sentiment api ARGS` on a free port; returns the process and its base URL."""
+    port = free_port()
+    process = Process(["api", *args, "--port", str(port)], log, env)
+    url = f"http://127.0.0.1:{port}"
+    process.wait_for(f"{url}/healthz")
     return process, url
 
 

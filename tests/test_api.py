@@ -191,54 +191,63 @@ def test_api_keys(local_app: Any, tiny_model_dir: Path) -> None:
     assert _run(_post(local_app, {"text": "ok"})).status_code == 200  # no keys configured: open
 
 
-def test_cors_request_ids_openapi_and_docs(tiny_model_dir: Path) -> None:
-    app = create_app(
+@pytest.fixture(scope="module")
+def cors_app(tiny_model_dir: Path) -> Any:
+    """The API with one allowed CORS origin, over the tiny model in-process."""
+    return create_app(
         _settings(cors_origins=("https://reviews.example",)),
         LocalPredictor(load_model(tiny_model_dir / "model.bin")),
     )
 
-    async def go() -> None:
-        async with _client(app) as client:
-            pre = await client.options(
-                "/sentiment",
-                headers={
-                    "origin": "https://reviews.example",
-                    "access-control-request-method": "POST",
-                    "access-control-request-headers": "content-type",
-                },
-            )
-            assert pre.status_code == 200
-            assert pre.headers["access-control-allow-origin"] == "https://reviews.example"
-            other = await client.options(
-                "/sentiment",
-                headers={"origin": "https://evil.example", "access-control-request-method": "POST"},
-            )
-            assert "access-control-allow-origin" not in other.headers
-            given = await client.post(
-                "/sentiment", json={"text": "ok"}, headers={"x-request-id": "abc-123"}
-            )
-            assert given.headers["x-request-id"] == "abc-123"
-            made = await client.post("/sentiment", json={"text": "ok"})
-            assert len(made.headers["x-request-id"]) == 32
-            error = await client.post("/sentiment", json={})
-            assert error.status_code == 400 and error.headers["x-request-id"]
-            spec = (await client.get("/openapi.json")).json()
-            assert (
-                "/sentiment" in spec["paths"]
-                and "SentimentRequest" in spec["components"]["schemas"]
-            )
-            docs = await client.get("/docs")
-            assert docs.status_code == 200 and "cdn" not in docs.text.lower()
-            for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
-                assert (await client.get(f"/static-offline-docs/{asset}")).status_code == 200
-            page = await client.get("/")
-            assert (
-                page.status_code == 200
-                and "<textarea" in page.text
-                and "http" not in page.text.split("<footer>")[0].lower().replace("http-equiv", "")
-            )
 
-    _run(go())
+def _request(app: Any, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def go() -> httpx.Response:
+        async with _client(app) as client:
+            return await client.request(method, path, **kwargs)
+
+    return _run(go())
+
+
+def test_cors_preflight_allows_the_listed_origins_only(cors_app: Any) -> None:
+    asked = {
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "content-type",
+    }
+    pre = _request(
+        cors_app, "OPTIONS", "/sentiment", headers={"origin": "https://reviews.example", **asked}
+    )
+    assert pre.status_code == 200
+    assert pre.headers["access-control-allow-origin"] == "https://reviews.example"
+    other = _request(
+        cors_app, "OPTIONS", "/sentiment", headers={"origin": "https://evil.example", **asked}
+    )
+    assert "access-control-allow-origin" not in other.headers
+
+
+def test_request_ids_are_echoed_or_made_even_on_errors(cors_app: Any) -> None:
+    given = _request(
+        cors_app, "POST", "/sentiment", json={"text": "ok"}, headers={"x-request-id": "abc-123"}
+    )
+    assert given.headers["x-request-id"] == "abc-123"
+    made = _request(cors_app, "POST", "/sentiment", json={"text": "ok"})
+    assert len(made.headers["x-request-id"]) == 32
+    error = _request(cors_app, "POST", "/sentiment", json={})
+    assert error.status_code == 400 and error.headers["x-request-id"]
+
+
+def test_openapi_and_its_docs_are_served_offline(cors_app: Any) -> None:
+    spec = _request(cors_app, "GET", "/openapi.json").json()
+    assert "/sentiment" in spec["paths"] and "SentimentRequest" in spec["components"]["schemas"]
+    docs = _request(cors_app, "GET", "/docs")
+    assert docs.status_code == 200 and "cdn" not in docs.text.lower()
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        assert _request(cors_app, "GET", f"/static-offline-docs/{asset}").status_code == 200
+
+
+def test_the_web_page_is_served_and_links_nowhere_else(cors_app: Any) -> None:
+    page = _request(cors_app, "GET", "/")
+    assert page.status_code == 200 and "<textarea" in page.text
+    assert "http" not in page.text.split("<footer>")[0].lower().replace("http-equiv", "")
 
 
 def test_endpoint_killed_then_back(tiny_model_dir: Path, tmp_path: Path) -> None:

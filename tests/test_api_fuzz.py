@@ -17,7 +17,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import Process, free_port
+from conftest import start_api
 from sentiment.api.app import create_app
 from sentiment.api.predictors import EndpointPredictor
 from sentiment.config import Settings
@@ -28,14 +28,11 @@ LIMITS = Settings()  # the API runs with the default limits
 
 @pytest.fixture(scope="module")
 def api_url(endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    process = Process(
-        ["api", "--endpoint-url", endpoint, "--port", str(port), "--api-key", KEY],
+    process, url = start_api(
         tmp_path_factory.mktemp("api-fuzz") / "api.log",
+        *("--endpoint-url", endpoint, "--api-key", KEY),
         env={"SENTIMENT_LOG_LEVEL": "warning"},
     )
-    url = f"http://127.0.0.1:{port}"
-    process.wait_for(f"{url}/healthz")
     yield url
     process.stop()
     assert "Traceback" not in process.output(), process.output()

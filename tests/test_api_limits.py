@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import Process, free_port
+from conftest import Process, start_api
 
 KEY = "s3cret-key"
 
@@ -26,14 +26,11 @@ def _rss_kb(pid: int) -> int:
 @pytest.fixture(scope="module")
 def api(endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Process]]:
     """`sentiment api` with an API key, in front of the shared real endpoint."""
-    port = free_port()
-    process = Process(
-        ["api", "--endpoint-url", endpoint, "--port", str(port), "--api-key", KEY],
+    process, url = start_api(
         tmp_path_factory.mktemp("api-limits") / "api.log",
+        *("--endpoint-url", endpoint, "--api-key", KEY),
         env={"SENTIMENT_LOG_LEVEL": "warning"},
     )
-    url = f"http://127.0.0.1:{port}"
-    process.wait_for(f"{url}/healthz")
     yield url, process
     process.stop()
 

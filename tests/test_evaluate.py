@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from conftest import POLARITY, read_reviews, run_cli
+from sentiment import metrics as m
 from sentiment.errors import ModelError
-from sentiment.evaluate import metrics as m
 
 # A 4-example binary case worked out by hand (labels: 0 = negative, 1 = positive).
 Y = np.array([0, 0, 1, 1])

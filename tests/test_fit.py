@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import sample_splits
 from sentiment.engine import EarlyStopping, EngineParams, Epoch, Listeners, Trainer, fit
 from sentiment.errors import DataError
 
@@ -15,9 +16,7 @@ from sentiment.errors import DataError
 @pytest.fixture(scope="module")
 def files(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("fit")
-    lines = (tiny_model_dir / "train.txt").read_text().splitlines()
-    (folder / "train.txt").write_text("\n".join(lines[:4000]) + "\n")
-    (folder / "validation.txt").write_text("\n".join(lines[20000:21000]) + "\n")
+    sample_splits(tiny_model_dir, folder, train=slice(4000), validation=slice(20000, 21000))
     return {"train": folder / "train.txt", "validation": folder / "validation.txt"}
 
 

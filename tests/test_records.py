@@ -22,9 +22,10 @@ import pytest
 from sentiment import layout
 from sentiment.errors import DataError, ModelError
 from sentiment.model import _unpack
+from sentiment.records import list_jobs, read_job, read_record, with_liveness
 from sentiment.serve.peers import Peers
 from sentiment.storage import open_bucket
-from sentiment.train.job import list_jobs, preprocessing_for, read_job, with_liveness
+from sentiment.train.job import preprocessing_for
 
 
 def _dead_pid() -> int:
@@ -52,6 +53,25 @@ def test_a_job_whose_process_lives_or_runs_elsewhere_stays_in_progress() -> None
     assert with_liveness(_in_progress(os.getpid()))["status"] == "InProgress"
     # Another host's pid says nothing about this machine's processes.
     assert with_liveness(_in_progress(_dead_pid(), "other-host"))["status"] == "InProgress"
+
+
+@pytest.mark.parametrize("pid", [0, -1], ids=["zero", "negative"])
+def test_a_record_naming_no_process_reads_as_failed(pid: int) -> None:
+    """pid 0 and -1 are no process: os.kill(0, 0) would ask this process's own group (alive)."""
+    assert with_liveness(_in_progress(pid))["status"] == "Failed"
+
+
+def test_a_tuning_job_whose_process_is_dead_reads_as_failed(tmp_path: Path) -> None:
+    """Training and tuning records are read by the one reader (sentiment.records)."""
+    bucket = open_bucket(tmp_path)
+    bucket.write_json("t/tuning.json", _in_progress(_dead_pid()))
+    record = read_record(bucket, "t/tuning.json", name="t", what="tuning")
+    assert record["status"] == "Failed"
+    assert record["failure_reason"].startswith("The tuning process (pid ")
+    assert "No model was written." not in record["failure_reason"]
+    bucket.write_bytes("u/tuning.json", b"{")
+    with pytest.raises(DataError, match=r"record of tuning job 'u' \(u/tuning.json\) is not valid"):
+        read_record(bucket, "u/tuning.json", name="u", what="tuning")
 
 
 def test_read_job_reports_a_killed_job_as_failed_and_leaves_its_file(tmp_path: Path) -> None:

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
+import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import fasttext
 import httpx
 import pytest
 
-from conftest import Process, free_port, served, start_endpoint
+from conftest import Process, alive, free_port, served, start_endpoint
 from sentiment.model import load_model
 
 # Short texts with emoticons in the spirit of the seed exercise's example payload (its exact
@@ -376,35 +380,43 @@ def test_metrics_histograms_count_like_prometheus() -> None:
     assert samples[("sentiment_instances_per_request_bucket", (("le", "100.0"),))] == 3
 
 
-def test_several_workers_share_connections_follow_swaps_and_stop_together(
-    tiny_model_dir: Path, second_model: Path, tmp_path: Path
-) -> None:
-    """`--workers 2`: each worker listens on its own SO_REUSEPORT socket, so new connections
-    spread over both (uvicorn's shared socket let one worker take a whole burst); a scrape of
-    /metrics shows every worker; a model swap sent to one worker reaches every worker before it
-    is answered; a worker that dies is replaced, on the swapped model; SIGTERM stops every
-    worker."""
-    import os
+@dataclass
+class Workers:
+    """An endpoint of `--workers 2`, taken through its life once: what each step showed."""
+
+    before: dict[int, str]  # pid -> the sha256 it served, over 24 new connections
+    counted: dict[str, float]  # pid -> /invocations 200s, from one scrape of /metrics
+    swap: httpx.Response
+    after: dict[int, str]
+    victim: int | None  # the worker killed with SIGKILL
+    replaced: dict[int, str]  # the workers serving after it died
+    exit_code: int | None  # of the supervisor, after SIGTERM
+    survivors: list[int]  # workers still alive after it exited
+    output: str
+
+
+@pytest.fixture(scope="module")
+def workers(
+    tiny_model_dir: Path, second_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Workers]:
+    """The steps record and never assert, so each test below reads its own behaviour even when
+    an earlier one went wrong."""
+    from prometheus_client.parser import text_string_to_metric_families
 
     token = "s3cret"
     process, url = start_endpoint(
         tiny_model_dir / "model.bin",
-        tmp_path / "w.log",
+        tmp_path_factory.mktemp("workers") / "w.log",
         "--workers",
         "2",
         env={"SENTIMENT_ADMIN_TOKEN": token},
     )
-
     try:
         before = served(url, 24)
-        assert len(before) == 2, process.output()
-        # One scrape, whichever worker takes it, counts every worker's requests.
         for _ in range(20):
             with httpx.Client() as client:
-                assert client.post(f"{url}/invocations", json={"instances": ["ok"]}).is_success
+                client.post(f"{url}/invocations", json={"instances": ["ok"]})
         time.sleep(1.5)  # workers publish their counts every second
-        from prometheus_client.parser import text_string_to_metric_families
-
         counted = {
             s.labels["pid"]: s.value
             for family in text_string_to_metric_families(httpx.get(f"{url}/metrics").text)
@@ -413,38 +425,72 @@ def test_several_workers_share_connections_follow_swaps_and_stop_together(
             and s.labels["route"] == "/invocations"
             and s.labels["status"] == "200"
         }
-        assert set(counted) == {str(pid) for pid in before} and sum(counted.values()) == 20
         swap = httpx.post(
             f"{url}/admin/model",
             json={"model": str(second_model)},
             headers={"authorization": f"Bearer {token}"},
             timeout=120,
         )
-        assert swap.status_code == 200, swap.text
-        assert swap.json()["workers"] == {"swapped": 2, "of": 2}
-        new_sha = swap.json()["model"]["sha256"]
-        assert new_sha not in before.values()
         after = served(url, 24)
-        assert set(after) == set(before) and set(after.values()) == {new_sha}
-
-        victim = next(iter(after))
-        os.kill(victim, signal.SIGKILL)
-        deadline = time.monotonic() + 60
+        victim = next(iter(after), None)
         replaced: dict[int, str] = {}
-        while time.monotonic() < deadline and len(set(replaced) - {victim}) < 2:
-            replaced |= served(url, 4)
-            time.sleep(0.05)
-        assert len(set(replaced) - {victim}) == 2 and victim not in replaced, process.output()
-        assert set(replaced.values()) == {new_sha}  # the replacement started on the swap
-        assert "starting another" in process.output()
-
+        if victim is not None:
+            os.kill(victim, signal.SIGKILL)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and len(set(replaced) - {victim}) < 2:
+                replaced |= served(url, 4)
+                time.sleep(0.05)
         process.proc.send_signal(signal.SIGTERM)
-        assert process.proc.wait(timeout=60) == 0
-        for pid in replaced:
-            with pytest.raises(ProcessLookupError):
-                os.kill(pid, 0)
+        try:
+            exit_code: int | None = process.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            exit_code = None
+        yield Workers(
+            before,
+            counted,
+            swap,
+            after,
+            victim,
+            replaced,
+            exit_code,
+            [pid for pid in replaced if pid != victim and alive(pid)],
+            process.output(),
+        )
     finally:
         process.stop()
+
+
+def test_new_connections_spread_over_the_workers(workers: Workers) -> None:
+    """Each worker listens on its own SO_REUSEPORT socket (uvicorn's shared socket let one
+    worker take a whole burst)."""
+    assert len(workers.before) == 2, workers.output
+
+
+def test_one_scrape_counts_every_workers_requests(workers: Workers) -> None:
+    assert set(workers.counted) == {str(pid) for pid in workers.before}
+    assert sum(workers.counted.values()) == 20
+
+
+def test_a_swap_reaches_every_worker_before_it_is_answered(workers: Workers) -> None:
+    assert workers.swap.status_code == 200, workers.swap.text
+    assert workers.swap.json()["workers"] == {"swapped": 2, "of": 2}
+    new_sha = workers.swap.json()["model"]["sha256"]
+    assert new_sha not in workers.before.values()
+    assert set(workers.after) == set(workers.before)
+    assert set(workers.after.values()) == {new_sha}
+
+
+def test_a_dead_worker_is_replaced_on_the_swapped_model(workers: Workers) -> None:
+    assert len(set(workers.replaced) - {workers.victim}) == 2, workers.output
+    assert workers.victim not in workers.replaced
+    # The replacement started on the model its siblings serve: the swap's.
+    assert set(workers.replaced.values()) == {workers.swap.json()["model"]["sha256"]}
+    assert "starting another" in workers.output
+
+
+def test_sigterm_stops_every_worker(workers: Workers) -> None:
+    assert workers.exit_code == 0, workers.output
+    assert workers.survivors == []
 
 
 def test_uvicorn_workers_get_every_setting(

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from sentiment.errors import ConfigError, InputNotFound
-from sentiment.storage import atomic_directory, atomic_path, atomic_write_json, open_bucket
+from sentiment.files import atomic_directory, atomic_path, atomic_write_json
+from sentiment.storage import open_bucket
 
 
 def test_local_bucket_round_trip(tmp_path: Path) -> None:

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import tarfile
+from dataclasses import dataclass
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
 
 from aws_fixtures import Aws, upload
-from conftest import POLARITY, REPO, run_cli
+from conftest import POLARITY, run_cli, sample_splits
 from sentiment.errors import ConfigError, InputNotFound
 from sentiment.storage import Bucket, LocalBucket, open_bucket, publish_tree, staged_tree
-
-
-def _objects(aws: Aws, uri: str) -> list[str]:
-    name = uri.removeprefix("s3://").split("/", 1)[0]
-    answer = aws.client("s3").list_objects_v2(Bucket=name)  # type: ignore[attr-defined]
-    return sorted(item["Key"] for item in answer.get("Contents", []))
 
 
 def test_open_bucket_picks_the_backend(tmp_path: Path, s3_bucket_uri: str) -> None:
@@ -56,7 +51,7 @@ def test_both_backends_behave_alike(
         bucket.read_bytes("../x")
     if kind == "s3":
         # Landed whole: the temporary keys are gone, the final ones are under the prefix.
-        assert _objects(aws, s3_bucket_uri) == [
+        assert aws.keys(s3_bucket_uri) == [
             "pre/fix/a/job.json",
             "pre/fix/a/output/model.tar.gz",
         ]
@@ -102,7 +97,7 @@ def test_streams_and_staged_trees_land_whole(
     assert final.list() == ["manifest.json", "train.txt"]
     assert final.read_json("manifest.json") == {"rows": 1}
     if kind == "s3":
-        assert not [k for k in _objects(aws, s3_bucket_uri) if ".tmp-" in k]
+        assert not [k for k in aws.keys(s3_bucket_uri) if ".tmp-" in k]
         uploads = aws.client("s3").list_multipart_uploads(  # type: ignore[attr-defined]
             Bucket=s3_bucket_uri.removeprefix("s3://")
         )
@@ -136,24 +131,26 @@ def test_a_failed_publish_leaves_nothing_under_final_names(
     bucket.put_file = put_file  # type: ignore[method-assign]
     with pytest.raises(Vanishing):
         publish_tree(folder, bucket, "", last=("manifest.json",))
-    assert _objects(aws, s3_bucket_uri) == []
+    assert aws.keys(s3_bucket_uri) == []
     bucket.put_file = original  # type: ignore[method-assign]
     written = publish_tree(folder, bucket, "", last=("manifest.json",))
     assert written == ["train.txt", "z-test.txt", "manifest.json"]
 
 
-def test_models_load_from_s3(
-    tiny_model_dir: Path, tmp_path: Path, s3_bucket_uri: str, aws: Aws
-) -> None:
-    import tarfile
-
-    from sentiment.model import load_model
-
+@pytest.fixture
+def s3_model(tiny_model_dir: Path, tmp_path: Path, s3_bucket_uri: str, aws: Aws) -> Path:
+    """The tiny model as a SageMaker archive, here and uploaded as job j1's output in S3."""
     archive = tmp_path / "model.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(tiny_model_dir / "model.bin", arcname="model.bin")
     upload(aws, f"{s3_bucket_uri}/jobs/j1/output/model.tar.gz", archive)
-    local = load_model(archive, cache_dir=tmp_path / "cache")
+    return archive
+
+
+def test_models_load_from_s3(s3_model: Path, tmp_path: Path, s3_bucket_uri: str) -> None:
+    from sentiment.model import load_model
+
+    local = load_model(s3_model, cache_dir=tmp_path / "cache")
     texts = ["great product, works", "broken on arrival, awful"]
     for ref in (f"{s3_bucket_uri}/jobs/j1/output/model.tar.gz", f"{s3_bucket_uri}/jobs/j1"):
         remote = load_model(ref, cache_dir=tmp_path / "cache")
@@ -167,87 +164,65 @@ def test_models_load_from_s3(
         load_model(f"{s3_bucket_uri}/jobs/nothing/model.tar.gz", cache_dir=tmp_path / "cache")
 
 
-def _cli(args: list[str], env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    return run_cli("--cache-dir", str(tmp_path / "cache"), *args, env=env)
+@dataclass
+class S3Job:
+    """Job j1 trained from s3:// channels into an s3:// bucket, then listed, evaluated there and
+    trained again under the same name; with the bucket's keys after training and evaluating."""
+
+    jobs: str
+    done: CompletedProcess[str]
+    trained_keys: list[str]
+    listed: CompletedProcess[str]
+    report: CompletedProcess[str]
+    evaluated_keys: list[str]
+    again: CompletedProcess[str]
 
 
-def test_train_evaluate_and_list_jobs_on_s3(tmp_path: Path, s3_bucket_uri: str, aws: Aws) -> None:
-    """train reads s3:// channels and publishes the job to an s3:// bucket; jobs list and
-    evaluate read it there; the report lands in S3 with report.json last."""
-    from conftest import read_reviews
-    from sentiment.labels import Layout, Policy, map_label, with_prefix
-    from sentiment.text import compose, normalize
+@pytest.fixture(scope="module")
+def s3_job(aws: Aws, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> S3Job:
+    tmp, bucket = tmp_path_factory.mktemp("s3-job"), aws.new_bucket()
+    sample_splits(tiny_model_dir, tmp, train=slice(2500), test=slice(2500, 3000))
+    for name in ("train.txt", "test.txt"):
+        upload(aws, f"{bucket}/prepared/{name}", tmp / name)
+    cache, jobs = tmp / "cache", f"{bucket}/jobs"
+    hp = ("epochs=2", "vector_dim=10", "buckets=10000", "threads=1")
+    done = aws.cli(
+        cache, "--bucket", jobs, "train", "--input", f"{bucket}/prepared", "--job-name", "j1",
+        *(f"--hp={value}" for value in hp),
+    )  # fmt: skip
+    trained_keys = aws.keys(bucket)
+    listed = aws.cli(cache, "--bucket", jobs, "jobs", "list")
+    report = aws.cli(
+        cache, "--bucket", jobs, "evaluate", "--model", "j1", "--test",
+        f"{bucket}/prepared/test.txt",
+    )  # fmt: skip
+    evaluated_keys = aws.keys(bucket)
+    again = aws.cli(
+        cache, "--bucket", jobs, "train", "--train", f"{bucket}/prepared/train.txt",
+        "--job-name", "j1",
+    )  # fmt: skip
+    return S3Job(jobs, done, trained_keys, listed, report, evaluated_keys, again)
 
-    lines = []
-    for label, title, body in read_reviews(POLARITY / "train.csv", limit=3000):
-        name = map_label(Layout.POLARITY, label, Policy.BINARY)
-        lines.append(f"{with_prefix(name or '')} {normalize(compose(title, body))}")
-    train = tmp_path / "train.txt"
-    train.write_text("\n".join(lines[:2500]) + "\n")
-    test = tmp_path / "test.txt"
-    test.write_text("\n".join(lines[2500:]) + "\n")
-    upload(aws, f"{s3_bucket_uri}/prepared/train.txt", train)
-    upload(aws, f"{s3_bucket_uri}/prepared/test.txt", test)
-    jobs = f"{s3_bucket_uri}/jobs"
-    done = _cli(
-        [
-            "--bucket",
-            jobs,
-            "train",
-            "--input",
-            f"{s3_bucket_uri}/prepared",
-            "--job-name",
-            "j1",
-            "--hp",
-            "epochs=2",
-            "--hp",
-            "vector_dim=10",
-            "--hp",
-            "buckets=10000",
-            "--hp",
-            "threads=1",
-        ],
-        aws.env,
-        tmp_path,
-    )
-    assert done.returncode == 0, done.stderr
-    assert f"{jobs}/j1/output/model.tar.gz" in done.stdout
-    keys = _objects(aws, s3_bucket_uri)
-    assert "jobs/j1/job.json" in keys and "jobs/j1/output/model.tar.gz" in keys
-    listed = _cli(["--bucket", jobs, "jobs", "list"], aws.env, tmp_path)
-    assert listed.returncode == 0, listed.stderr
-    assert "j1" in listed.stdout and "Completed" in listed.stdout
-    report = _cli(
-        [
-            "--bucket",
-            jobs,
-            "evaluate",
-            "--model",
-            "j1",
-            "--test",
-            f"{s3_bucket_uri}/prepared/test.txt",
-        ],
-        aws.env,
-        tmp_path,
-    )
-    assert report.returncode == 0, report.stderr
-    keys = _objects(aws, s3_bucket_uri)
-    assert "jobs/j1/evaluation/report.json" in keys and "jobs/j1/evaluation/report.html" in keys
-    # A name taken in S3 is refused before any training.
-    again = _cli(
-        [
-            "--bucket",
-            jobs,
-            "train",
-            "--train",
-            f"{s3_bucket_uri}/prepared/train.txt",
-            "--job-name",
-            "j1",
-        ],
-        aws.env,
-        tmp_path,
-    )
-    assert again.returncode == 2 and "already exists" in again.stderr
+
+def test_train_reads_s3_channels_and_publishes_the_job_to_s3(s3_job: S3Job) -> None:
+    assert s3_job.done.returncode == 0, s3_job.done.stderr
+    assert f"{s3_job.jobs}/j1/output/model.tar.gz" in s3_job.done.stdout
+    assert {"jobs/j1/job.json", "jobs/j1/output/model.tar.gz"} <= set(s3_job.trained_keys)
+
+
+def test_jobs_list_reads_an_s3_bucket(s3_job: S3Job) -> None:
+    assert s3_job.listed.returncode == 0, s3_job.listed.stderr
+    assert "j1" in s3_job.listed.stdout and "Completed" in s3_job.listed.stdout
+
+
+def test_evaluate_reads_a_job_in_s3_and_writes_its_report_there(s3_job: S3Job) -> None:
+    assert s3_job.report.returncode == 0, s3_job.report.stderr
+    report = {"jobs/j1/evaluation/report.json", "jobs/j1/evaluation/report.html"}
+    assert report <= set(s3_job.evaluated_keys)
+
+
+def test_a_job_name_taken_in_s3_is_refused_before_training(s3_job: S3Job) -> None:
+    assert s3_job.again.returncode == 2 and "already exists" in s3_job.again.stderr
 
 
 @pytest.mark.spark
@@ -263,56 +238,44 @@ def test_prepare_reads_and_writes_s3_in_local_mode(
         part.write_text("".join((FULL / name).read_text().splitlines(keepends=True)[:300]))
         upload(aws, f"{s3_bucket_uri}/reviews/full/{name}", part)
     out = f"{s3_bucket_uri}/prepared"
-    done = _cli(
-        [
-            "prepare",
-            "--input",
-            f"{s3_bucket_uri}/reviews/full",
-            "--output",
-            out,
-            "--policy",
-            "stars",
-            "--master",
-            "local[1]",
-        ],
-        aws.env,
-        tmp_path,
+    done = aws.cli(
+        tmp_path / "cache",
+        "prepare",
+        "--input",
+        f"{s3_bucket_uri}/reviews/full",
+        "--output",
+        out,
+        "--policy",
+        "stars",
+        "--master",
+        "local[1]",
     )
     assert done.returncode == 0, done.stderr
-    keys = _objects(aws, s3_bucket_uri)
+    keys = aws.keys(s3_bucket_uri)
     for name in ("train.txt", "validation.txt", "test.txt", "manifest.json"):
         assert f"prepared/{name}" in keys
     manifest = open_bucket(out).read_json("manifest.json")
     assert manifest["rows_read"] == 600 and manifest["policy"] == "stars"
     assert open_bucket(out).read_bytes("train.txt").startswith(b"__label__")
-    missing = _cli(
-        [
-            "prepare",
-            "--input",
-            f"{s3_bucket_uri}/nothing/here.csv",
-            "--output",
-            f"{s3_bucket_uri}/p2",
-        ],
-        aws.env,
-        tmp_path,
+    missing = aws.cli(
+        tmp_path / "cache",
+        "prepare",
+        "--input",
+        f"{s3_bucket_uri}/nothing/here.csv",
+        "--output",
+        f"{s3_bucket_uri}/p2",
     )
     assert missing.returncode == 3, missing.stderr
-    assert not [k for k in _objects(aws, s3_bucket_uri) if k.startswith("p2/")]
+    assert not [k for k in aws.keys(s3_bucket_uri) if k.startswith("p2/")]
 
 
 def test_serve_a_model_from_s3(
-    tiny_model_dir: Path, tmp_path: Path, s3_bucket_uri: str, aws: Aws
+    s3_model: Path, tmp_path: Path, s3_bucket_uri: str, aws: Aws
 ) -> None:
-    import tarfile
-
     import httpx
 
     from conftest import start_endpoint
 
-    archive = tmp_path / "model.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        tar.add(tiny_model_dir / "model.bin", arcname="model.bin")
-    upload(aws, f"{s3_bucket_uri}/jobs/j1/output/model.tar.gz", archive)
     process, url = start_endpoint(
         f"{s3_bucket_uri}/jobs/j1/output/model.tar.gz",
         tmp_path / "serve.log",
@@ -328,24 +291,8 @@ def test_serve_a_model_from_s3(
 
 def test_run_refuses_an_s3_output(tmp_path: Path) -> None:
     """`run` works in a local folder; an s3:// --output must not become a folder named "s3:"."""
-    import os
-
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sentiment",
-            "run",
-            "--input",
-            str(POLARITY),
-            "--output",
-            "s3://b/x",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
-        timeout=60,
+    done = run_cli(
+        "run", "--input", str(POLARITY), "--output", "s3://b/x", cwd=tmp_path, timeout=60
     )
     assert done.returncode == 2 and "not a local folder" in done.stderr
     assert not (tmp_path / "s3:").exists()
@@ -359,25 +306,20 @@ def test_a_failed_job_on_s3_publishes_its_record_only(
     train.write_text("no label on this line\nnor on this one\n")
     upload(aws, f"{s3_bucket_uri}/in/train.txt", train)
     jobs = f"{s3_bucket_uri}/jobs"
-    failed = _cli(
-        [
-            "--bucket",
-            jobs,
-            "train",
-            "--train",
-            f"{s3_bucket_uri}/in/train.txt",
-            "--job-name",
-            "f1",
-            "--hp",
-            "threads=1",
-        ],
-        aws.env,
-        tmp_path,
+    failed = aws.cli(
+        tmp_path / "cache",
+        "--bucket",
+        jobs,
+        "train",
+        "--train",
+        f"{s3_bucket_uri}/in/train.txt",
+        "--job-name",
+        "f1",
+        "--hp",
+        "threads=1",
     )
     assert failed.returncode == 4, failed.stderr
-    assert [k for k in _objects(aws, s3_bucket_uri) if k.startswith("jobs/")] == [
-        "jobs/f1/job.json"
-    ]
+    assert [k for k in aws.keys(s3_bucket_uri) if k.startswith("jobs/")] == ["jobs/f1/job.json"]
     record = open_bucket(jobs).read_json("f1/job.json")
     assert record["status"] == "Failed" and "no labels" in record["failure_reason"]
     assert record["inputs"]["train"]["path"] == f"{s3_bucket_uri}/in/train.txt"

@@ -19,7 +19,7 @@ from typing import Any
 import fasttext
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import REPO, run_cli, sample_splits, wait_for_an_epoch
 from sentiment.errors import JobFailed
 from sentiment.model import load_model
 from sentiment.storage import open_bucket
@@ -30,9 +30,7 @@ from sentiment.text import DEFAULT_CLEANING
 def prepared(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A prepared folder as `sentiment prepare` writes it (files + manifest), from the shared sample."""
     folder = tmp_path_factory.mktemp("prepared")
-    lines = (tiny_model_dir / "train.txt").read_text().splitlines()
-    (folder / "train.txt").write_text("\n".join(lines[:8000]) + "\n")
-    (folder / "validation.txt").write_text("\n".join(lines[20000:22000]) + "\n")
+    sample_splits(tiny_model_dir, folder, train=slice(8000), validation=slice(20000, 22000))
     manifest = {
         "policy": "binary",
         "labels": ["negative", "positive"],
@@ -241,11 +239,7 @@ def test_a_stopped_job_is_recorded_and_leaves_no_model(
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=os.environ.copy(),
     )  # fmt: skip
     record_path = bucket / "long" / "job.json"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if record_path.exists() and json.loads(record_path.read_text()).get("epochs"):
-            break
-        time.sleep(0.1)
+    wait_for_an_epoch(record_path)
     proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr

@@ -13,7 +13,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import REPO, run_cli, sample_splits, wait_for_an_epoch
 from sentiment.config import Settings
 from sentiment.engine import Epoch, EpochStats
 from sentiment.errors import UsageError
@@ -35,10 +35,7 @@ FIXED = {"vector_dim": "10", "min_count": "2", "threads": "1", "seed": "1"}
 @pytest.fixture(scope="module")
 def prepared(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("prepared")
-    lines = (tiny_model_dir / "train.txt").read_text().splitlines()
-    (folder / "train.txt").write_text("\n".join(lines[:3000]) + "\n")
-    (folder / "validation.txt").write_text("\n".join(lines[20000:21000]) + "\n")
-    return folder
+    return sample_splits(tiny_model_dir, folder, train=slice(3000), validation=slice(20000, 21000))
 
 
 def test_ranges() -> None:
@@ -171,11 +168,7 @@ def test_an_interrupted_tuning_job_resumes(prepared: Path, tmp_path: Path) -> No
     proc = _tune(bucket, prepared)
     # Ctrl-C in the middle of the second trial's training job.
     second = bucket / "resumable-002" / "job.json"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if second.exists() and json.loads(second.read_text()).get("epochs"):
-            break
-        time.sleep(0.05)
+    wait_for_an_epoch(second)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr

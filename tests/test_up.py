@@ -9,19 +9,12 @@ from pathlib import Path
 
 import httpx
 
-from conftest import KeepPosting, Process, free_port
+from conftest import KeepPosting, Process, alive, free_port
 
 
 def _children(pid: int) -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
     return [int(p) for p in out.stdout.split()]
-
-
-def _alive(pid: int) -> bool:
-    return (
-        Path(f"/proc/{pid}").exists()
-        and "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
-    )
 
 
 def test_up_serves_both_and_stops_both(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -60,7 +53,7 @@ def test_up_serves_both_and_stops_both(tiny_model_dir: Path, tmp_path: Path) -> 
     finally:
         process.stop()
     assert code == 0, process.output()
-    assert not any(_alive(pid) for pid in children), "a server outlived `sentiment up`"
+    assert not any(alive(pid) for pid in children), "a server outlived `sentiment up`"
     assert "Stopping" in process.output()
 
 
@@ -143,12 +136,12 @@ def test_servers_stop_when_up_is_killed(tiny_model_dir: Path, tmp_path: Path) ->
         process.proc.send_signal(signal.SIGKILL)
         process.proc.wait(timeout=10)
         deadline = time.monotonic() + 30
-        while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+        while any(alive(pid) for pid in children) and time.monotonic() < deadline:
             time.sleep(0.1)
-        left = [pid for pid in children if _alive(pid)]
+        left = [pid for pid in children if alive(pid)]
     finally:
         for pid in _children(process.proc.pid) + children:
-            if _alive(pid):
+            if alive(pid):
                 subprocess.run(["kill", "-9", str(pid)], check=False)
         process.stop()
     assert not left, "a server outlived a killed `sentiment up`"

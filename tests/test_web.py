@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import SCREENSHOTS, Process, free_port
+from conftest import SCREENSHOTS, open_page, start_api
 from sentiment.model import load_model
 
 pytestmark = pytest.mark.browser
@@ -16,15 +17,13 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def api_url(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    log = tmp_path_factory.mktemp("web") / "api.log"
     # Small batches and a high bar for certainty, so the page must read both from the API.
     settings = {"SENTIMENT_API_MAX_TEXTS": "3", "SENTIMENT_UNCERTAIN_BELOW": "0.9"}
-    process = Process(
-        ["api", "--model", str(tiny_model_dir / "model.bin"), "--port", str(port)], log, settings
+    process, url = start_api(
+        tmp_path_factory.mktemp("web") / "api.log",
+        *("--model", str(tiny_model_dir / "model.bin")),
+        env=settings,
     )
-    url = f"http://127.0.0.1:{port}"
-    process.wait_for(f"{url}/healthz")
     yield url
     process.stop()
 
@@ -45,70 +44,117 @@ COLOURS = {
 }
 
 
-def test_four_scores_uncertainty_and_limits_from_the_api(
-    page: Any, api_url: str, tiny_model_dir: Path
+@dataclass
+class Analyzed:
+    """The page after it analyzed REVIEWS, with what it requested and logged on the way."""
+
+    page: Any
+    requests: list[str]
+    console: list[str]  # a Content-Security-Policy violation is reported here
+
+    def result(self, i: int) -> Any:
+        return self.page.locator("li.result").nth(i)
+
+
+@pytest.fixture(scope="module")
+def analyzed(browser: object, api_url: str) -> Iterator[Analyzed]:
+    """One page, one analysis of REVIEWS (the empty line skipped): the tests below each read one
+    behaviour of it, so the first that fails does not hide the others."""
+    with open_page(browser) as page:
+        seen = Analyzed(page, [], [])
+        page.on("request", lambda r: seen.requests.append(r.url))
+        page.on("console", lambda m: seen.console.append(f"{m.type}: {m.text}"))
+        page.goto(f"{api_url}/")
+        page.wait_for_function("document.getElementById('limits').textContent.length > 0")
+        box = page.get_by_label("Reviews (one per line)")
+        box.fill("\n".join([*REVIEWS[:2], "", *REVIEWS[2:]]))
+        box.press("Control+Enter")
+        page.wait_for_selector("li.result >> nth=5")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "web-page.png"), full_page=True)
+        yield seen
+
+
+@pytest.fixture(scope="module")
+def answers(tiny_model_dir: Path) -> list[str]:
+    """The answers the API gives to REVIEWS[:4]: sentiment.answers' (tests/test_api_answers.py)."""
+    found = [a.sentiment for a in load_model(tiny_model_dir / "model.bin").answers(REVIEWS[:4])]
+    assert found[:2] == ["positive", "negative"]
+    return found
+
+
+def test_the_page_says_the_apis_limits(analyzed: Analyzed) -> None:
+    assert analyzed.page.title() == "sentiment"
+    note = analyzed.page.locator("#limits").inner_text()
+    assert "Up to 3 reviews a request" in note
+    assert "5,000 bytes each" in note and "below 90%" in note
+
+
+def test_one_result_a_review_the_empty_line_skipped(analyzed: Analyzed) -> None:
+    assert analyzed.page.locator("li.result").count() == 6
+
+
+@pytest.mark.parametrize("i", range(4))
+def test_a_result_shows_the_review_and_the_apis_answer(
+    analyzed: Analyzed, answers: list[str], i: int
 ) -> None:
-    requests: list[str] = []
-    page.on("request", lambda r: requests.append(r.url))
-    console: list[str] = []  # a Content-Security-Policy violation is reported here
-    page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
-    page.goto(f"{api_url}/")
-    assert page.title() == "sentiment"
-    note = page.locator("#limits")
-    page.wait_for_function("document.getElementById('limits').textContent.length > 0")
-    assert "Up to 3 reviews a request" in note.inner_text()
-    assert "5,000 bytes each" in note.inner_text() and "below 90%" in note.inner_text()
-    box = page.get_by_label("Reviews (one per line)")
-    box.fill("\n".join([*REVIEWS[:2], "", *REVIEWS[2:]]))
-    box.press("Control+Enter")
-    page.wait_for_selector("li.result >> nth=5")
-    items = page.locator("li.result")
-    assert items.count() == 6  # the empty line is skipped, the oversized one is an error
-    # The answers the API gives are sentiment.answers' (tests/test_api_answers.py).
-    sentiments = [
-        a.sentiment for a in load_model(tiny_model_dir / "model.bin").answers(REVIEWS[:4])
-    ]
-    assert sentiments[:2] == ["positive", "negative"]
-    for i, sentiment in enumerate(sentiments):
-        li = items.nth(i)
-        assert sentiment in li.get_attribute("class").split()
-        assert li.locator(".verdict").inner_text() == sentiment.capitalize()  # CSS capitalizes
-        assert li.locator(".text").inner_text() == REVIEWS[i]
-        bars = li.locator(".scores .bar")
-        assert bars.count() == 4
-        shown = [float(bars.nth(j).get_attribute("aria-valuenow")) for j in range(4)]
-        assert 98 <= sum(shown) <= 102  # the four scores sum to 1 (rounded each)
-        names = li.locator(".scores .name").all_inner_texts()
-        assert names == ["Positive", "Negative", "Neutral", "Mixed"]
-        for j, name in enumerate(["positive", "negative", "neutral", "mixed"]):
-            fill = bars.nth(j).locator("span")
-            assert fill.evaluate("e => getComputedStyle(e).backgroundColor") == COLOURS[name]
-            width = float(fill.evaluate("e => e.style.width")[:-1])
-            assert abs(width - shown[j]) <= 0.6
-    # "it is a phone" is 71% positive: below the API's 90%, so marked uncertain.
-    unsure = items.nth(3)
+    li = analyzed.result(i)
+    assert answers[i] in li.get_attribute("class").split()
+    assert li.locator(".verdict").inner_text() == answers[i].capitalize()  # CSS capitalizes
+    assert li.locator(".text").inner_text() == REVIEWS[i]
+
+
+@pytest.mark.parametrize("i", range(4))
+def test_a_result_shows_four_scores_that_sum_to_one(analyzed: Analyzed, i: int) -> None:
+    li = analyzed.result(i)
+    bars = li.locator(".scores .bar")
+    assert bars.count() == 4
+    shown = [float(bars.nth(j).get_attribute("aria-valuenow")) for j in range(4)]
+    assert 98 <= sum(shown) <= 102  # rounded each
+    assert li.locator(".scores .name").all_inner_texts() == list(map(str.capitalize, COLOURS))
+    for j, name in enumerate(COLOURS):
+        fill = bars.nth(j).locator("span")
+        assert fill.evaluate("e => getComputedStyle(e).backgroundColor") == COLOURS[name]
+        assert abs(float(fill.evaluate("e => e.style.width")[:-1]) - shown[j]) <= 0.6
+
+
+def test_an_answer_below_the_apis_bar_is_marked_uncertain(analyzed: Analyzed) -> None:
+    # "it is a phone" is 71% positive: below the API's 90%.
+    unsure = analyzed.result(3)
     assert "uncertain" in unsure.get_attribute("class").split()
     assert unsure.locator(".badge").inner_text() == "uncertain"
     assert unsure.locator(".badge").get_attribute("title") == "The answer's score is below 90%."
-    assert items.nth(0).locator(".badge").count() == 0
-    # Markup in a review is shown as text, never run.
-    assert items.nth(4).locator(".text").inner_text() == REVIEWS[4]
-    assert page.locator("li.result img").count() == 0 and page.title() == "sentiment"
-    assert (
-        "error" in items.nth(5).get_attribute("class")
-        and "limit is 5,000" in items.nth(5).inner_text()
-    )
-    assert "5 analyzed (" in page.locator("#status").inner_text()
-    assert "1 not analyzed" in page.locator("#status").inner_text()
-    posts = [u for u in requests if u.endswith("/sentiment")]
+    assert analyzed.result(0).locator(".badge").count() == 0
+
+
+def test_markup_in_a_review_is_shown_as_text_never_run(analyzed: Analyzed) -> None:
+    assert analyzed.result(4).locator(".text").inner_text() == REVIEWS[4]
+    assert analyzed.page.locator("li.result img").count() == 0
+    assert analyzed.page.title() == "sentiment"
+
+
+def test_an_oversized_review_is_an_error_of_its_own(analyzed: Analyzed) -> None:
+    oversized = analyzed.result(5)
+    assert "error" in oversized.get_attribute("class").split()
+    assert "limit is 5,000" in oversized.inner_text()
+    status = analyzed.page.locator("#status").inner_text()
+    assert "5 analyzed (" in status and "1 not analyzed" in status
+
+
+def test_reviews_go_in_batches_of_the_apis_limit_and_nowhere_else(
+    analyzed: Analyzed, api_url: str
+) -> None:
+    posts = [u for u in analyzed.requests if u.endswith("/sentiment")]
     assert len(posts) == 2  # 6 reviews in batches of the API's 3
-    assert all(u.startswith(api_url) for u in requests), "the page must work offline (no CDN)"
-    assert "script-src 'sha256-" in page.evaluate(
+    offsite = [u for u in analyzed.requests if not u.startswith(api_url)]
+    assert offsite == [], "the page must work offline (no CDN)"
+
+
+def test_the_page_runs_whole_under_its_content_security_policy(analyzed: Analyzed) -> None:
+    assert "script-src 'sha256-" in analyzed.page.evaluate(
         "fetch('/').then(r => r.headers.get('content-security-policy'))"
     )
-    assert console == [], console  # the page runs whole under its policy
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "web-page.png"), full_page=True)
+    assert analyzed.console == []
 
 
 def test_button_by_tab_and_empty_input_message(page: Any, api_url: str) -> None:

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from sentiment.errors import ModelError
-from sentiment.labels import GENERAL_SHARES, split_line
+from sentiment.labels import GENERAL_SHARES, read_labelled
 
 METHODS = ("identity", "temperature", "vector", "length")
 FITTED = METHODS[:3]  # what `fit` fits; "length" is `fit_length` over one of them
@@ -340,14 +340,7 @@ def fit_file(
     `shares`: a class's share among reviews at large where the validation file's is skewed
     (`labels.GENERAL_SHARES`); its prior is moved there (Saerens et al. 2002: bias +=
     log(share / validation share), the other classes sharing the rest as in validation)."""
-    texts, labels = [], []
-    index = {name: i for i, name in enumerate(model.classes)}
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            label, text = split_line(line)
-            if label in index:
-                texts.append(text)
-                labels.append(index[label])
+    texts, labels = read_labelled(path, model.classes)
     y = np.asarray(labels, dtype=np.int64)
     raw = model.predict_proba(texts, raw=True, raw_scores=True)
     base = fit(raw, y, model.classes, method="vector")

@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 
 from sentiment.errors import DataError, DownloadError, InputNotFound, UsageError
-from sentiment.storage import atomic_directory, sha256_file
+from sentiment.files import atomic_directory, sha256_file
 
 # fast.ai's public bucket; `--mirror` / SENTIMENT_DATASET_MIRROR replaces it (e.g. a local copy).
 FASTAI_NLP = "https://s3.amazonaws.com/fast-ai-nlp/"

@@ -2,9 +2,8 @@
 how uvicorn runs them, their log format, their JSON error answers and the ASGI `send` that
 notes an answer's status for their metrics and access logs.
 
-A module of its own, not `sentiment.serve.http`: that one is uvicorn's connection protocol
-(read deadlines, draining), and the API should not reach into the endpoint's package for
-what is not the endpoint's.
+Below both apps' packages, like the connection protocol they run on (`sentiment.http_protocol`):
+the API does not reach into the endpoint's package for what is not the endpoint's.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from starlette.types import ExceptionHandler, Message, Send
 
 from sentiment.config import Settings
 from sentiment.errors import SentimentError
+from sentiment.http_protocol import guarded_protocol
 
 
 def configure_logging(level: str) -> None:
@@ -32,10 +32,8 @@ def server_options(
     host: str, port: int, log_level: str, limits: Settings | None = None
 ) -> dict[str, Any]:
     """How uvicorn runs the endpoint and the API (benchmarks/serve runs its echo app the same
-    way): read deadlines and the draining shutdown of `sentiment.serve.http`, from `limits`
+    way): read deadlines and the draining shutdown of `sentiment.http_protocol`, from `limits`
     (default: the settings' defaults)."""
-    from sentiment.serve.http import guarded_protocol
-
     limits = limits or Settings()
     return {
         "host": host,

@@ -7,8 +7,9 @@ API report them. A source row's label is read in its dataset's layout first:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
+from pathlib import Path
 
 from sentiment.errors import UsageError
 
@@ -119,6 +120,20 @@ def split_line(line: str) -> tuple[str | None, str]:
     names = [t for t in tokens if t.startswith(LABEL_PREFIX)]
     text = " ".join(t for t in tokens if not t.startswith(LABEL_PREFIX))
     return (strip_prefix(names[0]) if names else None), text
+
+
+def read_labelled(path: Path, classes: Sequence[str]) -> tuple[list[str], list[int]]:
+    """(texts, their labels as indices into `classes`) of a prepared `__label__x text` file;
+    lines whose label is not one of `classes` are skipped."""
+    index = {name: i for i, name in enumerate(classes)}
+    texts, labels = [], []
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            label, text = split_line(line)
+            if label in index:
+                texts.append(text)
+                labels.append(index[label])
+    return texts, labels
 
 
 # Below this share of the rows, 3-5 star labels among 1s and 2s make a file ambiguous: a full

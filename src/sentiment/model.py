@@ -33,8 +33,10 @@ from sentiment import answers as answering
 from sentiment import layout
 from sentiment.calibration import Calibration, count_words, words_of
 from sentiment.errors import InputNotFound, JobFailed, ModelError, SentimentError
+from sentiment.files import atomic_directory, sha256_file
 from sentiment.labels import strip_prefix
-from sentiment.storage import Bucket, atomic_directory, fetch, is_remote, sha256_file
+from sentiment.records import read_job
+from sentiment.storage import Bucket, fetch, is_remote
 from sentiment.text import DEFAULT_CLEANING, Cleaning, normalize_many
 
 
@@ -370,8 +372,6 @@ def resolve_model_dir(ref: str | Path, *, bucket: Bucket | None, cache_dir: Path
     if bucket is not None and _is_job_name(str(ref)):
         # The record as `sentiment jobs describe` reads it: a job whose process is gone is
         # Failed, not InProgress.
-        from sentiment.train.job import read_job
-
         record_key = layout.job_record_key(str(ref))
         archive_key = layout.model_archive_key(str(ref))
         if bucket.exists(record_key):

@@ -2,8 +2,9 @@
 
 A bucket is addressed by keys (`jobs/NAME/output/model.tar.gz`), like S3. Two backends sit
 behind one protocol, `Bucket`: a local folder (`LocalBucket`) and S3 (`sentiment.aws.s3.S3Bucket`,
-for `s3://` URIs, imported only when one is used). `open_bucket(uri)` picks the backend.
-Every write is atomic: a reader sees the old object, the new one, or none, never half of one.
+for `s3://` URIs; boto3 is imported only when one is used). `open_bucket(uri)` picks the backend.
+Every write is atomic (`sentiment.files`): a reader sees the old object, the new one, or none,
+never half of one.
 A set of files (a prepared folder, a training job) is published with its manifest or record
 last, so whoever finds the manifest finds every file it lists.
 """
@@ -15,17 +16,21 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
+from sentiment.aws.s3 import SCHEMES, S3Bucket
 from sentiment.errors import ConfigError, InputNotFound
-
-# Temporary objects and files start with this; listings hide them.
-TMP_PREFIX = ".tmp-"
+from sentiment.files import (
+    TMP_PREFIX,
+    atomic_directory,
+    atomic_path,
+    atomic_write_bytes,
+    dumps_json,
+)
 
 
 @runtime_checkable
@@ -155,9 +160,7 @@ def is_remote(uri: str | Path) -> bool:
 def open_bucket(uri: str | Path) -> Bucket:
     """The bucket at `uri`: a local folder path, a `file://` URL or `s3://bucket[/prefix]`."""
     text = str(uri)
-    if text.startswith(("s3://", "s3a://", "s3n://")):
-        from sentiment.aws.s3 import S3Bucket
-
+    if text.startswith(SCHEMES):
         return S3Bucket(text)
     if is_remote(text):
         scheme = text.split("://", 1)[0]
@@ -181,8 +184,6 @@ def fetch(uri: str | Path, cache_dir: Path) -> Path:
     downloaded once into `cache_dir/remote/` (again when its size or ETag changed)."""
     if not is_remote(uri):
         return Path(str(uri).removeprefix("file://")).expanduser()
-    import hashlib
-
     bucket, key = split_file_uri(str(uri))
     digest = hashlib.sha256(str(uri).encode()).hexdigest()[:16]
     target = cache_dir / "remote" / digest / key
@@ -230,69 +231,6 @@ def publish_tree(source: Path, bucket: Bucket, prefix: str, *, last: tuple[str, 
     return written
 
 
-def sha256_file(path: Path) -> str:
-    """The hex SHA-256 of a file, read in 1 MiB blocks so a multi-GB corpus is never in memory."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
-def dumps_json(value: Any) -> bytes:
-    return (json.dumps(value, indent=2, sort_keys=False, default=str) + "\n").encode()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers never see a partial file."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-
-
-def atomic_write_json(path: Path, value: Any) -> None:
-    atomic_write_bytes(path, dumps_json(value))
-
-
-@contextlib.contextmanager
-def atomic_path(path: Path, *, sync: bool = True) -> Iterator[Path]:
-    """Yield a temporary file beside `path`; on success it replaces `path` (synced to disk
-    first unless `sync` is false), else it is removed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".tmp-{path.name}.", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        if sync:
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def atomic_directory(path: Path) -> Iterator[Path]:
-    """Yield a temporary folder beside `path`; on success it becomes `path` (replacing an old one).
-
-    A failed run leaves `path` as it was, so no stage can take a half-written output for complete.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}.", dir=path.parent))
-    try:
-        yield tmp
-        old = None
-        if path.exists():
-            old = path.with_name(f".old-{path.name}.{os.getpid()}")
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
 @contextlib.contextmanager
 def staged_tree(uri: str | Path, *, last: tuple[str, ...]) -> Iterator[Bucket]:
     """A temporary bucket beside `uri` for a stage to write a set of files into; when the block
@@ -308,7 +246,6 @@ def staged_tree(uri: str | Path, *, last: tuple[str, ...]) -> Iterator[Bucket]:
         with atomic_directory(Path(str(uri).removeprefix("file://")).expanduser()) as tmp:
             yield LocalBucket(tmp)
         return
-    from sentiment.aws.s3 import S3Bucket
 
     final = open_bucket(uri)
     assert isinstance(final, S3Bucket)
@@ -350,7 +287,6 @@ def move_tree(source: Bucket, prefix: str, target: str | Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
         os.replace(source.local_path(prefix), path)
         return
-    from sentiment.aws.s3 import S3Bucket
 
     destination = open_bucket(target)
     assert isinstance(source, S3Bucket) and isinstance(destination, S3Bucket)

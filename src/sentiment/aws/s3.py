@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from sentiment.errors import ConfigError, InputNotFound
-from sentiment.storage import TMP_PREFIX, dumps_json
+from sentiment.files import TMP_PREFIX, atomic_path, dumps_json
 
 SCHEMES = ("s3://", "s3a://", "s3n://")
 
@@ -115,8 +115,6 @@ class S3Bucket:
 
     def get_file(self, key: str, target: Path) -> Path:
         """Download `key` to `target` (atomically: a temporary file renamed at the end)."""
-        from sentiment.storage import atomic_path
-
         if not self.exists(key):
             raise InputNotFound(f"{key!r} is not in the bucket {self.uri}.")
         with atomic_path(target) as tmp:

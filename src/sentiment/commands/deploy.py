@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from sentiment.commands.options import sagemaker_options
+
 
 @click.command()
 @click.option("--endpoint-name", required=True, help="The SageMaker endpoint to create or update.")
@@ -11,17 +13,13 @@ import click
     "--model",
     help="s3://.../model.tar.gz, or a training job's name in an s3:// --bucket.",
 )
-@click.option("--role", help="IAM role ARN SageMaker's model runs as (not needed with --delete).")
-@click.option(
-    "--image",
-    default="blazingtext",
-    show_default=True,
-    help="'blazingtext' (the region's BlazingText image) or an image URI (e.g. this project's "
-    "endpoint image, pushed to ECR; see docker/).",
+@sagemaker_options(
+    "the endpoint's model",
+    "ml.m5.large",
+    role=" (not needed with --delete)",
+    image=" (e.g. this project's endpoint image, pushed to ECR; see docker/)",
 )
-@click.option("--instance-type", default="ml.m5.large", show_default=True)
 @click.option("--instance-count", default=1, show_default=True, type=click.IntRange(1))
-@click.option("--region", help="AWS region (default: AWS's chain, e.g. AWS_REGION).")
 @click.option("--no-wait", is_flag=True, help="Return once SageMaker accepted the change.")
 @click.option("--delete", is_flag=True, help="Delete the endpoint, its config and its models.")
 @click.pass_context

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sentiment.commands.options import bucket_option, json_option
+from sentiment.commands.tables import Record, duration, print_heading, print_records
 
 
 @click.group()
@@ -30,33 +31,28 @@ def list_(ctx: click.Context, bucket_uri: str | None, as_json: bool) -> None:
 
     Example: sentiment jobs list
     """
+    from sentiment.records import best_validation_accuracy, list_jobs
     from sentiment.storage import open_bucket
-    from sentiment.train.job import best_validation_accuracy, list_jobs
 
     bucket = open_bucket(bucket_uri or ctx.obj.settings.bucket)
-    records = list_jobs(bucket)
-    if as_json:
-        click.echo(json.dumps(records, indent=2))
-        return
-    if not records:
-        click.echo(f"No training jobs in {bucket.uri}. Train one with `sentiment train`.")
-        return
-    table = Table(title=f"Training jobs in {bucket.uri}")
-    for column in ("name", "status", "created", "duration", "epochs", "best validation", "reason"):
-        table.add_column(column, overflow="fold")
-    for record in records:
-        best = best_validation_accuracy(record)
-        tuning = record.get("tuning_job")
-        table.add_row(
-            str(record.get("name", "?")) + (f"\n(tuning job {tuning})" if tuning else ""),
-            _status(record.get("status")),
-            str(record.get("created") or ""),
-            _duration(record.get("seconds")),
-            str(len(record.get("epochs") or [])),
-            f"{best:.4f}" if best is not None else "-",
-            Text(str(record.get("failure_reason") or "")),
-        )
-    Console(soft_wrap=False).print(table)
+
+    print_records(
+        list_jobs(bucket),
+        as_json=as_json,
+        empty=f"No training jobs in {bucket.uri}. Train one with `sentiment train`.",
+        title=f"Training jobs in {bucket.uri}",
+        name=_name,
+        columns={
+            "epochs": lambda r: str(len(r.get("epochs") or [])),
+            "best validation": lambda r: _num(best_validation_accuracy(r)),
+            "reason": lambda r: Text(str(r.get("failure_reason") or "")),
+        },
+    )
+
+
+def _name(record: Record) -> str:
+    tuning = record.get("tuning_job")
+    return str(record.get("name", "?")) + (f"\n(tuning job {tuning})" if tuning else "")
 
 
 @command.command()
@@ -69,8 +65,8 @@ def describe(ctx: click.Context, name: str, bucket_uri: str | None, as_json: boo
 
     Example: sentiment jobs describe blazingtext-2026-11-24-10-00-00 --json
     """
+    from sentiment.records import read_job
     from sentiment.storage import open_bucket
-    from sentiment.train.job import read_job
 
     record = read_job(open_bucket(bucket_uri or ctx.obj.settings.bucket), name)
     if as_json:
@@ -81,12 +77,10 @@ def describe(ctx: click.Context, name: str, bucket_uri: str | None, as_json: boo
 
 def _pretty(record: dict[str, Any]) -> None:
     console = Console()
-    console.print(f"[bold]{record.get('name')}[/bold]  {_status(record.get('status'))}")
-    if record.get("failure_reason"):
-        console.print(f"reason: {record['failure_reason']}", markup=False)
+    print_heading(console, record)
     console.print(
         f"created {record.get('created')}  ended {record.get('ended') or '-'}  "
-        f"duration {_duration(record.get('seconds'))}"
+        f"duration {duration(record.get('seconds'))}"
     )
     if record.get("tuning_job"):
         console.print(f"tuning job: {record['tuning_job']}", markup=False)
@@ -133,22 +127,6 @@ def _pretty(record: dict[str, Any]) -> None:
     model = record.get("model")
     if model:
         console.print(f"model: {_file(model, 'key')}", markup=False)
-
-
-def _status(status: Any) -> str:
-    colour = {"Completed": "green", "InProgress": "yellow", "Failed": "red", "Stopped": "magenta"}
-    text = str(status or "?")
-    return f"[{colour[text]}]{text}[/]" if text in colour else text
-
-
-def _duration(seconds: Any) -> str:
-    if not isinstance(seconds, (int, float)):
-        return "-"
-    minutes, secs = divmod(float(seconds), 60)
-    hours, minutes = divmod(int(minutes), 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    return f"{minutes}m {secs:04.1f}s" if minutes else f"{secs:.1f}s"
 
 
 def _file(info: dict[str, Any], name: str) -> str:

@@ -1,5 +1,6 @@
 """Options that several commands share, declared once: how review files are read (prepare,
-evaluate, run) and where records are read from (jobs, tuning)."""
+evaluate, run), where records are read from (jobs, tuning) and what SageMaker runs (train,
+deploy)."""
 
 from __future__ import annotations
 
@@ -41,3 +42,42 @@ bucket_option = click.option(
 def json_option(what: str) -> Callable[[Any], Any]:
     """`--json`: print `what` as JSON instead of a table."""
     return click.option("--json", "as_json", is_flag=True, help=f"Print {what} as JSON.")
+
+
+def sagemaker_options(
+    runs: str, instance_type: str, *, when: str = "", role: str = "", image: str = ""
+) -> Callable[[Any], Any]:
+    """`--role`, `--image`, `--instance-type` and `--region` of what SageMaker `runs` (a
+    training job, an endpoint's model). `when` starts each help ("With --on sagemaker: ");
+    `role` and `image` end those two's."""
+
+    def described(text: str) -> str:
+        return when + text if when else text[0].upper() + text[1:]
+
+    options = [
+        click.option("--role", help=described(f"the IAM role ARN {runs} runs as{role}.")),
+        click.option(
+            "--image",
+            default="blazingtext",
+            show_default=True,
+            help=described(
+                f"'blazingtext' (the region's BlazingText image) or an image URI{image}."
+            ),
+        ),
+        click.option(
+            "--instance-type",
+            default=instance_type,
+            show_default=True,
+            help=described(f"the instance type {runs} runs on."),
+        ),
+        click.option(
+            "--region", help=described("the AWS region (default: AWS's chain, e.g. AWS_REGION).")
+        ),
+    ]
+
+    def apply(command: Any) -> Any:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sentiment import layout
+from sentiment.commands.options import sagemaker_options
 from sentiment.errors import UsageError
 from sentiment.train import hyperparams
 
@@ -52,20 +53,7 @@ def _show_table(ctx: click.Context, param: click.Parameter, value: bool) -> None
     show_default=True,
     help="Train here, or as a SageMaker training job (BlazingText's image; S3 inputs and bucket).",
 )
-@click.option("--role", help="With --on sagemaker: the IAM role ARN the job runs as.")
-@click.option(
-    "--instance-type",
-    default="ml.c5.xlarge",
-    show_default=True,
-    help="With --on sagemaker: the training instance type.",
-)
-@click.option("--region", help="With --on sagemaker: the AWS region (default: AWS's chain).")
-@click.option(
-    "--image",
-    default="blazingtext",
-    show_default=True,
-    help="With --on sagemaker: 'blazingtext' (the region's image) or an image URI.",
-)
+@sagemaker_options("the training job", "ml.c5.xlarge", when="With --on sagemaker: ")
 @click.option(
     "--output",
     metavar="BUCKET",
@@ -182,13 +170,13 @@ def _here(
     whole once it ended (its model first, its record last)."""
     from sentiment.remote import job_bucket, publish_job, stage_input
     from sentiment.storage import is_remote
-    from sentiment.train.job import _name_taken, run_training
+    from sentiment.train.job import refuse_taken_name, run_training
 
     cache = settings.cache_dir
     inputs = {"train": train} | ({"validation": validation} if validation else {})
     # A local bucket reserves the name itself; a remote one is checked before any training.
-    if job_name and is_remote(bucket.uri) and bucket.exists(layout.job_record_key(job_name)):
-        raise _name_taken(bucket, job_name)
+    if job_name and is_remote(bucket.uri):
+        refuse_taken_name(bucket, job_name)
     with job_bucket(bucket, cache) as local:
         try:
             return run_training(

@@ -9,8 +9,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from sentiment.commands.jobs import _duration, _status
 from sentiment.commands.options import bucket_option, json_option
+from sentiment.commands.tables import duration, print_heading, print_records
 
 
 @click.group()
@@ -34,28 +34,19 @@ def list_(ctx: click.Context, bucket_uri: str | None, as_json: bool) -> None:
     from sentiment.train.tuning import list_tunings, local_bucket
 
     bucket = local_bucket(open_bucket(bucket_uri or ctx.obj.settings.bucket))
-    records = list_tunings(bucket)
-    if as_json:
-        click.echo(json.dumps(records, indent=2))
-        return
-    if not records:
-        click.echo(f"No tuning jobs in {bucket.uri}. Start one with `sentiment tune`.")
-        return
-    table = Table(title=f"Tuning jobs in {bucket.uri}")
-    for column in ("name", "status", "created", "duration", "trials", "objective", "best"):
-        table.add_column(column, overflow="fold")
-    for record in records:
-        best = record.get("best") or {}
-        table.add_row(
-            str(record.get("name")),
-            _status(record.get("status")),
-            str(record.get("created") or ""),
-            _duration(record.get("seconds")),
-            f"{record.get('trials_finished', 0)}/{record['config']['max_jobs']}",
-            str(record["config"]["objective"]),
-            _best(best),
-        )
-    Console(soft_wrap=False, emoji=False).print(table)
+
+    print_records(
+        list_tunings(bucket),
+        as_json=as_json,
+        empty=f"No tuning jobs in {bucket.uri}. Start one with `sentiment tune`.",
+        title=f"Tuning jobs in {bucket.uri}",
+        name=lambda r: str(r.get("name")),
+        columns={
+            "trials": lambda r: f"{r.get('trials_finished', 0)}/{r['config']['max_jobs']}",
+            "objective": lambda r: str(r["config"]["objective"]),
+            "best": lambda r: _best(r.get("best") or {}),
+        },
+    )
 
 
 @command.command()
@@ -77,13 +68,11 @@ def describe(ctx: click.Context, name: str, bucket_uri: str | None, as_json: boo
         return
     console = Console(emoji=False)  # ranges like 10:100 are not emoji codes
     config = record["config"]
-    console.print(f"[bold]{record['name']}[/bold]  {_status(record.get('status'))}")
-    if record.get("failure_reason"):
-        console.print(f"reason: {record['failure_reason']}", markup=False)
+    print_heading(console, record)
     console.print(
         f"{config['strategy']} search, objective {config['objective']}, "
         f"{record.get('trials_finished', 0)}/{config['max_jobs']} trials finished, "
-        f"duration {_duration(record.get('seconds'))}",
+        f"duration {duration(record.get('seconds'))}",
         markup=False,
     )
     console.print(f"ranges: {' '.join(config['ranges'])}", markup=False)

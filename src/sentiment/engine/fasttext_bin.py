@@ -20,7 +20,7 @@ from typing import BinaryIO
 import numpy as np
 
 from sentiment.errors import ModelError
-from sentiment.storage import atomic_path
+from sentiment.files import atomic_path
 
 MAGIC = 793712314
 VERSION = 12

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sentiment.engine.dictionary import Encoded
-from sentiment.engine.trainer import EngineParams, EpochStats, Progress, Snapshot, Trainer
+from sentiment.engine.trainer import EngineParams, EpochStats, Pieces, Progress, Snapshot, Trainer
 from sentiment.errors import DataError
 
 Log = Callable[[str], None]
@@ -217,19 +217,21 @@ def _final_metrics(trainer: Trainer, valid: Encoded | None, log: Log, result: Fi
         "Average throughput in Million words/sec: "
         f"{trainer.ntokens * len(result.epochs) / max(seconds, 1e-9) / 1e6:.2f}"
     )
-    data = trainer.data
-    if data is not None:
-        result.train_accuracy = trainer.accuracy(data)
-        result.train_examples = data.nlines
-        log("")
-        log(f"#train_accuracy: {result.train_accuracy:.4f}")
-        log(f"Number of train examples: {data.nlines}")
+    if trainer.data is not None:
+        result.train_accuracy, result.train_examples = _scored(trainer, trainer.data, "train", log)
     if valid is not None:
-        result.validation_accuracy = trainer.accuracy(valid)
-        result.validation_examples = valid.nlines
-        log("")
-        log(f"#validation_accuracy: {result.validation_accuracy:.4f}")
-        log(f"Number of validation examples: {valid.nlines}")
+        result.validation_accuracy, result.validation_examples = _scored(
+            trainer, valid, "validation", log
+        )
+
+
+def _scored(trainer: Trainer, data: Encoded | Pieces, channel: str, log: Log) -> tuple[float, int]:
+    """The accuracy on a channel and its number of examples, logged as BlazingText logs them."""
+    accuracy = trainer.accuracy(data)
+    log("")
+    log(f"#{channel}_accuracy: {accuracy:.4f}")
+    log(f"Number of {channel} examples: {data.nlines}")
+    return accuracy, data.nlines
 
 
 def _silent(line: str) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from sentiment import metrics as m
 from sentiment.answers import (
     MIXED,
     NEGATIVE,
@@ -28,7 +29,6 @@ from sentiment.answers import (
     decide,
     weights_for,
 )
-from sentiment.evaluate import metrics as m
 from sentiment.model import Model
 
 MERGED = ("negative", "neutral or mixed", "positive")

@@ -21,10 +21,12 @@ from rich.console import Console
 from rich.table import Table
 
 from sentiment import __version__, layout
+from sentiment import metrics as m
 from sentiment.errors import DataError, InputNotFound, SentimentError
-from sentiment.evaluate import metrics as m
+from sentiment.files import atomic_directory
 from sentiment.labels import LABEL_PREFIX, POLICY_CLASSES, Layout, Policy, strip_prefix
 from sentiment.model import Model, load_model
+from sentiment.records import read_job
 from sentiment.reviews import (
     RowOptions,
     detect_file_layout,
@@ -34,7 +36,7 @@ from sentiment.reviews import (
     row_label,
     too_many_rejects,
 )
-from sentiment.storage import Bucket, atomic_directory
+from sentiment.storage import Bucket, LocalBucket, open_bucket
 from sentiment.text import compose
 
 
@@ -259,9 +261,6 @@ def compute(model: Model, test: TestSet) -> dict[str, Any]:
 def find_job_record(ref: str | Path, bucket: Bucket | None) -> dict[str, Any] | None:
     """The training job behind a model reference, when there is one (for the learning curve),
     read as `sentiment jobs describe` reads it."""
-    from sentiment.storage import open_bucket
-    from sentiment.train.job import read_job
-
     path = Path(ref)
     if bucket is not None and "/" not in str(ref) and not path.exists():
         try:
@@ -368,8 +367,6 @@ def evaluate_model(
 
 def _tuning_plots(folder: Path, job: dict[str, Any] | None, bucket: Bucket | None) -> list[str]:
     """The plots of the tuning job that chose the model's hyperparameters, copied in."""
-    from sentiment.storage import LocalBucket
-
     if job is None or not isinstance(bucket, LocalBucket):
         return []  # tuning jobs live in local buckets only
     from sentiment.train.tuning import tuning_plots

@@ -32,6 +32,7 @@ from sentiment import __version__, layout
 from sentiment.config import Settings
 from sentiment.datasets import DATASETS, extract_dataset, resolve_dataset
 from sentiment.errors import DataError, InputNotFound
+from sentiment.files import sha256_file
 from sentiment.labels import LABEL_PREFIX, POLICY_CLASSES, Layout, Policy
 from sentiment.prepare.s3a import set_credentials, spark_uri
 from sentiment.prepare.s3a import spark_config as s3a_config
@@ -57,7 +58,6 @@ from sentiment.storage import (
     Bucket,
     move_tree,
     open_bucket,
-    sha256_file,
     split_file_uri,
     staged_tree,
 )

@@ -34,7 +34,7 @@ from urllib.parse import urlparse
 
 from sentiment.config import Settings
 from sentiment.errors import ConfigError, Unavailable
-from sentiment.storage import atomic_path
+from sentiment.files import atomic_path
 
 PACKAGE = "sagemaker-pyspark==1.4.5"
 JAR_FOLDER = "sagemaker_pyspark-1.4.5/deps/jars/"

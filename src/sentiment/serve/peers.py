@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from sentiment import layout
-from sentiment.storage import atomic_path
+from sentiment.files import atomic_path
+from sentiment.records import alive
 
 STATE = "model.json"
 METRICS = "metrics-{}.json"  # one per worker slot
@@ -175,19 +176,7 @@ def remove_leftovers(root: Path | None = None) -> list[Path]:
             owner = int((folder / OWNER).read_text())
         except (OSError, ValueError):
             continue
-        if not _alive(owner):
+        if not alive(owner):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True

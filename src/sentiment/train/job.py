@@ -11,9 +11,8 @@ The record is rewritten atomically after every epoch, so `sentiment jobs describ
 running job's progress. The archive appears only when the job completes (written beside its
 final name and renamed): a stopped or failed job never leaves a model that looks complete, and
 `sentiment.model.load_model` refuses a job whose record does not say Completed. A job whose
-process died without a word (SIGKILL, power loss) still says InProgress on disk; `read_job` and
-`list_jobs` report it as Failed when its process is gone (and `sentiment.model` loads a job
-through `read_job`, so every reader gives that one answer).
+process died without a word (SIGKILL, power loss) still says InProgress on disk; its readers
+(`sentiment.records`, the one reader of records) report it as Failed when its process is gone.
 
 A job's temporary files (the trainer's encoded pieces, model.bin before it is archived) live in
 its own folder, `BUCKET/NAME/.scratch/`, and the archive is written beside its final name
@@ -28,7 +27,6 @@ tuning job (`sentiment.train.tuning`) names it in its record (`tuning_job`).
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import io
 import json
@@ -49,6 +47,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from sentiment import layout
+from sentiment.calibration import fit_file
 from sentiment.config import Settings
 from sentiment.errors import (
     DataError,
@@ -58,7 +57,12 @@ from sentiment.errors import (
     SentimentError,
     UsageError,
 )
-from sentiment.storage import Bucket, LocalBucket, atomic_path, sha256_file
+from sentiment.files import TMP_PREFIX, atomic_path, sha256_file
+from sentiment.model import Preprocessing, load_model_bin
+from sentiment.records import list_jobs
+from sentiment.reviews import RowOptions
+from sentiment.storage import Bucket, LocalBucket
+from sentiment.text import Cleaning
 from sentiment.train import hyperparams
 from sentiment.train.hyperparams import Hyperparameters
 
@@ -165,84 +169,19 @@ def _claim(bucket: LocalBucket, name: str) -> None:
     folder.mkdir()  # raises FileExistsError when taken
 
 
+def refuse_taken_name(bucket: Bucket, name: str) -> None:
+    """UsageError when `bucket` holds a record of job `name`: the check of a bucket where a name
+    cannot be claimed by creating its folder (S3), made before anything is started."""
+    if bucket.exists(layout.job_record_key(name)):
+        raise _name_taken(bucket, name)
+
+
 def _name_taken(bucket: Bucket, name: str) -> UsageError:
     return UsageError(
         f"A training job named {name!r} already exists in {bucket.uri}.",
         hint="Job names are unique, as in SageMaker: choose another --job-name "
         "(or leave it out for a new blazingtext-<time> name).",
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading records
-
-
-def read_job(bucket: Bucket, name: str) -> dict[str, Any]:
-    """The record of job `name` (InputNotFound if there is none).
-
-    An InProgress job whose process is gone (killed) is reported as Failed; the file itself is
-    left as the job wrote it.
-    """
-    key = layout.job_record_key(name)
-    if not _is_simple_name(name) or not bucket.exists(key):
-        raise InputNotFound(
-            f"No training job {name!r} in {bucket.uri}.",
-            hint="List jobs with `sentiment jobs list`; train one with `sentiment train`.",
-        )
-    try:
-        record: dict[str, Any] = bucket.read_json(key)
-    except ValueError as err:
-        raise DataError(f"The record of job {name!r} ({key}) is not valid JSON: {err}.") from None
-    return with_liveness(record)
-
-
-def list_jobs(bucket: Bucket) -> list[dict[str, Any]]:
-    """Every job record in the bucket, newest first (unreadable records are skipped)."""
-    records = []
-    for name in bucket.children():
-        with contextlib.suppress(ValueError, SentimentError, OSError):
-            records.append(read_job(bucket, name))
-    return sorted(records, key=lambda r: (r.get("created") or "", r.get("name", "")), reverse=True)
-
-
-def best_validation_accuracy(record: dict[str, Any]) -> float | None:
-    """The highest per-epoch validation accuracy of a record, if it has any."""
-    values = [
-        e["validation_accuracy"]
-        for e in record.get("epochs", [])
-        if e.get("validation_accuracy") is not None
-    ]
-    return max(values) if values else None
-
-
-def _is_simple_name(name: str) -> bool:
-    return bool(name) and "/" not in name and "\\" not in name and name not in {".", ".."}
-
-
-def with_liveness(record: dict[str, Any], *, what: str = "training") -> dict[str, Any]:
-    """The record as its readers report it: InProgress while its process lives, else Failed
-    (the process of a `what` job ended without a word: killed)."""
-    if record.get("status") != "InProgress":
-        return record
-    process = record.get("process") or {}
-    pid, host = process.get("pid"), process.get("host")
-    if not isinstance(pid, int) or host != socket.gethostname() or _alive(pid):
-        return record
-    return record | {
-        "status": "Failed",
-        "failure_reason": f"The {what} process (pid {pid}) ended without finishing the job "
-        "(killed?)." + (" No model was written." if what == "training" else ""),
-    }
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -331,7 +270,7 @@ def clean_leftovers(bucket: LocalBucket, console: Console | None = None) -> list
     """Remove what jobs killed without a word (SIGKILL, power loss) left in the bucket: their
     scratch folders (encoded pieces, an unarchived model.bin: 773 MB in the benchmark) and
     partial or orphaned archives; such a job's record is rewritten as Failed. Only jobs whose
-    process is gone are touched (see `read_job`). Returns the names of the jobs cleaned."""
+    process is gone are touched (see `sentiment.records`). Returns the names of the jobs cleaned."""
     cleaned = []
     for record in list_jobs(bucket):
         name = str(record.get("name"))
@@ -343,7 +282,7 @@ def clean_leftovers(bucket: LocalBucket, console: Console | None = None) -> list
         output = folder / "output"
         leftovers = [scratch] if scratch.exists() else []
         if died and output.is_dir():
-            leftovers += [p for p in output.iterdir() if p.name.startswith(".tmp-")]
+            leftovers += [p for p in output.iterdir() if p.name.startswith(TMP_PREFIX)]
             leftovers += [p for p in [output / layout.MODEL_ARCHIVE] if p.exists()]
         if not leftovers and not died:
             continue
@@ -399,10 +338,6 @@ def channel_file(path: Path, channel: str) -> Path:
 def preprocessing_for(train: Path) -> dict[str, Any] | None:
     """preprocessing.json for the model: how the training text was made, from the prepared
     folder's manifest.json beside the train file (None when the file has no manifest)."""
-    from sentiment.model import Preprocessing
-    from sentiment.reviews import RowOptions
-    from sentiment.text import Cleaning
-
     manifest = train.parent / layout.MANIFEST
     if not manifest.is_file():
         return None
@@ -609,9 +544,6 @@ def _write_archive(
 
 def _calibrate(job: _Job, model_bin: Path, validation: Path) -> dict[str, Any]:
     """Fit the calibration on the validation channel; write calibration.json beside model.bin."""
-    from sentiment.calibration import fit_file
-    from sentiment.model import load_model_bin
-
     calibration = fit_file(load_model_bin(model_bin), validation)
     data = calibration.to_dict()
     (model_bin.parent / layout.CALIBRATION).write_text(json.dumps(data, indent=2))

@@ -43,6 +43,7 @@ from rich.console import Console
 from sentiment.config import Settings
 from sentiment.errors import DataError, InputNotFound, Interrupted, UsageError
 from sentiment.labels import LABEL_PREFIX
+from sentiment.records import is_simple_name, read_record
 from sentiment.storage import Bucket, LocalBucket
 from sentiment.train import hyperparams
 from sentiment.train.job import (
@@ -51,7 +52,6 @@ from sentiment.train.job import (
     channel_file,
     check_job_name,
     run_training,
-    with_liveness,
 )
 
 if TYPE_CHECKING:
@@ -263,16 +263,12 @@ def read_tuning(bucket: LocalBucket, name: str, *, trials: bool = True) -> dict[
     """The record of tuning job `name`, with its trials read from its study (InputNotFound if
     there is none). An InProgress record whose process is gone reads as Failed."""
     key = _key(name)
-    if not name or "/" in name or not bucket.exists(key):
+    if not is_simple_name(name) or not bucket.exists(key):
         raise InputNotFound(
             f"No tuning job {name!r} in {bucket.uri}.",
             hint="List them with `sentiment tuning list`; start one with `sentiment tune`.",
         )
-    try:
-        record: dict[str, Any] = bucket.read_json(key)
-    except ValueError as err:
-        raise DataError(f"The record of tuning job {name!r} is not valid JSON: {err}.") from None
-    record = with_liveness(record, what="tuning")
+    record = read_record(bucket, key, name=name, what="tuning")
     if trials:
         record["trials"] = _trials(bucket, name)
     return record
@@ -435,7 +431,7 @@ def run_tuning(
 def _start_record(bucket: LocalBucket, name: str, config: TuningConfig) -> dict[str, Any]:
     key = _key(name)
     if bucket.exists(key):
-        record: dict[str, Any] = with_liveness(bucket.read_json(key), what="tuning")
+        record = read_record(bucket, key, name=name, what="tuning")
         if record.get("status") == "Completed":
             raise UsageError(
                 f"Tuning job {name} has completed.", hint="Give a new --tuning-job-name."
@@ -572,19 +568,12 @@ def objective_value(
         return float(record["final_metrics"]["validation_accuracy"])
     import numpy as np
 
-    from sentiment.evaluate.metrics import classification
-    from sentiment.labels import split_line
+    from sentiment.labels import read_labelled
+    from sentiment.metrics import classification
     from sentiment.model import load_model
 
     model = load_model(str(record["name"]), bucket=bucket)
-    index = {label: i for i, label in enumerate(model.classes)}
-    texts, truth = [], []
-    with open(validation, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            label, text = split_line(line)
-            if label in index:
-                texts.append(text)
-                truth.append(index[label])
+    texts, truth = read_labelled(validation, model.classes)
     probs = model.predict_proba(texts, raw=True, raw_scores=True)
     metrics = classification(np.asarray(truth), probs, list(model.classes))
     return float(metrics["macro"]["f1"])
@@ -685,7 +674,7 @@ def _write_plots(bucket: LocalBucket, name: str, study: optuna.Study) -> list[Pa
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sentiment.storage import atomic_path
+    from sentiment.files import atomic_path
 
     folder = plots_folder(bucket, name)
     folder.mkdir(parents=True, exist_ok=True)

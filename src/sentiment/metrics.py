@@ -1,4 +1,5 @@
-"""Classification metrics from true labels and predicted probabilities, in numpy.
+"""Classification metrics from true labels and predicted probabilities, in numpy: the
+evaluation report's, and the macro-F1 a tuning job may optimize (`sentiment.train.tuning`).
 
 Written here rather than taken from scikit-learn: they are a page of well-known formulas, each
 checked against a hand-computed case in the tests, and scikit-learn would be a 40 MB dependency
