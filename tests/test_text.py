@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import pytest
 
 from sentiment.text import DEFAULT_CLEANING, Cleaning, compose, normalize, normalize_many
@@ -55,6 +57,98 @@ def test_rules_switch_off() -> None:
     )
 
 
+_NEGATION = Cleaning(negation=True)
+
+
+@pytest.mark.parametrize(
+    ("raw", "cleaning", "expected"),
+    [
+        # Negation: the words after a negator up to punctuation, an emoticon or an emoji.
+        ("I don't like it, but fine", _NEGATION, "i don't not_like not_it , but fine"),
+        ("Not bad. Never again!", _NEGATION, "not not_bad . never not_again !"),
+        ("no no problems", _NEGATION, "no no not_problems"),
+        ("cannot 12 stars :) ok", _NEGATION, "cannot not__num_ not_stars :) ok"),
+        ("not __label__x", _NEGATION, "not not_label__x"),
+        ("nothing notable", _NEGATION, "nothing notable"),  # not negators
+        (
+            "not good, not bad",
+            Cleaning(negation=True, negation_keeps_word=True),
+            "not good not_good , not bad not_bad",
+        ),
+        ("not good", Cleaning(negation_keeps_word=True), "not good"),  # needs negation
+        # Emoticons and emoji of a side; the others stay tokens of their own.
+        (
+            "ok :) :-( ;d (: ): <33 :/ =p :o) xd",
+            Cleaning(emoticons=True),
+            "ok _emo_pos_ _emo_neg_ _emo_pos_ _emo_pos_ _emo_neg_ _emo_pos_ _emo_neg_ "
+            "_emo_pos_ _emo_pos_ xd",
+        ),
+        (
+            "\U0001f600\U0001f44e\u2764 \U0001f697 a:)",
+            Cleaning(emoticons=True),
+            "_emo_pos_ _emo_neg_ _emo_pos_ \U0001f697 a : )",
+        ),
+        # Elongations: letters cut to two and marked, runs of ! and ? one token.
+        (
+            "Soooo goooood!!! Really?? what?!? ok! 1000 zzz",
+            Cleaning(elongations=True),
+            "soo _elong_ good _elong_ !! really ?? what ?! ok ! _num_ zz _elong_",
+        ),
+        ("wow!!!", Cleaning(elongations=True, split_punctuation=False), "wow!!!"),
+        ("!!! ??", Cleaning(elongations=True, split_punctuation=False), "!! ??"),
+        # All of them, in order: a marked word is negated, emoticons end the scope.
+        (
+            "Not sooo good :( not at all",
+            Cleaning(negation=True, emoticons=True, elongations=True),
+            "not not_soo _elong_ not_good _emo_neg_ not not_at not_all",
+        ),
+    ],
+)
+def test_token_rules(raw: str, cleaning: Cleaning, expected: str) -> None:
+    import text_reference
+
+    assert normalize(raw, cleaning) == expected
+    assert text_reference.normalize(raw, cleaning) == expected
+    assert normalize(raw) == text_reference.normalize(raw)  # none of them by default
+
+
+@pytest.mark.parametrize(
+    "cleaning",
+    [
+        Cleaning(negation=True),
+        Cleaning(emoticons=True),
+        Cleaning(elongations=True),
+        Cleaning(negation=True, emoticons=True, elongations=True),
+    ],
+)
+def test_token_rules_normalize_twice_to_the_same(cleaning: Cleaning) -> None:
+    """The API normalizes for a stock BlazingText endpoint, and ours normalizes again when it
+    cannot tell which it calls: a second pass must not mark words twice."""
+    raw = "I don't like it, sooo bad!!! :( Not worth it?! \U0001f44e never"
+    once = normalize(raw, cleaning)
+    assert normalize(once, cleaning) == once
+
+
+def test_a_record_without_the_token_rules_reads_as_todays_text() -> None:
+    """A model trained before the token rules (its preprocessing.json has no such keys) is
+    served with none of them."""
+    old = {
+        k: v
+        for k, v in DEFAULT_CLEANING.to_dict().items()
+        if k
+        in {
+            "unescape_html",
+            "literal_newlines",
+            "lowercase",
+            "split_punctuation",
+            "urls",
+            "numbers",
+        }
+    }
+    cleaning = Cleaning.from_dict(old)
+    assert normalize("not sooo good :)", cleaning) == "not sooo good :)"
+
+
 def test_cleaning_round_trips_and_rejects_unknown() -> None:
     cleaning = Cleaning(numbers=False)
     assert Cleaning.from_dict(cleaning.to_dict()) == cleaning
@@ -88,7 +182,12 @@ def test_kernel_matches_the_regex_rules_on_every_shared_review() -> None:
 
     texts = _shared_texts()
     assert len(texts) > 150_000
-    for cleaning in (DEFAULT_CLEANING, Cleaning(split_punctuation=False, numbers=False)):
+    for cleaning in (
+        DEFAULT_CLEANING,
+        Cleaning(split_punctuation=False, numbers=False),
+        Cleaning(negation=True, emoticons=True, elongations=True),
+        Cleaning(negation=True, negation_keeps_word=True, lowercase=False),
+    ):
         fast = normalize_many(texts, cleaning)
         slow = [text_reference.normalize(t, cleaning) for t in texts]
         mismatches = [(t, a, b) for t, a, b in zip(texts, slow, fast, strict=True) if a != b]
@@ -100,7 +199,7 @@ _ALPHABET = (
     " \t\n\x00\x0b\x1f\x85\xa0\u2028\u3000\u200b\ufeff"  # spaces, controls, invisibles
     "aZ_'\"-:;=<3)](/\\|@[*dopDPOx09½²٣"  # emoticon pieces, words, digits of other scripts
     ".,!?$&#\\ntr"  # joiners, entities, literal newlines
-    "éÉ\u0301ßİΣςǅ😀"  # letters that change length or case, combining marks, emoji
+    "éÉ\u0301ßİΣςǅ😀😞👍\u2764🚗"  # letters that change length or case, marks, emoji
     "htpswHTPSW/."  # URL pieces
 )
 _PIECES = [
@@ -117,6 +216,15 @@ _PIECES = [
     ":-)",
     "<3",
     "1,000.5",
+    "not ",
+    "n't",
+    "never",
+    "cannot",
+    "not_",
+    "ooo",
+    "!!?",
+    ":(",
+    "(:",
 ]
 
 
@@ -130,7 +238,7 @@ def test_kernel_matches_the_regex_rules_on_generated_text() -> None:
     text = st.lists(
         st.one_of(st.text(_ALPHABET, max_size=6), st.sampled_from(_PIECES)), max_size=12
     ).map("".join)
-    cleanings = st.builds(Cleaning, *[st.booleans()] * 6)
+    cleanings = st.builds(Cleaning, *[st.booleans()] * len(fields(Cleaning)))
 
     @settings(max_examples=3000, deadline=None, suppress_health_check=list(HealthCheck))
     @given(texts=st.lists(text | st.text(max_size=40), min_size=1, max_size=5), cleaning=cleanings)

@@ -23,6 +23,11 @@ from sentiment.text_kernel import INVISIBLE_CHARS
 
 URL_TOKEN = "_url_"
 NUMBER_TOKEN = "_num_"
+# Tokens of the token rules (`Cleaning.emoticons`, `.elongations`, `.negation`).
+POSITIVE_EMOTICON = "_emo_pos_"
+NEGATIVE_EMOTICON = "_emo_neg_"
+ELONGATED = "_elong_"
+NEGATED = "not_"
 
 _INVISIBLE = re.compile(INVISIBLE_CHARS)
 
@@ -37,6 +42,11 @@ class Cleaning:
     split_punctuation: bool = True
     urls: bool = True
     numbers: bool = True
+    # The token rules of issue 15 (off: a record without them is read as today's text).
+    negation: bool = False
+    negation_keeps_word: bool = False
+    emoticons: bool = False
+    elongations: bool = False
 
     def to_dict(self) -> dict[str, bool]:
         return asdict(self)
@@ -89,7 +99,19 @@ def normalize_many(texts: Iterable[str], cleaning: Cleaning = DEFAULT_CLEANING) 
     7. tokens: words `\\w+(?:'\\w+)*`, emoticons that are a whole whitespace-separated chunk
        (`:)`, `:-(`, `;d`, `<3`, `):`), and every other non-space character alone (`!`, `?`,
        emoji); or, with `split_punctuation` off, the whitespace-separated chunks;
-    8. tokens starting with `__label__` lose their leading underscores (never a label token).
+    8. tokens starting with `__label__` lose their leading underscores (never a label token);
+    9. the token rules, each token in order, each off unless switched on:
+       `emoticons`: emoticons and emoji of a side (`:)`, `(:`, `<3`, `:d`, U+1F600..) become
+       `_emo_pos_`, those of the other (`:(`, `:/`, `):`, U+1F61E..) `_emo_neg_`;
+       `elongations`: runs of `!` and `?` (one token, when splitting) become `!!`, `??` or
+       `?!`, a letter repeated 3+ times is cut to 2 (`soooo` -> `soo`) and `_elong_` follows
+       the token;
+       `negation`: after a negator (`not`, `no`, `never`, `cannot`, a token ending in `n't`),
+       every token starting with
+       a word character gets `not_` in front (`not good` -> `not not_good`), up to the next
+       token that does not (punctuation, an emoticon, an emoji); a negator or a token already
+       marked is left as it is, so normalizing twice changes nothing; `negation_keeps_word`
+       keeps the token too (`not good not_good`).
     All of it runs in sentiment.text_kernel, except step 1 and the lower case of a few
     characters (U+0130, capital sigma), which send their text through `_prelude` first.
     """
@@ -130,6 +152,10 @@ def kernel_options(cleaning: Cleaning, include_title: bool = True) -> np.ndarray
             cleaning.numbers,
             cleaning.split_punctuation,
             include_title,
+            cleaning.negation,
+            cleaning.negation_keeps_word,
+            cleaning.emoticons,
+            cleaning.elongations,
         ],
         dtype=np.uint8,
     )
