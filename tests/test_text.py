@@ -6,7 +6,14 @@ from dataclasses import fields
 
 import pytest
 
-from sentiment.text import DEFAULT_CLEANING, Cleaning, compose, normalize, normalize_many
+from sentiment.text import (
+    DEFAULT_CLEANING,
+    UNRECORDED_CLEANING,
+    Cleaning,
+    compose,
+    normalize,
+    normalize_many,
+)
 
 
 @pytest.mark.parametrize(
@@ -14,13 +21,13 @@ from sentiment.text import DEFAULT_CLEANING, Cleaning, compose, normalize, norma
     [
         ("Great!!!", "great ! ! !"),
         ("great! and great", "great ! and great"),
-        ("It cost $12.50, not 1,000", "it cost $ _num_ , not _num_"),
+        ("It cost $12.50, not 1,000", "it cost $ _num_ , not not__num_"),
         ("mp3 player, 2nd time", "mp3 player , 2nd time"),
         ("love it <3 :) :-( ;D", "love it <3 :) :-( ;d"),
         ("see http://x.com/a?b=1 or www.y.org.", "see _url_ or _url_"),
         ("Tom &amp; Jerry &quot;ok&quot;", 'tom & jerry " ok "'),
         ("line one\\nline two", "line one line two"),
-        ("Don't   stop", "don't stop"),
+        ("Don't   stop", "don't not_stop"),
         ("tab\there\x00nul\u200bzero\r\nnew", "tab here nul zero new"),
         ("", ""),
     ],
@@ -70,12 +77,7 @@ _NEGATION = Cleaning(negation=True)
         ("cannot 12 stars :) ok", _NEGATION, "cannot not__num_ not_stars :) ok"),
         ("not __label__x", _NEGATION, "not not_label__x"),
         ("nothing notable", _NEGATION, "nothing notable"),  # not negators
-        (
-            "not good, not bad",
-            Cleaning(negation=True, negation_keeps_word=True),
-            "not good not_good , not bad not_bad",
-        ),
-        ("not good", Cleaning(negation_keeps_word=True), "not good"),  # needs negation
+        ("not good", Cleaning(negation=False), "not good"),
         # Emoticons and emoji of a side; the others stay tokens of their own.
         (
             "ok :) :-( ;d (: ): <33 :/ =p :o) xd",
@@ -109,7 +111,7 @@ def test_token_rules(raw: str, cleaning: Cleaning, expected: str) -> None:
 
     assert normalize(raw, cleaning) == expected
     assert text_reference.normalize(raw, cleaning) == expected
-    assert normalize(raw) == text_reference.normalize(raw)  # none of them by default
+    assert normalize(raw) == text_reference.normalize(raw)
 
 
 @pytest.mark.parametrize(
@@ -130,23 +132,22 @@ def test_token_rules_normalize_twice_to_the_same(cleaning: Cleaning) -> None:
 
 
 def test_a_record_without_the_token_rules_reads_as_todays_text() -> None:
-    """A model trained before the token rules (its preprocessing.json has no such keys) is
-    served with none of them."""
-    old = {
-        k: v
-        for k, v in DEFAULT_CLEANING.to_dict().items()
-        if k
-        in {
-            "unescape_html",
-            "literal_newlines",
-            "lowercase",
-            "split_punctuation",
-            "urls",
-            "numbers",
-        }
+    """A manifest or preprocessing.json written before the token rules (no such keys) stands
+    for text made without them; a new record names each rule."""
+    before = {
+        "unescape_html": True,
+        "literal_newlines": True,
+        "lowercase": True,
+        "split_punctuation": True,
+        "urls": True,
+        "numbers": True,
     }
-    cleaning = Cleaning.from_dict(old)
-    assert normalize("not sooo good :)", cleaning) == "not sooo good :)"
+    cleaning = Cleaning.from_dict(before)
+    assert cleaning == UNRECORDED_CLEANING
+    assert normalize("Not sooo good :)", cleaning) == "not sooo good :)"
+    assert normalize("Not sooo good :)") == "not not_sooo not_good :)"
+    assert Cleaning.from_dict(DEFAULT_CLEANING.to_dict()) == DEFAULT_CLEANING
+    assert DEFAULT_CLEANING.to_dict()["negation"] is True
 
 
 def test_cleaning_round_trips_and_rejects_unknown() -> None:
@@ -186,7 +187,8 @@ def test_kernel_matches_the_regex_rules_on_every_shared_review() -> None:
         DEFAULT_CLEANING,
         Cleaning(split_punctuation=False, numbers=False),
         Cleaning(negation=True, emoticons=True, elongations=True),
-        Cleaning(negation=True, negation_keeps_word=True, lowercase=False),
+        Cleaning(negation=False, elongations=True, lowercase=False),
+        UNRECORDED_CLEANING,
     ):
         fast = normalize_many(texts, cleaning)
         slow = [text_reference.normalize(t, cleaning) for t in texts]
@@ -280,6 +282,7 @@ def test_kernel_fallbacks_match_the_regex_rules(raw: str) -> None:
         {"min_tokens": 40, "title_weight": 1},
         {"include_title": False, "dedupe": False},
         {"lowercase": False, "numbers": False, "split_punctuation": False},
+        {"negation": True, "emoticons": True, "elongations": True},
     ],
 )
 def test_csv_kernel_matches_the_python_row_path(options: dict[str, object]) -> None:

@@ -82,7 +82,6 @@ def token_rules(tokens: list[str], cleaning: Cleaning) -> list[str]:
         elif cleaning.negation:
             negator = NEGATOR.fullmatch(token) is not None
             if negating and not negator and not token.startswith(NEGATED):
-                out += [token] if cleaning.negation_keeps_word else []
                 token = NEGATED + token
             negating = negating or negator
         out.append(token)

@@ -30,12 +30,12 @@ typedef struct {
     const uint8_t *flags;
     const uint32_t *lower;
     /* unescape, literal_newlines, lowercase, urls, numbers, split, title, then the token rules:
-     * negation, negation_keeps_word, emoticons, elongations (OPT_* below) */
+     * negation, emoticons, elongations (OPT_* below) */
     const uint8_t *opts;
 } Rules;
 
-enum { OPT_NEGATION = 7, OPT_NEGATION_KEEPS_WORD = 8, OPT_EMOTICONS = 9, OPT_ELONGATIONS = 10 };
-#define NOPTS 11
+enum { OPT_NEGATION = 7, OPT_EMOTICONS = 8, OPT_ELONGATIONS = 9 };
+#define NOPTS 10
 
 /* --- growable buffers ------------------------------------------------------------------------ */
 
@@ -313,10 +313,11 @@ static inline int64_t put(const char *s, uint8_t *dst, int64_t o) {
 }
 
 /* Bytes of output a code point of input can become, at most: 4 (UTF-8) + 1 (space) with no
- * token rule; with them, a 1-character token kept and marked ("a not_a", 8 bytes with its
- * space) or an elongated one ("aaa" -> "aa _elong_", 11 for 3) or ":)" -> "_emo_pos_". */
+ * token rule; with them, an emoji of a side is 10 (" _emo_pos_"); a marked word of k code
+ * points at most 1 + 4 + 4k, and it follows a separator (a space: a non-word token would
+ * have ended the scope), so at most 9 for its k + 1; an elongated one has k >= 3. */
 static inline int64_t bytes_per_code_point(const Rules *R) {
-    return (R->opts[OPT_NEGATION] || R->opts[OPT_EMOTICONS] || R->opts[OPT_ELONGATIONS]) ? 16 : 5;
+    return (R->opts[OPT_NEGATION] || R->opts[OPT_EMOTICONS] || R->opts[OPT_ELONGATIONS]) ? 10 : 5;
 }
 
 /* Tokens (`\w+(?:'\w+)*`, whole-chunk emoticons, with `elongations` runs of `!` and `?`, any
@@ -326,13 +327,13 @@ static inline int64_t bytes_per_code_point(const Rules *R) {
  * `_emo_pos_` / `_emo_neg_`; `elongations` maps a run of `!` and `?` to `!!`, `??` or `?!`,
  * cuts a letter repeated 3+ times to 2 and puts `_elong_` after the token; `negation` prefixes
  * `not_` to each word token after a negator up to the next token that does not start with a
- * word character (a negator, or a token already starting `not_`, is left as it is; with
- * `negation_keeps_word` the token is kept and `not_token` put after it). The new end.
+ * word character (a negator, or a token already starting `not_`, is left as it is). The new
+ * end.
  * dst holds at least o + bytes_per_code_point * n bytes. */
 static int64_t tokens(const uint32_t *src, int64_t n, const Rules *R, uint8_t *dst, int64_t o) {
     const uint8_t *F = R->flags;
     int split = R->opts[5];
-    int negation = R->opts[OPT_NEGATION], keeps = R->opts[OPT_NEGATION_KEEPS_WORD];
+    int negation = R->opts[OPT_NEGATION];
     int emoticons = R->opts[OPT_EMOTICONS], elongations = R->opts[OPT_ELONGATIONS];
     int negating = 0;
     int64_t i = 0;
@@ -422,16 +423,9 @@ static int64_t tokens(const uint32_t *src, int64_t n, const Rules *R, uint8_t *d
                 int negator = is_negator(dst + start, len);
                 int marked = len >= 4 && memcmp(dst + start, "not_", 4) == 0;
                 if (negating && !negator && !marked) {
-                    if (keeps) {
-                        dst[o++] = ' ';
-                        o = put("not_", dst, o);
-                        memcpy(dst + o, dst + start, (size_t)len);
-                        o += len;
-                    } else {
-                        memmove(dst + start + 4, dst + start, (size_t)len);
-                        memcpy(dst + start, "not_", 4);
-                        o += 4;
-                    }
+                    memmove(dst + start + 4, dst + start, (size_t)len);
+                    memcpy(dst + start, "not_", 4);
+                    o += 4;
                 }
                 if (negator) negating = 1;
             }
