@@ -129,12 +129,14 @@ def test_train_evaluate_and_list_jobs_on_s3(tmp_path: Path, s3_bucket_uri: str, 
     evaluate read it there; the report lands in S3 with report.json last."""
     from conftest import read_reviews
     from sentiment.labels import Layout, Policy, map_label, with_prefix
-    from sentiment.text import compose, normalize
+    from sentiment.text import UNRECORDED_CLEANING, compose, normalize
 
     lines = []
     for label, title, body in read_reviews(POLARITY / "train.csv", limit=3000):
         name = map_label(Layout.POLARITY, label, Policy.BINARY)
-        lines.append(f"{with_prefix(name or '')} {normalize(compose(title, body))}")
+        lines.append(
+            f"{with_prefix(name or '')} {normalize(compose(title, body), UNRECORDED_CLEANING)}"
+        )
     train = tmp_path / "train.txt"
     train.write_text("\n".join(lines[:2500]) + "\n")
     test = tmp_path / "test.txt"

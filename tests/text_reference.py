@@ -34,9 +34,13 @@ BANGS = r"[!?]{2,}"
 TOKEN_WITH_BANGS = re.compile(f"{WORD}|{EMOTICON}|{BANGS}|[^\\w\\s]")
 # The token rules: emoticons by the way their mouth faces, emoji of a side, elongations,
 # negators.
-SMILE = re.compile(r"<3+|[:;=][\-o\*']?[\)\]\(\[dp/\\|@3]*[\)\]dp3]|[\(\[][\)\]\(\[/\\]*[\-o\*']?[:;=]")
+SMILE = re.compile(
+    r"<3+|[:;=][\-o\*']?[\)\]\(\[dp/\\|@3]*[\)\]dp3]|[\(\[][\)\]\(\[/\\]*[\-o\*']?[:;=]"
+)
 FROWN = re.compile(EMOTICON)  # an emoticon that is not a smile
-POSITIVE_EMOJI = re.compile("[\u263a\u2665\u2764\U0001f44d\U0001f618\U0001f642\U0001f929\U0001f970\U0001f600-\U0001f60e]")
+POSITIVE_EMOJI = re.compile(
+    "[\u263a\u2665\u2764\U0001f44d\U0001f618\U0001f642\U0001f929\U0001f970\U0001f600-\U0001f60e]"
+)
 NEGATIVE_EMOJI = re.compile("[\u2639\U0001f44e\U0001f494\U0001f612\U0001f641\U0001f61e-\U0001f62d]")
 LETTER_RUN = re.compile(r"([^\W\d_])\1\1+")
 NEGATOR = re.compile(r"not|no|never|cannot|.+n't", re.DOTALL)
