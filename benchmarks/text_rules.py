@@ -12,6 +12,10 @@ and prints, per rule, the mean over seeds and the difference to the baseline of 
   `sentiment.text.normalize`, one text a call as a served request (rules alternated, best of
   40 passes over 2,000 reviews).
 
+Every rule changes the texts, so the validation split drawn from them (CRC-32 of the text)
+too: the rows `baseline split 2/3` and `negation split 2/3` are the same text rules with other
+split seeds, and the last lines give the mean and range over the three splits.
+
 Character n-grams (fastText's minn/maxn): our trainer has none, so they are measured with the
 fastText library on the baseline's prepared files, against the same library without them
 (both uncalibrated: the rows `ft plain` and `ft char`), with the library's predict time per

@@ -46,8 +46,8 @@ class Cleaning:
     # alone against the text without it (benchmarks/text_rules.py, 3 seeds x 3 validation
     # splits) +0.34 point on the shared polarity test and +0.70 on the shared full test
     # (positive against negative), the four answers' figures unchanged within noise, ECE
-    # 0.031 -> 0.024, normalizing 1.07x the time. Emoticons and elongations gained nothing on
-    # the shared samples (README, Measured).
+    # 0.031 -> 0.024, normalizing 1.04-1.08x the time. Emoticons and elongations gained
+    # nothing on the shared samples (README, Measured).
     negation: bool = True
     emoticons: bool = False
     elongations: bool = False
