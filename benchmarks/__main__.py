@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 STAGES = ("prepare", "train", "serve", "api", "predict")
-ON_REQUEST = ("soak", "tune")
+ON_REQUEST = ("soak", "tune", "text_rules")
 
 
 def main(argv: list[str]) -> int:

@@ -64,14 +64,15 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     import fasttext
 
     from sentiment.labels import Layout, Policy, map_label, with_prefix
-    from sentiment.text import compose, normalize
+    from sentiment.text import UNRECORDED_CLEANING, compose, normalize
 
     folder = tmp_path_factory.mktemp("tiny-model")
+    # Its text made as it is served: it has no preprocessing.json (so no token rules).
     lines = []
     for label, title, body in read_reviews(POLARITY / "train.csv"):
         name = map_label(Layout.POLARITY, label, Policy.BINARY)
         assert name is not None
-        lines.append(f"{with_prefix(name)} {normalize(compose(title, body))}")
+        lines.append(f"{with_prefix(name)} {normalize(compose(title, body), UNRECORDED_CLEANING)}")
     train = folder / "train.txt"
     train.write_text("\n".join(lines) + "\n")
     model = fasttext.train_supervised(

@@ -200,13 +200,15 @@ def ternary_model_dir(
     import fasttext
 
     from sentiment.labels import Layout, Policy, map_label, with_prefix
-    from sentiment.text import compose, normalize
+    from sentiment.text import UNRECORDED_CLEANING, compose, normalize
 
     folder = tmp_path_factory.mktemp("ternary-model")
     lines = []
     for label, title, body in read_reviews(shared_data / "amazon_review_full" / "train.csv"):
         name = map_label(Layout.FULL, label, Policy.TERNARY)
-        lines.append(f"{with_prefix(str(name))} {normalize(compose(title, body))}")
+        lines.append(
+            f"{with_prefix(str(name))} {normalize(compose(title, body), UNRECORDED_CLEANING)}"
+        )
     cut = len(lines) * 4 // 5
     (folder / "train.txt").write_text("\n".join(lines[:cut]) + "\n")
     (folder / "validation.txt").write_text("\n".join(lines[cut:]) + "\n")

@@ -93,14 +93,14 @@ def test_calibration_and_coverage_match_a_hand_computed_case() -> None:
 def prepared_test(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shared polarity test, labelled and normalized by the one Python definition."""
     from sentiment.labels import Layout, Policy, map_label, with_prefix
-    from sentiment.text import compose, normalize
+    from sentiment.text import UNRECORDED_CLEANING, compose, normalize
 
     path = tmp_path_factory.mktemp("evaluate") / "test.txt"
     lines = []
     for label, title, body in read_reviews(POLARITY / "test.csv"):
         name = map_label(Layout.POLARITY, label, Policy.BINARY)
         assert name is not None
-        lines.append(f"{with_prefix(name)} {normalize(compose(title, body))}")
+        lines.append(f"{with_prefix(name)} {normalize(compose(title, body), UNRECORDED_CLEANING)}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 

@@ -120,7 +120,37 @@ def test_raw_text_is_normalized_once_either_way(tiny_model_dir: Path) -> None:
     assert model._native.top_text(raw[1], 1) is None  # the Python path, then `top`
     one = [model.top([text], k=2)[0] for text in raw]
     assert one == model.top(raw, k=2)
-    assert one == model.top([normalize(t) for t in raw], k=2, raw=True)
+    cleaning = model.preprocessing.cleaning
+    assert one == model.top([normalize(t, cleaning) for t in raw], k=2, raw=True)
+
+
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    [
+        (None, "not good at all , never again"),  # no preprocessing.json
+        ({"cleaning": {"lowercase": True}}, "not good at all , never again"),  # one from before
+        ({"cleaning": {"negation": True}}, "not not_good not_at not_all , never not_again"),
+    ],
+)
+def test_served_with_the_token_rules_it_was_trained_with(
+    tiny_model_dir: Path, tmp_path: Path, record: dict[str, object] | None, expected: str
+) -> None:
+    """The token rules of a model's training text (its preprocessing.json) are what serving
+    applies, on the one-text path of the compiled predictor and on batches; a model without
+    the record, or with one written before the rules, is served without them."""
+    import json
+    import shutil
+
+    shutil.copy(tiny_model_dir / "model.bin", tmp_path / "model.bin")
+    if record is not None:
+        (tmp_path / "preprocessing.json").write_text(json.dumps(record))
+    model = load_model(tmp_path / "model.bin")
+    text = "Not good at all, never again"
+    assert model.prepare_texts([text]) == [expected]
+    assert model.top([text], k=2) == model.top([expected], k=2, raw=True)
+    assert model.top([text, text + "!"], k=2) == model.top(
+        [expected, expected + " !"], k=2, raw=True
+    )
 
 
 def test_the_weights_are_shared_not_copied(tiny_model_dir: Path) -> None:

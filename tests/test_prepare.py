@@ -272,10 +272,19 @@ def test_cli_prepares_a_file(tmp_path: Path) -> None:
         "stars",
         "--master",
         "local[1]",
+        "--no-negation",
+        "--elongations",
     )
     assert result.returncode == 0, result.stderr
     manifest = json.loads((out / layout.MANIFEST).read_text())
     assert manifest["policy"] == "stars" and manifest["rows_read"] == 300
+    # The token rules asked for are the ones recorded (so the model is served with them).
+    cleaning = manifest["cleaning"]
+    assert (cleaning["negation"], cleaning["elongations"], cleaning["emoticons"]) == (
+        False,
+        True,
+        False,
+    )
     assert (out / layout.TRAIN_FILE).read_text().startswith("__label__")
 
 

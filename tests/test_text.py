@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import pytest
 
-from sentiment.text import DEFAULT_CLEANING, Cleaning, compose, normalize, normalize_many
+from sentiment.text import (
+    DEFAULT_CLEANING,
+    UNRECORDED_CLEANING,
+    Cleaning,
+    compose,
+    normalize,
+    normalize_many,
+)
 
 
 @pytest.mark.parametrize(
@@ -12,13 +21,13 @@ from sentiment.text import DEFAULT_CLEANING, Cleaning, compose, normalize, norma
     [
         ("Great!!!", "great ! ! !"),
         ("great! and great", "great ! and great"),
-        ("It cost $12.50, not 1,000", "it cost $ _num_ , not _num_"),
+        ("It cost $12.50, not 1,000", "it cost $ _num_ , not not__num_"),
         ("mp3 player, 2nd time", "mp3 player , 2nd time"),
         ("love it <3 :) :-( ;D", "love it <3 :) :-( ;d"),
         ("see http://x.com/a?b=1 or www.y.org.", "see _url_ or _url_"),
         ("Tom &amp; Jerry &quot;ok&quot;", 'tom & jerry " ok "'),
         ("line one\\nline two", "line one line two"),
-        ("Don't   stop", "don't stop"),
+        ("Don't   stop", "don't not_stop"),
         ("tab\there\x00nul\u200bzero\r\nnew", "tab here nul zero new"),
         ("", ""),
     ],
@@ -55,6 +64,92 @@ def test_rules_switch_off() -> None:
     )
 
 
+_NEGATION = Cleaning(negation=True)
+
+
+@pytest.mark.parametrize(
+    ("raw", "cleaning", "expected"),
+    [
+        # Negation: the words after a negator up to punctuation, an emoticon or an emoji.
+        ("I don't like it, but fine", _NEGATION, "i don't not_like not_it , but fine"),
+        ("Not bad. Never again!", _NEGATION, "not not_bad . never not_again !"),
+        ("no no problems", _NEGATION, "no no not_problems"),
+        ("cannot 12 stars :) ok", _NEGATION, "cannot not__num_ not_stars :) ok"),
+        ("not __label__x", _NEGATION, "not not_label__x"),
+        ("nothing notable", _NEGATION, "nothing notable"),  # not negators
+        ("not good", Cleaning(negation=False), "not good"),
+        # Emoticons and emoji of a side; the others stay tokens of their own.
+        (
+            "ok :) :-( ;d (: ): <33 :/ =p :o) xd",
+            Cleaning(emoticons=True),
+            "ok _emo_pos_ _emo_neg_ _emo_pos_ _emo_pos_ _emo_neg_ _emo_pos_ _emo_neg_ "
+            "_emo_pos_ _emo_pos_ xd",
+        ),
+        (
+            "\U0001f600\U0001f44e\u2764 \U0001f697 a:)",
+            Cleaning(emoticons=True),
+            "_emo_pos_ _emo_neg_ _emo_pos_ \U0001f697 a : )",
+        ),
+        # Elongations: letters cut to two and marked, runs of ! and ? one token.
+        (
+            "Soooo goooood!!! Really?? what?!? ok! 1000 zzz",
+            Cleaning(elongations=True),
+            "soo _elong_ good _elong_ !! really ?? what ?! ok ! _num_ zz _elong_",
+        ),
+        ("wow!!!", Cleaning(elongations=True, split_punctuation=False), "wow!!!"),
+        ("!!! ??", Cleaning(elongations=True, split_punctuation=False), "!! ??"),
+        # All of them, in order: a marked word is negated, emoticons end the scope.
+        (
+            "Not sooo good :( not at all",
+            Cleaning(negation=True, emoticons=True, elongations=True),
+            "not not_soo _elong_ not_good _emo_neg_ not not_at not_all",
+        ),
+    ],
+)
+def test_token_rules(raw: str, cleaning: Cleaning, expected: str) -> None:
+    import text_reference
+
+    assert normalize(raw, cleaning) == expected
+    assert text_reference.normalize(raw, cleaning) == expected
+    assert normalize(raw) == text_reference.normalize(raw)
+
+
+@pytest.mark.parametrize(
+    "cleaning",
+    [
+        Cleaning(negation=True),
+        Cleaning(emoticons=True),
+        Cleaning(elongations=True),
+        Cleaning(negation=True, emoticons=True, elongations=True),
+    ],
+)
+def test_token_rules_normalize_twice_to_the_same(cleaning: Cleaning) -> None:
+    """The API normalizes for a stock BlazingText endpoint, and ours normalizes again when it
+    cannot tell which it calls: a second pass must not mark words twice."""
+    raw = "I don't like it, sooo bad!!! :( Not worth it?! \U0001f44e never"
+    once = normalize(raw, cleaning)
+    assert normalize(once, cleaning) == once
+
+
+def test_a_record_without_the_token_rules_reads_as_todays_text() -> None:
+    """A manifest or preprocessing.json written before the token rules (no such keys) stands
+    for text made without them; a new record names each rule."""
+    before = {
+        "unescape_html": True,
+        "literal_newlines": True,
+        "lowercase": True,
+        "split_punctuation": True,
+        "urls": True,
+        "numbers": True,
+    }
+    cleaning = Cleaning.from_dict(before)
+    assert cleaning == UNRECORDED_CLEANING
+    assert normalize("Not sooo good :)", cleaning) == "not sooo good :)"
+    assert normalize("Not sooo good :)") == "not not_sooo not_good :)"
+    assert Cleaning.from_dict(DEFAULT_CLEANING.to_dict()) == DEFAULT_CLEANING
+    assert DEFAULT_CLEANING.to_dict()["negation"] is True
+
+
 def test_cleaning_round_trips_and_rejects_unknown() -> None:
     cleaning = Cleaning(numbers=False)
     assert Cleaning.from_dict(cleaning.to_dict()) == cleaning
@@ -88,7 +183,13 @@ def test_kernel_matches_the_regex_rules_on_every_shared_review() -> None:
 
     texts = _shared_texts()
     assert len(texts) > 150_000
-    for cleaning in (DEFAULT_CLEANING, Cleaning(split_punctuation=False, numbers=False)):
+    for cleaning in (
+        DEFAULT_CLEANING,
+        Cleaning(split_punctuation=False, numbers=False),
+        Cleaning(negation=True, emoticons=True, elongations=True),
+        Cleaning(negation=False, elongations=True, lowercase=False),
+        UNRECORDED_CLEANING,
+    ):
         fast = normalize_many(texts, cleaning)
         slow = [text_reference.normalize(t, cleaning) for t in texts]
         mismatches = [(t, a, b) for t, a, b in zip(texts, slow, fast, strict=True) if a != b]
@@ -100,7 +201,7 @@ _ALPHABET = (
     " \t\n\x00\x0b\x1f\x85\xa0\u2028\u3000\u200b\ufeff"  # spaces, controls, invisibles
     "aZ_'\"-:;=<3)](/\\|@[*dopDPOx09½²٣"  # emoticon pieces, words, digits of other scripts
     ".,!?$&#\\ntr"  # joiners, entities, literal newlines
-    "éÉ\u0301ßİΣςǅ😀"  # letters that change length or case, combining marks, emoji
+    "éÉ\u0301ßİΣςǅ😀😞👍\u2764🚗"  # letters that change length or case, marks, emoji
     "htpswHTPSW/."  # URL pieces
 )
 _PIECES = [
@@ -117,6 +218,15 @@ _PIECES = [
     ":-)",
     "<3",
     "1,000.5",
+    "not ",
+    "n't",
+    "never",
+    "cannot",
+    "not_",
+    "ooo",
+    "!!?",
+    ":(",
+    "(:",
 ]
 
 
@@ -130,7 +240,7 @@ def test_kernel_matches_the_regex_rules_on_generated_text() -> None:
     text = st.lists(
         st.one_of(st.text(_ALPHABET, max_size=6), st.sampled_from(_PIECES)), max_size=12
     ).map("".join)
-    cleanings = st.builds(Cleaning, *[st.booleans()] * 6)
+    cleanings = st.builds(Cleaning, *[st.booleans()] * len(fields(Cleaning)))
 
     @settings(max_examples=3000, deadline=None, suppress_health_check=list(HealthCheck))
     @given(texts=st.lists(text | st.text(max_size=40), min_size=1, max_size=5), cleaning=cleanings)
@@ -172,6 +282,7 @@ def test_kernel_fallbacks_match_the_regex_rules(raw: str) -> None:
         {"min_tokens": 40, "title_weight": 1},
         {"include_title": False, "dedupe": False},
         {"lowercase": False, "numbers": False, "split_punctuation": False},
+        {"negation": True, "emoticons": True, "elongations": True},
     ],
 )
 def test_csv_kernel_matches_the_python_row_path(options: dict[str, object]) -> None:

@@ -29,8 +29,13 @@ enum { KEPT = 0, FALLBACK = 1, REJECT_LABEL = 2, DROP_POLICY = 3, DROP_SHORT = 4
 typedef struct {
     const uint8_t *flags;
     const uint32_t *lower;
-    const uint8_t *opts; /* unescape, literal_newlines, lowercase, urls, numbers, split, title */
+    /* unescape, literal_newlines, lowercase, urls, numbers, split, title, then the token rules:
+     * negation, emoticons, elongations (OPT_* below) */
+    const uint8_t *opts;
 } Rules;
+
+enum { OPT_NEGATION = 7, OPT_EMOTICONS = 8, OPT_ELONGATIONS = 9 };
+#define NOPTS 10
 
 /* --- growable buffers ------------------------------------------------------------------------ */
 
@@ -265,13 +270,72 @@ static inline int64_t utf8(uint32_t c, uint8_t *dst, int64_t o) {
     return o + 4;
 }
 
-/* Tokens (`\w+(?:'\w+)*`, whole-chunk emoticons, any other non-space character; or
- * whitespace-separated chunks when not splitting) as UTF-8 from dst[o] on, joined by single
- * spaces; a token starting with `__label__` loses its leading underscores. The new end.
- * dst holds at least o + 4n + n bytes. */
+/* --- the token rules (each off unless its Cleaning switch is on; sentiment.text has why) --- */
+
+/* Emoji that say which side they are on (the rest stay tokens of their own). */
+static int emoji_side(uint32_t c) {
+    if (c == 0x263A || c == 0x2665 || c == 0x2764 || c == 0x1F44D || c == 0x1F618 ||
+        c == 0x1F642 || c == 0x1F929 || c == 0x1F970 || (0x1F600 <= c && c <= 0x1F60E))
+        return 1;
+    if (c == 0x2639 || c == 0x1F44E || c == 0x1F494 || c == 0x1F612 || c == 0x1F641 ||
+        (0x1F61E <= c && c <= 0x1F62D))
+        return -1;
+    return 0;
+}
+
+/* The side of a whole-chunk emoticon s[a:b] (is_emoticon): its mouth, read the way it faces. */
+static int emoticon_side(const uint32_t *s, int64_t a, int64_t b) {
+    if (s[a] == '<') return 1;
+    if (is_eye(s[a])) {
+        uint32_t m = s[b - 1];
+        return (m == ')' || m == ']' || m == 'd' || m == 'p' || m == '3') ? 1 : -1;
+    }
+    return (s[a] == '(' || s[a] == '[') ? 1 : -1;
+}
+
+static inline int is_bang(uint32_t c) { return c == '!' || c == '?'; }
+
+static inline int is_letter(const uint8_t *F, uint32_t c) {
+    return (F[c] & WORD) && !(F[c] & DIGIT) && c != '_';
+}
+
+/* `not|no|never|cannot|.+n't` (the token's UTF-8). */
+static int is_negator(const uint8_t *t, int64_t n) {
+    return (n == 3 && memcmp(t, "not", 3) == 0) || (n == 2 && memcmp(t, "no", 2) == 0) ||
+           (n == 5 && memcmp(t, "never", 5) == 0) || (n == 6 && memcmp(t, "cannot", 6) == 0) ||
+           (n > 3 && memcmp(t + n - 3, "n't", 3) == 0);
+}
+
+static inline int64_t put(const char *s, uint8_t *dst, int64_t o) {
+    size_t len = strlen(s);
+    memcpy(dst + o, s, len);
+    return o + (int64_t)len;
+}
+
+/* Bytes of output a code point of input can become, at most: 4 (UTF-8) + 1 (space) with no
+ * token rule; with them, an emoji of a side is 10 (" _emo_pos_"); a marked word of k code
+ * points at most 1 + 4 + 4k, and it follows a separator (a space: a non-word token would
+ * have ended the scope), so at most 9 for its k + 1; an elongated one has k >= 3. */
+static inline int64_t bytes_per_code_point(const Rules *R) {
+    return (R->opts[OPT_NEGATION] || R->opts[OPT_EMOTICONS] || R->opts[OPT_ELONGATIONS]) ? 10 : 5;
+}
+
+/* Tokens (`\w+(?:'\w+)*`, whole-chunk emoticons, with `elongations` runs of `!` and `?`, any
+ * other non-space character; or whitespace-separated chunks when not splitting) as UTF-8 from
+ * dst[o] on, joined by single spaces; a token starting with `__label__` loses its leading
+ * underscores. Then each token, in order: `emoticons` maps emoticons and emoji of a side to
+ * `_emo_pos_` / `_emo_neg_`; `elongations` maps a run of `!` and `?` to `!!`, `??` or `?!`,
+ * cuts a letter repeated 3+ times to 2 and puts `_elong_` after the token; `negation` prefixes
+ * `not_` to each word token after a negator up to the next token that does not start with a
+ * word character (a negator, or a token already starting `not_`, is left as it is). The new
+ * end.
+ * dst holds at least o + bytes_per_code_point * n bytes. */
 static int64_t tokens(const uint32_t *src, int64_t n, const Rules *R, uint8_t *dst, int64_t o) {
     const uint8_t *F = R->flags;
     int split = R->opts[5];
+    int negation = R->opts[OPT_NEGATION];
+    int emoticons = R->opts[OPT_EMOTICONS], elongations = R->opts[OPT_ELONGATIONS];
+    int negating = 0;
     int64_t i = 0;
     int need_space = 0;
     while (i < n) {
@@ -298,6 +362,9 @@ static int64_t tokens(const uint32_t *src, int64_t n, const Rules *R, uint8_t *d
                 while (m < n && !(F[src[m]] & SPACE)) m++;
                 if (is_emoticon(src, i, m)) j = m;
             }
+            if (j == i + 1 && elongations && is_bang(c)) {
+                while (j < n && is_bang(src[j])) j++;
+            }
         }
         if (need_space) dst[o++] = ' ';
         int64_t k = i;
@@ -313,7 +380,57 @@ static int64_t tokens(const uint32_t *src, int64_t n, const Rules *R, uint8_t *d
                 while (src[k] == '_') k++;
             }
         }
-        for (; k < j; k++) o = utf8(src[k], dst, o);
+        int64_t start = o;
+        const char *as = NULL; /* the token's replacement, if a rule gives one */
+        if (emoticons) {
+            int side = 0;
+            if (j - k >= 2 && is_emoticon(src, k, j)) side = emoticon_side(src, k, j);
+            else if (j - k == 1) side = emoji_side(src[k]);
+            if (side) as = side > 0 ? "_emo_pos_" : "_emo_neg_";
+        }
+        if (as == NULL && elongations && j - k >= 2 && is_bang(src[k])) {
+            int bangs = 0, asks = 0;
+            for (int64_t q = k; q < j; q++) {
+                bangs += src[q] == '!';
+                asks += src[q] == '?';
+            }
+            if (bangs + asks == j - k) as = asks == 0 ? "!!" : bangs == 0 ? "??" : "?!";
+        }
+        int elongated = 0;
+        if (as != NULL) {
+            o = put(as, dst, o);
+        } else if (elongations) {
+            uint32_t last = 0xFFFFFFFFu;
+            int run = 0;
+            for (; k < j; k++) {
+                uint32_t d = src[k];
+                run = d == last ? run + 1 : 1;
+                last = d;
+                if (run >= 3 && is_letter(F, d)) {
+                    elongated = 1;
+                    continue;
+                }
+                o = utf8(d, dst, o);
+            }
+        } else {
+            for (; k < j; k++) o = utf8(src[k], dst, o);
+        }
+        if (negation) {
+            if (!(F[c] & WORD)) {
+                negating = 0;
+            } else {
+                int64_t len = o - start;
+                int negator = is_negator(dst + start, len);
+                int marked = len >= 4 && memcmp(dst + start, "not_", 4) == 0;
+                if (negating && !negator && !marked) {
+                    memmove(dst + start + 4, dst + start, (size_t)len);
+                    memcpy(dst + start, "not_", 4);
+                    o += 4;
+                }
+                if (negator) negating = 1;
+            }
+        }
+        if (elongated) o = put(" _elong_", dst, o);
         need_space = 1;
         i = j;
     }
@@ -342,7 +459,7 @@ static int64_t pipeline(const uint32_t *cps, int64_t n, const Rules *R, Scratch 
         n = replace(a->p, n, R, number_end, NUM_TOKEN, b->p);
         t = a, a = b, b = t;
     }
-    if (grow_bytes(out, o + 5 * n + 1) < 0) return -2;
+    if (grow_bytes(out, o + bytes_per_code_point(R) * n + 1) < 0) return -2;
     return tokens(a->p, n, R, out->p, o);
 }
 
@@ -373,12 +490,12 @@ static void release(Buf *b, int n) {
     }
 }
 
-/* flags (u8), lower (u32), opts (u8, 7) -> Rules, checked. */
+/* flags (u8), lower (u32), opts (u8, NOPTS) -> Rules, checked. */
 static int get_rules(PyObject **o, Buf *b, Rules *R) {
     if (get(o[0], &b[0], 1, "flags") < 0 || get(o[1], &b[1], 4, "lower") < 0 ||
         get(o[2], &b[2], 1, "opts") < 0)
         return -1;
-    if (b[0].v.len != NCODES || b[1].v.len != 4 * NCODES || b[2].v.len < 6) {
+    if (b[0].v.len != NCODES || b[1].v.len != 4 * NCODES || b[2].v.len < NOPTS) {
         PyErr_SetString(PyExc_ValueError, "the rule tables must cover every code point");
         return -1;
     }
@@ -408,7 +525,7 @@ static int64_t normalize_bytes(const uint8_t *data, int64_t n, const Rules *R, B
 static int64_t normalize_into(const uint8_t *data, int64_t n, const uint8_t *flags,
                               int64_t nflags, const uint32_t *lower, int64_t nlower,
                               const uint8_t *opts, int64_t nopts, uint8_t *out, int64_t cap) {
-    if (nflags != NCODES || nlower != NCODES || nopts < 6) return -1;
+    if (nflags != NCODES || nlower != NCODES || nopts < NOPTS) return -1;
     Rules R = {flags, lower, opts};
     Bytes o = {NULL, 0};
     int64_t len = normalize_bytes(data, n, &R, &o);
@@ -569,10 +686,6 @@ static PyObject *py_clean_csv_lines(PyObject *self, PyObject *args) {
         get(o[4], &b[4], 4, "policy") < 0 || get_rules(o + 5, b + 5, &R) < 0 ||
         get(o[8], &b[8], 1, "seed_prefix") < 0 || get(o[9], &b[9], 4, "crc") < 0)
         goto done;
-    if (b[7].v.len < 7) {
-        PyErr_SetString(PyExc_ValueError, "clean_csv_lines: opts needs include_title");
-        goto done;
-    }
     const uint8_t *data = (const uint8_t *)b[0].v.buf;
     const int64_t *offsets = (const int64_t *)b[1].v.buf;
     const int8_t *layout_of = (const int8_t *)b[2].v.buf, *split_of = (const int8_t *)b[3].v.buf;

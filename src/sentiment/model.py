@@ -37,7 +37,7 @@ from sentiment.files import atomic_directory, sha256_file
 from sentiment.labels import strip_prefix
 from sentiment.records import read_job
 from sentiment.storage import Bucket, fetch, is_remote
-from sentiment.text import DEFAULT_CLEANING, Cleaning, normalize_many
+from sentiment.text import UNRECORDED_CLEANING, Cleaning, normalize_many
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,8 @@ class Prediction:
 class Preprocessing:
     """How the model's training text was made; serving applies the same."""
 
-    cleaning: Cleaning = DEFAULT_CLEANING
+    # No preprocessing.json: the rules of before the token rules (sentiment.text).
+    cleaning: Cleaning = UNRECORDED_CLEANING
     policy: str | None = None
     source: str = "default"  # "sidecar" when read from preprocessing.json
     # How review rows became training text (include_title, title_weight, ...), for evaluating

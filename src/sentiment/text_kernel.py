@@ -89,7 +89,7 @@ def normalize_utf8(
     """Texts data[offsets[i]:offsets[i+1]] (UTF-8) -> (normalized texts as UTF-8 joined by
     newlines, fallback flag per text: 1 = Python must do it; its output line is empty).
 
-    opts: unescape_html, literal_newlines, lowercase, urls, numbers, split_punctuation."""
+    opts: `sentiment.text.kernel_options` (the Cleaning switches in the kernel's order)."""
     texts, fallback = _text.normalize_utf8(
         data, np.ascontiguousarray(offsets, np.int64), flags, lower, opts
     )
@@ -130,7 +130,7 @@ def clean_csv_lines(
 
     layout_of[i]: row i's layout (0 full, 1 polarity); split_of[i]: its source split (0 test,
     1 validation, 2 train); policy[layout, stars]: class index or -1 (dropped by policy), -2 for
-    a label outside the layout. opts: the six Cleaning switches, then include_title. A KEPT row's
+    a label outside the layout. opts: `sentiment.text.kernel_options`. A KEPT row's
     code is split << 16 | class, its text the next one in texts (UTF-8, offsets in
     text_offsets); validation is carved from train by CRC-32 of seed_prefix + text, as
     `sentiment.reviews.split_of` does.

@@ -62,6 +62,15 @@ from sentiment.text import Cleaning
 @click.option("--keep-case", is_flag=True, help="Do not lower-case.")
 @click.option("--keep-numbers", is_flag=True, help="Do not replace numbers with _num_.")
 @click.option("--keep-urls", is_flag=True, help="Do not replace URLs with _url_.")
+@click.option(
+    "--no-negation", is_flag=True, help="Do not mark the words after not/no/never/n't with not_."
+)
+@click.option(
+    "--emoticons", is_flag=True, help="Map emoticons and emoji of a side to _emo_pos_/_emo_neg_."
+)
+@click.option(
+    "--elongations", is_flag=True, help="Cut sooo to soo + _elong_; runs of !/? to one token."
+)
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -81,6 +90,9 @@ def command(
     keep_case: bool,
     keep_numbers: bool,
     keep_urls: bool,
+    no_negation: bool,
+    emoticons: bool,
+    elongations: bool,
 ) -> None:
     """Clean and label reviews with Spark into train.txt, validation.txt, test.txt + manifest.json.
 
@@ -123,7 +135,14 @@ def command(
         staged, layout_name, settings.cache_dir, mirror=settings.dataset_mirror or None
     )
     options = RowOptions(
-        cleaning=Cleaning(lowercase=not keep_case, numbers=not keep_numbers, urls=not keep_urls),
+        cleaning=Cleaning(
+            lowercase=not keep_case,
+            numbers=not keep_numbers,
+            urls=not keep_urls,
+            negation=not no_negation,
+            emoticons=emoticons,
+            elongations=elongations,
+        ),
         include_title=not no_title,
         title_weight=title_weight,
         min_tokens=min_tokens,
