@@ -465,7 +465,13 @@ def test_sentences_are_read_only_where_they_can_change_the_scores(
 
 # Texts the compiled normalization leaves to Python (an HTML entity, a lower case that is not
 # one character, a lone surrogate), to the endings of the rule, or to neither.
-_ODD_TEXTS = ["Fish &amp; chips. Awful!", "İSTANBUL WAS GREAT. ΣΑΣ bad", "ok\ud800. bad; good", "", "..."]
+_ODD_TEXTS = [
+    "Fish &amp; chips. Awful!",
+    "İSTANBUL WAS GREAT. ΣΑΣ bad",
+    "ok\ud800. bad; good",
+    "",
+    "...",
+]
 
 
 @pytest.mark.parametrize("kind", ["ternary calibrated", "binary"])
@@ -506,7 +512,9 @@ def test_answer_scores_equal_the_plain_path_bit_for_bit(
             strings += parts
     p = answers.Plan(strings, len(texts), np.array(owner, np.int64), np.array(starts, np.int64))
     assert p.strings == plan(texts, only=answers.needs_sentences(model.classes, whole)).strings
-    expected = combine(p, model.classes, np.concatenate([whole, plain_proba(strings[len(texts) :])]))
+    expected = combine(
+        p, model.classes, np.concatenate([whole, plain_proba(strings[len(texts) :])])
+    )
     assert np.array_equal(got_whole, whole)
     assert np.array_equal(got, expected)
     for i in [*range(0, 3000, 15), *range(3000, len(texts))]:  # one text a call

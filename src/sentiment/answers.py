@@ -189,6 +189,68 @@ def combine(
     return out
 
 
+def combine_one(
+    classes: Sequence[str],
+    probs: Sequence[float],
+    parts: Sequence[Sequence[float]] = (),
+    *,
+    power: float = AMBIVALENCE_POWER,
+) -> list[float]:
+    """`combine` for one text in plain Python, the same floats in the same order (the served
+    one-review request: ~25 numpy calls cost ~30 us, this ~3 us): its four scores from the
+    probabilities of every label (`classes` order) for the text and, when it has several
+    sentences that can matter, for each of them (`parts`)."""
+    where = _polarity_of(classes)
+    pos, neg, shared, side = _sides_one(where, probs, power)
+    both = 0.0
+    if len(parts) and side > SENTENCE_FLOOR:
+        lean = [a - b for a, b, _ in (_polarity_one(where, row) for row in parts)]
+        opposed = min(max(lean), max([-v for v in lean])) / MIXED_MARGIN
+        both = 0.0 if opposed < 0.0 else 1.0 if opposed > 1.0 else opposed
+    half = shared / 2
+    return [pos - half, neg - half, side * (1 - both), side * both]
+
+
+def needs_sentences_one(
+    classes: Sequence[str], probs: Sequence[float], *, power: float = AMBIVALENCE_POWER
+) -> bool:
+    """`needs_sentences` for one text, in plain Python."""
+    return _sides_one(_polarity_of(classes), probs, power)[3] > SENTENCE_FLOOR
+
+
+def _sides_one(
+    where: Sequence[int], probs: Sequence[float], power: float
+) -> tuple[float, float, float, float]:
+    """(positive, negative, what is taken from them, the neutral side) of one text: `polarity`
+    and `_neutral_side` in plain Python."""
+    pos, neg, neu = _polarity_one(where, probs)
+    if NEUTRAL in where:
+        shared = 0.0
+    else:
+        v = 2 * (neg if neg < pos else pos)
+        shared = v * v if power == 2.0 else v**power  # numpy squares for ** 2.0
+    return pos, neg, shared, neu + shared
+
+
+def decide_one(scores: Sequence[float], weights: Sequence[float] = ANSWER_WEIGHTS) -> int:
+    """`decide` for one row of four scores, in plain Python."""
+    weighted = [scores[POSITIVE] * weights[0], scores[NEGATIVE] * weights[1],
+                (scores[NEUTRAL] + scores[MIXED]) * weights[2]]  # fmt: skip
+    best = weighted.index(max(weighted))  # the first of equal ones, as argmax
+    return MIXED if best == NEUTRAL and scores[MIXED] > scores[NEUTRAL] else best
+
+
+def _polarity_one(where: Sequence[int], probs: Sequence[float]) -> list[float]:
+    """`polarity` of one row: positive, negative, neutral (summed in numpy's order)."""
+    out = [0.0, 0.0, 0.0]
+    for side, p in zip(where, probs, strict=True):
+        out[side] += p
+    total = out[0] + out[1] + out[2]
+    if total > 0:
+        return [out[0] / total, out[1] / total, out[2] / total]
+    return out
+
+
 def needs_sentences(
     classes: Sequence[str], probs: np.ndarray, *, power: float = AMBIVALENCE_POWER
 ) -> np.ndarray:
