@@ -520,3 +520,13 @@ def test_answer_scores_equal_the_plain_path_bit_for_bit(
     for i in [*range(0, 3000, 15), *range(3000, len(texts))]:  # one text a call
         one_whole, one = model.scored([texts[i]])
         assert np.array_equal(one_whole[0], whole[i]) and np.array_equal(one[0], expected[i]), i
+    weights = weights_for(model.classes)
+    assert [answers.decided(expected[i : i + 1], weights)[0] for i in range(len(texts))] == (
+        decide(expected, weights).tolist()
+    )  # one row in plain Python, as numpy's
+    # The endpoint's answers: each text predicted once for its top labels and its scores.
+    for k in (1, 2, 100):
+        for raw_scores in (False, True):
+            tops, scores = model.top_and_scores(texts, k, raw_scores=raw_scores)
+            assert tops == model.top(texts, k, raw_scores=raw_scores), (k, raw_scores)
+            assert np.array_equal(scores, model.answer_scores(texts, raw_scores=raw_scores))

@@ -301,6 +301,14 @@ def decide(scores: np.ndarray, weights: Sequence[float] = ANSWER_WEIGHTS) -> np.
     return decided
 
 
+def decided(scores: np.ndarray, weights: Sequence[float] = ANSWER_WEIGHTS) -> list[int]:
+    """`decide` as a list, one row in plain Python (`decide_one`: a served request)."""
+    if len(scores) == 1:
+        return [decide_one(scores[0].tolist(), weights)]
+    out: list[int] = decide(scores, weights).tolist()
+    return out
+
+
 def to_answers(scores: np.ndarray, weights: Sequence[float] = ANSWER_WEIGHTS) -> list[Answer]:
     """Answers from an (n, 4) score matrix in SENTIMENTS order (see `decide`)."""
     best = decide(scores, weights).tolist()

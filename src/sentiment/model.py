@@ -25,7 +25,7 @@ import tarfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -154,7 +154,14 @@ class Model:
                 order = sorted(range(len(ids)), key=probs.__getitem__, reverse=True)[:k]
                 return [(tuple([names[ids[j]] for j in order]), tuple([probs[j] for j in order]))]
         calibrated = calibration.apply(self._raw_proba(texts, raw), _words(calibration, texts, raw))
-        ranked = np.argsort(-calibrated, axis=1, kind="stable")[:, :k]
+        return self._ranked(calibrated, k)
+
+    def _ranked(
+        self, calibrated: np.ndarray, k: int
+    ) -> list[tuple[tuple[str, ...], tuple[float, ...]]]:
+        """The k best labels of each row of calibrated probabilities, and theirs."""
+        names = self.labels
+        ranked = np.argsort(-calibrated, axis=1, kind="stable")[:, : min(k, len(names))]
         best = np.take_along_axis(calibrated, ranked, axis=1).tolist()
         return [
             (tuple([names[i] for i in ids]), tuple(ps))
@@ -248,11 +255,51 @@ class Model:
             if one is not None:
                 return one
         whole = self.predict_proba(texts, raw=raw, raw_scores=raw_scores)
+        return whole, self._scores(texts, sources, whole, raw, raw_scores)
+
+    def _scores(
+        self,
+        texts: Sequence[str],
+        sources: Sequence[str] | None,
+        whole: np.ndarray,
+        raw: bool,
+        raw_scores: bool,
+    ) -> np.ndarray:
+        """The answer scores of texts whose probabilities are `whole` (see `scored`)."""
         p = answering.plan(texts, sources, answering.needs_sentences(self.classes, whole))
         if len(p.strings) == p.n:
-            return whole, answering.combine(p, self.classes, whole)
+            return answering.combine(p, self.classes, whole)
         parts = self.predict_proba(p.strings[p.n :], raw=raw, raw_scores=raw_scores)
-        return whole, answering.combine(p, self.classes, np.concatenate([whole, parts]))
+        return answering.combine(p, self.classes, np.concatenate([whole, parts]))
+
+    def top_and_scores(
+        self, texts: Sequence[str], k: int = 1, *, raw: bool = False, raw_scores: bool = False
+    ) -> tuple[list[tuple[tuple[str, ...], tuple[float, ...]]], np.ndarray]:
+        """`top(texts, k)` and `answer_scores(texts)` at once, each text predicted once (the
+        endpoint asked for the four answers; 25 reviews: one pass over them less, ~100 us)."""
+        native = self._native
+        if len(texts) < 2 or native is None or raw:
+            return (
+                self.top(texts, k, raw=raw, raw_scores=raw_scores),
+                self.answer_scores(texts, raw=raw, raw_scores=raw_scores),
+            )
+        if not raw_scores and self.calibration is not None:
+            # The batch of `top` ranks these same calibrated probabilities (`_calibrated_top`).
+            whole = self.predict_proba(texts)
+            return self._ranked(whole, k), self._scores(texts, None, whole, False, False)
+        whole = np.zeros((len(texts), len(self.labels)), dtype=np.float64)
+        found = native.top_proba_texts(list(texts), whole, k)
+        names = self.labels
+        tops = [None if f is None else (tuple([names[i] for i in f[0]]), f[1]) for f in found]
+        left = [i for i, f in enumerate(found) if f is None]
+        if left:  # the Python path of the normalization, for these texts
+            some = [texts[i] for i in left]
+            whole[left] = self._raw_proba(some, False)
+            for i, top in zip(left, self.top(some, k, raw_scores=True), strict=True):
+                tops[i] = top
+        return cast(list[tuple[tuple[str, ...], tuple[float, ...]]], tops), self._scores(
+            texts, None, whole, False, raw_scores
+        )
 
     def _scored_one(
         self, text: str, source: str, raw_scores: bool
