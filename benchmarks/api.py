@@ -52,7 +52,11 @@ def measure(
     serve = [python(), "-m", "sentiment", "serve", "--model", model, "--port", str(serve_port)]
     api_cmd = [python(), "-m", "sentiment", "api", "--endpoint-url", endpoint, "--port", str(api_port)]  # fmt: skip
     added: dict[int, float] = {}
-    with process(serve, f"{endpoint}/ping", env=env), process(api_cmd, f"{api}/healthz", env=env):
+    added_cpu: dict[int, float] = {}
+    with (
+        process(serve, f"{endpoint}/ping", env=env) as served,
+        process(api_cmd, f"{api}/healthz", env=env) as public,
+    ):
         answer = httpx.post(f"{api}/sentiment", json={"texts": texts[:2]}).json()
         assert len(answer["results"]) == 2 and not answer["errors"], answer
         print(
@@ -60,22 +64,28 @@ def measure(
             f"{'endpoint p99':>15}{'API p99':>10}{'added':>9}"
         )
         for n in SIZES:
+            started = served.cpu_seconds()
             direct = wrk(f"{endpoint}/invocations", instances_body(texts[:n]),
                          connections=connections, seconds=seconds)  # fmt: skip
+            direct_cpu = (served.cpu_seconds() - started) / direct.requests
+            started = served.cpu_seconds() + public.cpu_seconds()
             through = wrk(f"{api}/sentiment", json.dumps({"texts": texts[:n]}).encode(),
                           connections=connections, seconds=seconds)  # fmt: skip
+            through_cpu = (served.cpu_seconds() + public.cpu_seconds() - started) / through.requests
             if direct.errors or through.errors:
                 raise SystemExit(
                     f"errors under load: endpoint {direct.errors}, API {through.errors}"
                 )
             added[n] = through.p50_ms - direct.p50_ms
+            added_cpu[n] = 1000 * (through_cpu - direct_cpu)
             p99 = through.p99_ms - direct.p99_ms
             print(
                 f"{n:>3} text{'s' if n > 1 else ' '}   {direct.p50_ms:11.2f} ms{through.p50_ms:7.2f} ms"
-                f"{added[n]:+6.2f} ms{direct.p99_ms:12.2f} ms{through.p99_ms:7.2f} ms{p99:+6.2f} ms",
+                f"{added[n]:+6.2f} ms{direct.p99_ms:12.2f} ms{through.p99_ms:7.2f} ms{p99:+6.2f} ms"
+                f"   CPU a request {1000 * direct_cpu:.2f} -> {1000 * through_cpu:.2f} ms",
                 flush=True,
             )
-    return added
+    return added, added_cpu
 
 
 def main() -> None:
@@ -92,23 +102,26 @@ def main() -> None:
     print(f"cores {os.cpu_count()}, {args.connections} connection(s), load {os.getloadavg()}")
     ours = ROOT / "src"
     if args.against is None:
-        added = measure(ours, model, texts, seconds, args.connections)
+        added, cpu = measure(ours, model, texts, seconds, args.connections)
         print(f"\nadded at p50 for 1 text: {added[1]:.2f} ms (target <= 1 ms)")
+        print(f"added CPU time a request: {cpu[1]:.2f} ms (1 text), {cpu[25]:.2f} ms (25)")
         print(f"load after: {os.getloadavg()}")
         return
     trees = (ours, args.against.resolve())
-    runs: dict[Path, list[dict[int, float]]] = {tree: [] for tree in trees}
+    runs: dict[Path, list[tuple[dict[int, float], dict[int, float]]]] = {t: [] for t in trees}
     for round_ in range(args.rounds):
         # Each round in the other order, so that neither tree always runs first.
         for tree in trees if round_ % 2 == 0 else trees[::-1]:
             runs[tree].append(measure(tree, model, texts, seconds, args.connections))
-    print(f"\nadded at p50 (ms), {args.rounds} rounds alternated; load after {os.getloadavg()}")
-    for n in SIZES:
-        medians = [statistics.median(run[n] for run in runs[tree]) for tree in trees]
-        for tree, median in zip(trees, medians, strict=True):
-            figures = ", ".join(f"{run[n]:.2f}" for run in runs[tree])
-            print(f"{n:>3} text(s)  {tree!s:50} {figures}  (median {median:.2f})")
-        print(f"{'':13}this tree / the other: {medians[0] / medians[1]:.2f}x")
+    print(f"\n{args.rounds} rounds alternated; load after {os.getloadavg()}")
+    for what, which in (("added at p50", 0), ("added CPU time a request", 1)):
+        print(f"{what} (ms):")
+        for n in SIZES:
+            medians = [statistics.median(run[which][n] for run in runs[tree]) for tree in trees]
+            for tree, median in zip(trees, medians, strict=True):
+                figures = ", ".join(f"{run[which][n]:.2f}" for run in runs[tree])
+                print(f"{n:>3} text(s)  {tree!s:50} {figures}  (median {median:.2f})")
+            print(f"{'':13}this tree / the other: {medians[0] / medians[1]:.2f}x")
 
 
 if __name__ == "__main__":
