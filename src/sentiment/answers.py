@@ -40,7 +40,7 @@ does): `combine` gives the same scores either way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -170,11 +170,36 @@ def combine(
     if len(probs) != len(p.strings):
         raise ValueError(f"{len(probs)} rows of probabilities for {len(p.strings)} strings")
     sides = polarity(classes, probs)
-    whole = sides[: p.n]
+    shared, side = _neutral_side(classes, sides[: p.n], power)
+    return _combined(p, sides[: p.n], sides[p.n :], shared, side)
+
+
+def scores_of(
+    texts: Sequence[str],
+    classes: Sequence[str],
+    probs: np.ndarray,
+    score: Callable[[list[str]], np.ndarray],
+    sources: Sequence[str] | None = None,
+    *,
+    power: float = AMBIVALENCE_POWER,
+) -> np.ndarray:
+    """(n, 4) scores of texts whose probabilities are `probs` (columns in `classes` order),
+    scoring with `score` (strings -> their probabilities, one batch) only the sentences that
+    can change them: `needs_sentences`, `plan(texts, sources, only=...)` and `combine`, with the
+    texts' polarity computed once (the same floats; 25 reviews: ~15 us less)."""
+    whole = polarity(classes, probs)
     shared, side = _neutral_side(classes, whole, power)
+    p = plan(texts, sources, side > SENTENCE_FLOOR)
+    parts = polarity(classes, score(p.strings[p.n :])) if len(p.strings) > p.n else whole[:0]
+    return _combined(p, whole, parts, shared, side)
+
+
+def _combined(
+    p: Plan, whole: np.ndarray, parts: np.ndarray, shared: np.ndarray, side: np.ndarray
+) -> np.ndarray:
+    """`combine` from the polarity of the plan's texts and of its sentences."""
     both = np.zeros(p.n)
     if len(p.starts):
-        parts = sides[p.n :]
         lean = parts[:, POSITIVE] - parts[:, NEGATIVE]
         opposed = np.minimum(
             np.maximum.reduceat(lean, p.starts), np.maximum.reduceat(-lean, p.starts)

@@ -266,11 +266,11 @@ class Model:
         raw_scores: bool,
     ) -> np.ndarray:
         """The answer scores of texts whose probabilities are `whole` (see `scored`)."""
-        p = answering.plan(texts, sources, answering.needs_sentences(self.classes, whole))
-        if len(p.strings) == p.n:
-            return answering.combine(p, self.classes, whole)
-        parts = self.predict_proba(p.strings[p.n :], raw=raw, raw_scores=raw_scores)
-        return answering.combine(p, self.classes, np.concatenate([whole, parts]))
+
+        def score(strings: list[str]) -> np.ndarray:
+            return self.predict_proba(strings, raw=raw, raw_scores=raw_scores)
+
+        return answering.scores_of(texts, self.classes, whole, score, sources)
 
     def top_and_scores(
         self, texts: Sequence[str], k: int = 1, *, raw: bool = False, raw_scores: bool = False
