@@ -23,7 +23,8 @@ prereqs:
 	@PYTHON=$(PYTHON) bash scripts/prereqs.sh
 
 # The virtual environment is rebuilt when the package's build inputs change (the compiled core too).
-$(BIN)/.installed: pyproject.toml setup.py src/sentiment/engine/_core.c src/sentiment/_text.c
+$(BIN)/.installed: pyproject.toml setup.py src/sentiment/engine/_core.c src/sentiment/_text.c \
+		src/sentiment/_sentences.c
 	@PYTHON=$(PYTHON) bash scripts/prereqs.sh
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

@@ -1,5 +1,6 @@
-"""The compiled parts of the package: the training engine's core (src/sentiment/engine/_core.c)
-and the text normalization (src/sentiment/_text.c).
+"""The compiled parts of the package: the training engine's core (src/sentiment/engine/_core.c),
+the text normalization (src/sentiment/_text.c) and the sentence splitter of the four answers
+(src/sentiment/_sentences.c).
 
 Everything else is configured in pyproject.toml. The extensions need only a C compiler and
 Python's headers (scripts/prereqs.sh checks for both); they use no numpy headers.
@@ -23,6 +24,11 @@ setup(
             "sentiment._text",
             ["src/sentiment/_text.c"],
             extra_compile_args=["-O3", "-funroll-loops"],
+        ),
+        Extension(
+            "sentiment._sentences",
+            ["src/sentiment/_sentences.c"],
+            extra_compile_args=["-O3"],
         ),
     ]
 )

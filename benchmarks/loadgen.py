@@ -65,6 +65,20 @@ class Server:
     proc: subprocess.Popen[bytes]
     _log: IO[bytes]
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by every live process of the server's session
+        (it is started in one of its own: its worker processes count too)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:  # the process ended meanwhile
+                continue
+            if int(fields[3]) == self.proc.pid:  # session id (fields from the state on)
+                total += int(fields[11]) + int(fields[12])
+        return total / tick
+
     def log(self) -> str:
         # pread: the process shares the file's offset, which a seek would move under it.
         fd = self._log.fileno()

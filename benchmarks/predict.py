@@ -13,6 +13,10 @@ reading, the four answers, orjson, writing; its worker processes use every core)
 library's `predict` (k=1, one process, its own whitespace tokens: no normalization, no
 sentences, no calibration, no JSON), and the ratios. Target (issue 13.5): >= 100k lines/s on
 2 cores for short reviews.
+
+`--against SRC [--rounds N]` runs `sentiment predict` of another source tree too (its `src`
+folder with its extensions built, e.g. a worktree of an earlier commit), alternating with this
+tree's on the same files N times, and prints the lines/s of each run and the medians' ratio.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -74,7 +79,7 @@ def calibrated_model() -> Path:
     return folder / "model.bin"
 
 
-def run_cli(model: Path, path: Path, lines: int) -> float:
+def run_cli(model: Path, path: Path, lines: int, src: Path = ROOT / "src") -> float:
     out = path.with_suffix(".jsonl")
     started = time.perf_counter()
     with open(out, "wb") as fh:
@@ -83,7 +88,7 @@ def run_cli(model: Path, path: Path, lines: int) -> float:
             stdout=fh,
             check=True,
             cwd=ROOT,
-            env=os.environ | {"PYTHONPATH": str(ROOT / "src")},
+            env=os.environ | {"PYTHONPATH": str(src)},
         )
     elapsed = time.perf_counter() - started
     with open(out, "rb") as fh:
@@ -116,10 +121,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="200k lines instead of 1M")
     parser.add_argument("--lines", type=int, default=None)
+    parser.add_argument("--against", type=Path, default=None, help="another tree's src folder")
+    parser.add_argument("--rounds", type=int, default=3, help="alternations with --against")
     args = parser.parse_args()
     lines = args.lines or (200_000 if args.quick else 1_000_000)
     model = calibrated_model()
     print(f"model {model}, {lines:,} lines, cores {os.cpu_count()}, load {os.getloadavg()}")
+    if args.against is not None:
+        compare(model, lines, args.against.resolve(), args.rounds)
+        return
     for kind in ("titles", "short bodies"):
         path, texts = input_file(kind.replace(" ", "-"), lines)
         ours = run_cli(model, path, lines)
@@ -136,6 +146,24 @@ def main() -> None:
             f"{'':>12}  predict / fastText = {ours / baseline:.2f}x, "
             f"predict / one-process answers = {ours / library:.2f}x"
         )
+    print(f"load after: {os.getloadavg()}")
+
+
+def compare(model: Path, lines: int, against: Path, rounds: int) -> None:
+    """`sentiment predict` of this tree and of `against`, alternated (see the module)."""
+    trees = (ROOT / "src", against)
+    for kind in ("titles", "short bodies"):
+        path, _ = input_file(kind.replace(" ", "-"), lines)
+        runs: dict[Path, list[float]] = {tree: [] for tree in trees}
+        for round_ in range(rounds):
+            for tree in trees if round_ % 2 == 0 else trees[::-1]:
+                runs[tree].append(run_cli(model, path, lines, tree))
+                print(f"{kind:>12}: {tree}  {runs[tree][-1]:9,.0f} lines/s", flush=True)
+        medians = [statistics.median(runs[tree]) for tree in trees]
+        for tree, median in zip(trees, medians, strict=True):
+            figures = ", ".join(f"{run / 1000:.0f}k" for run in runs[tree])
+            print(f"{kind:>12}: {tree!s:50} {figures} (median {median:,.0f} lines/s)")
+        print(f"{'':>12}  this tree / the other: {medians[0] / medians[1]:.2f}x")
     print(f"load after: {os.getloadavg()}")
 
 

@@ -4,7 +4,6 @@ three-class model and a real binary one, calibrated from a calibration.json besi
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import text_reference
 from conftest import read_reviews
 from sentiment import answers, layout
 from sentiment.answers import (
@@ -24,7 +24,7 @@ from sentiment.answers import (
     sentences,
     weights_for,
 )
-from sentiment.calibration import Calibration, fit_file
+from sentiment.calibration import Calibration, count_words, fit_file
 from sentiment.errors import ModelError
 from sentiment.model import load_model
 
@@ -391,10 +391,6 @@ def test_evaluate_reports_the_four_answers_with_targets_and_star_table(
     assert (tmp_path / "report" / "answers_reliability_before.png").is_file()
 
 
-# The sentence boundaries as they were specified, before the look-ahead that only speeds them up.
-_SPECIFIED_BOUNDARY = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"')\]])\s+|[\r\n]+|;\s*")
-
-
 @pytest.fixture(scope="module")
 def shared_test_reviews(shared_data: Path) -> list[str]:
     """Every review of both shared test files, as raw texts: the body, and title + body on
@@ -411,10 +407,32 @@ def test_sentences_split_as_specified_on_every_shared_review(
 ) -> None:
     several = 0
     for text in shared_test_reviews:
-        specified = [p for p in _SPECIFIED_BOUNDARY.split(text) if answers._WORDY.search(p)]
-        assert sentences(text) == (specified or [text]), text
+        specified = text_reference.sentences(text)
+        assert sentences(text) == specified, text
         several += len(specified) > 1
     assert several > len(shared_test_reviews) // 2
+
+
+def test_sentences_split_as_specified_on_generated_texts() -> None:
+    """The compiled splitter against the regular expressions on texts made of what the rule
+    looks at: sentence ends, closers, semicolons, line breaks, Unicode spaces and words (with
+    `\\w` beyond ASCII), in any order, and any text at all."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    pieces = st.sampled_from(
+        [".", "!", "?", "...", ";", "\n", "\r", "\r\n", " ", "  ", "\t", "\u00a0", "\u2003",
+         "\x1c", "\x85", '"', "'", ")", "]", "(", "a", "Go", "_", "7", "\u00e9t\u00e9", "\u0663",
+         "\u4e2d", ":)", "-", "\ud800"]
+    )  # fmt: skip
+    texts = st.lists(pieces, max_size=30).map("".join) | st.text(max_size=60)
+
+    @settings(max_examples=5000, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(text=texts)
+    def check(text: str) -> None:
+        assert sentences(text) == text_reference.sentences(text)
+
+    check()
 
 
 @pytest.mark.parametrize("kind", ["ternary", "binary"])
@@ -445,3 +463,72 @@ def test_sentences_are_read_only_where_they_can_change_the_scores(
     assert expected[~above, answers.MIXED].max() > 0  # the floor did change some scores
     weights = weights_for(model.classes)
     assert (decide(got, weights) == decide(expected, weights)).all()
+
+
+# Texts the compiled normalization leaves to Python (an HTML entity, a lower case that is not
+# one character, a lone surrogate), to the endings of the rule, or to neither.
+_ODD_TEXTS = [
+    "Fish &amp; chips. Awful!",
+    "İSTANBUL WAS GREAT. ΣΑΣ bad",
+    "ok\ud800. bad; good",
+    "",
+    "...",
+]
+
+
+@pytest.mark.parametrize("kind", ["ternary calibrated", "binary"])
+def test_answer_scores_equal_the_plain_path_bit_for_bit(
+    kind: str,
+    ternary_model_dir: Path,
+    tiny_model_dir: Path,
+    shared_test_reviews: list[str],
+    tmp_path: Path,
+) -> None:
+    """The served path (the compiled splitter; texts and sentences normalized and predicted in
+    one C call; one text without numpy) gives exactly the scores of the plain one: the
+    regular expressions' sentences, each string through `normalize_many` and the core's `top`,
+    the calibration and `combine` in numpy."""
+    if kind == "binary":
+        model = load_model(tiny_model_dir / "model.bin")
+    else:
+        validation = ternary_model_dir / "validation.txt"
+        calibration = fit_file(load_model(ternary_model_dir), validation)
+        model = load_model(_with_calibration(ternary_model_dir, tmp_path / "m", calibration))
+    assert model._native is not None
+    texts = shared_test_reviews[:3000] + _ODD_TEXTS
+    got_whole, got = model.scored(texts)
+
+    def plain_proba(strings: list[str]) -> np.ndarray:
+        raw = model._raw_proba(model.prepare_texts(strings), raw=True)  # normalize_many, top
+        if model.calibration is None:
+            return raw
+        return model.calibration.apply(raw, count_words(strings))
+
+    whole = plain_proba(texts)
+    strings, owner, starts = list(texts), [], []
+    for i in np.flatnonzero(answers.needs_sentences(model.classes, whole)).tolist():
+        parts = text_reference.sentences(texts[i])
+        if len(parts) > 1:
+            starts.append(len(owner))
+            owner += [i] * len(parts)
+            strings += parts
+    p = answers.Plan(strings, len(texts), np.array(owner, np.int64), np.array(starts, np.int64))
+    assert p.strings == plan(texts, only=answers.needs_sentences(model.classes, whole)).strings
+    expected = combine(
+        p, model.classes, np.concatenate([whole, plain_proba(strings[len(texts) :])])
+    )
+    assert np.array_equal(got_whole, whole)
+    assert np.array_equal(got, expected)
+    for i in [*range(0, 3000, 15), *range(3000, len(texts))]:  # one text a call
+        one_whole, one = model.scored([texts[i]])
+        assert np.array_equal(one_whole[0], whole[i]) and np.array_equal(one[0], expected[i]), i
+    weights = weights_for(model.classes)
+    assert [answers.decided(expected[i : i + 1], weights)[0] for i in range(len(texts))] == (
+        decide(expected, weights).tolist()
+    )  # one row in plain Python, as numpy's
+    # The endpoint's answers: each text predicted once for its top labels and its scores.
+    for k in (1, 2, 100):
+        for raw_scores in (False, True):
+            tops, scores = model.top_and_scores(texts, k, raw_scores=raw_scores)
+            assert tops == model.top(texts, k, raw_scores=raw_scores), (k, raw_scores)
+            assert np.array_equal(scores, model.answer_scores(texts, raw_scores=raw_scores))

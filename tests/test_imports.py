@@ -31,6 +31,7 @@ COMMAND_LINE = ("sentiment.commands", "sentiment.cli", "sentiment.__main__")
 # module is placed on purpose (see test_every_module_has_a_layer).
 LOWER = (
     "sentiment",
+    "sentiment._sentences",
     "sentiment._text",
     "sentiment.answers",
     "sentiment.aws",

@@ -1,8 +1,10 @@
-"""The normalization rules written as the regular expressions they are specified as.
+"""The normalization rules, and the sentence splitting of the four answers, written as the
+regular expressions they are specified as.
 
 `sentiment.text.normalize` implements them in compiled code (sentiment/_text.c, ~10x faster
-than Python's `re`); this slow, obviously-correct form is the oracle the tests
-compare it with. Same order of rules, same switches.
+than Python's `re`), `sentiment.answers.sentences` too (sentiment/_sentences.c); this slow,
+obviously-correct form is the oracle the tests compare them with. Same order of rules, same
+switches.
 """
 
 from __future__ import annotations
@@ -92,3 +94,14 @@ def token_rules(tokens: list[str], cleaning: Cleaning) -> list[str]:
         if elongated:
             out.append(ELONGATED)
     return out
+
+
+# A sentence ends at . ! ? (maybe closed by a quote or bracket) before whitespace, at line
+# breaks, or at a semicolon (sentiment.answers); pieces without a word are not sentences.
+SENTENCE_BOUNDARY = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"')\]])\s+|[\r\n]+|;\s*")
+WORDY = re.compile(r"\w")
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences of a raw text that hold a word (at least one: the text itself)."""
+    return [p for p in SENTENCE_BOUNDARY.split(text) if WORDY.search(p)] or [text]

@@ -328,11 +328,19 @@ def _predict_encoded(model: Model, batch: codecs.Batch, raw: bool, kind: str) ->
 def _encoded(model: Model, batch: codecs.Batch, raw: bool, kind: str) -> bytes:
     """The encoded answer to `batch`: its predictions and, when asked, the four answers of
     `sentiment.answers` (the API asks for them rather than sending each text's sentences)."""
-    predictions = _predict(model, batch, raw)
     if not batch.answers or not batch.texts:
-        return codecs.encode(kind, predictions)
-    scores = model.answer_scores(batch.texts, raw=raw, raw_scores=batch.raw_scores)
-    decided = answering.decide(scores, answering.weights_for(model.classes))
+        return codecs.encode(kind, _predict(model, batch, raw))
+    if batch.same_k:  # each text predicted once for both
+        predictions, scores = model.top_and_scores(
+            batch.texts,
+            min(batch.ks[0], len(model.labels)),
+            raw=raw,
+            raw_scores=batch.raw_scores,
+        )
+    else:
+        predictions = _predict(model, batch, raw)
+        scores = model.answer_scores(batch.texts, raw=raw, raw_scores=batch.raw_scores)
+    decided = answering.decided(scores, answering.weights_for(model.classes))
     return codecs.encode(kind, predictions, codecs.Answers(scores, decided))
 
 

@@ -44,10 +44,10 @@ class Batch:
 @dataclass(frozen=True, slots=True)
 class Answers:
     """The four answers of a batch: (n, 4) scores in SENTIMENTS order and the answer's index
-    per text (`sentiment.answers.decide`)."""
+    per text (`sentiment.answers.decided`)."""
 
     scores: np.ndarray
-    decided: np.ndarray
+    decided: list[int]
 
 
 def content_type(header: str | None) -> str:
@@ -177,7 +177,7 @@ def encode(kind: str, predictions: Sequence[Top], answers: Answers | None = None
                 "scores": dict(zip(names, row, strict=True)),
             }
             for (ls, ps), best, row in zip(
-                predictions, answers.decided.tolist(), answers.scores.tolist(), strict=True
+                predictions, answers.decided, answers.scores.tolist(), strict=True
             )
         ]
         if kind == JSON:

@@ -1,0 +1,3 @@
+# The sentence splitter of sentiment.answers, compiled (_sentences.c).
+
+def sentences(text: str, /) -> list[str]: ...
