@@ -17,10 +17,10 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol, runtime_checkable
+from typing import Any, BinaryIO, Protocol, TypeVar, runtime_checkable
 
 from sentiment.aws.s3 import SCHEMES, S3Bucket
 from sentiment.errors import ConfigError, InputNotFound
@@ -31,6 +31,8 @@ from sentiment.files import (
     atomic_write_bytes,
     dumps_json,
 )
+
+T = TypeVar("T")
 
 
 @runtime_checkable
@@ -217,11 +219,21 @@ def publish_tree(source: Path, bucket: Bucket, prefix: str, *, last: tuple[str, 
     order = [p for p in files if p.parent != source or p.name not in last] + [
         p for name in last for p in files if p.name == name and p.parent == source
     ]
+    keys = [
+        "/".join(filter(None, [prefix.strip("/"), *p.relative_to(source).parts])) for p in order
+    ]
+    return _put_all(bucket, list(zip(keys, order, strict=True)), bucket.put_file)
+
+
+def _put_all(
+    bucket: Bucket, items: list[tuple[str, T]], put: Callable[[str, T], object]
+) -> list[str]:
+    """put(key, item) for each (key, item) in order into `bucket`; if one fails, delete the
+    keys already put (best effort) and raise: a set lands whole or not at all."""
     written: list[str] = []
     try:
-        for path in order:
-            key = "/".join(filter(None, [prefix.strip("/"), *path.relative_to(source).parts]))
-            bucket.put_file(key, path)
+        for key, item in items:
+            put(key, item)
             written.append(key)
     except BaseException:
         for key in reversed(written):
@@ -263,16 +275,9 @@ def staged_tree(uri: str | Path, *, last: tuple[str, ...]) -> Iterator[Bucket]:
             if key in old:
                 final.delete(key)
         order = [k for k in keys if k not in last] + [k for k in last if k in keys]
-        written: list[str] = []
-        try:
-            for key in order:
-                final.copy_from(stage, key, key)
-                written.append(key)
-        except BaseException:
-            for key in reversed(written):
-                with contextlib.suppress(Exception):
-                    final.delete(key)
-            raise
+        _put_all(
+            final, [(key, key) for key in order], lambda key, src: final.copy_from(stage, src, key)
+        )
         for key in sorted(old - set(keys)):
             final.delete(key)
     finally:

@@ -102,8 +102,12 @@ class S3Bucket:
         return self.head(key) is not None
 
     def read_bytes(self, key: str) -> bytes:
+        return bytes(self._get(key)["Body"].read())
+
+    def _get(self, key: str) -> Any:
+        """GetObject's answer for `key` (its body not read yet)."""
         try:
-            answer = self._call(
+            return self._call(
                 f"S3 GetObject {self.url(key)}",
                 self.client.get_object,
                 Bucket=self.name,
@@ -111,7 +115,6 @@ class S3Bucket:
             )
         except InputNotFound:
             raise InputNotFound(f"{key!r} is not in the bucket {self.uri}.") from None
-        return bytes(answer["Body"].read())
 
     def get_file(self, key: str, target: Path) -> Path:
         """Download `key` to `target` (atomically: a temporary file renamed at the end)."""
@@ -222,16 +225,8 @@ class S3Bucket:
 
     def open_read(self, key: str) -> BinaryIO:
         """The object's bytes as a buffered stream (lines can be iterated), read as it goes."""
-        try:
-            answer = self._call(
-                f"S3 GetObject {self.url(key)}",
-                self.client.get_object,
-                Bucket=self.name,
-                Key=self._key(key),
-            )
-        except InputNotFound:
-            raise InputNotFound(f"{key!r} is not in the bucket {self.uri}.") from None
-        return cast(BinaryIO, io.BufferedReader(_Body(answer["Body"]), buffer_size=1 << 20))
+        body = self._get(key)["Body"]
+        return cast(BinaryIO, io.BufferedReader(_Body(body), buffer_size=1 << 20))
 
     @contextlib.contextmanager
     def open_write(self, key: str) -> Iterator[BinaryIO]:
