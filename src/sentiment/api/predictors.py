@@ -22,6 +22,7 @@ API's public answers); the API's log does.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -33,9 +34,10 @@ import orjson
 
 from sentiment import answers as answering
 from sentiment.errors import Unavailable, UpstreamError, UpstreamTimeout
-from sentiment.labels import strip_prefix
+from sentiment.labels import LabelMap, strip_prefix
 
 MAX_LABELS = 100
+NO_MAP = LabelMap()
 
 log = logging.getLogger("sentiment.api")
 
@@ -61,11 +63,13 @@ class Calibrated:
 @dataclass(frozen=True)
 class Answered:
     """The four answers of texts: the probabilities of every label for each text (`classes` in
-    column order) and its (n, 4) scores in `sentiment.answers.SENTIMENTS` order."""
+    column order) and its (n, 4) scores in `sentiment.answers.SENTIMENTS` order; `names`: the
+    names the answers read for `classes` (`answer_labels`; set by `answer`)."""
 
     classes: tuple[str, ...]
     rows: np.ndarray  # (texts, classes) float64
     scores: np.ndarray  # (texts, 4) float64
+    names: tuple[str, ...] = ()
 
 
 class Predictor(Protocol):
@@ -85,22 +89,36 @@ class Answering(Protocol):
     async def answers(self, texts: list[str]) -> Answered | None: ...
 
 
-async def answer(predictor: Predictor, texts: list[str]) -> Answered:
+async def answer(
+    predictor: Predictor, texts: list[str], label_map: LabelMap = NO_MAP
+) -> Answered:
     """The four answers of `texts`, by `sentiment.answers` either next to the model (a
     predictor that computes them) or here, from one call for the texts and their sentences
-    (the results are the same: tests/test_api_answers.py)."""
+    (the results are the same: tests/test_api_answers.py); the model's labels read through
+    `label_map` (the setting). ModelError when a label has no polarity."""
     # Not isinstance(predictor, Answering): a runtime-checkable protocol's check costs ~9 us a
     # request (it looks up each member), more than the rest of this function for one text.
     if texts and getattr(predictor, "answers", None) is not None:
         found = await cast(Answering, predictor).answers(texts)
         if found is not None:
-            return found
+            names = answer_labels(label_map, found.classes)
+            return Answered(found.classes, found.rows, found.scores, names)
     plan = answering.plan(texts)
     probs = await predictor.probabilities(plan.strings)
     if not texts:
         return Answered(probs.classes, probs.rows, np.zeros((0, len(answering.SENTIMENTS))))
-    scores = answering.combine(plan, probs.classes, probs.rows)
-    return Answered(probs.classes, probs.rows[: plan.n], scores)
+    names = answer_labels(label_map, probs.classes)
+    scores = answering.combine(plan, names, probs.rows)
+    return Answered(probs.classes, probs.rows[: plan.n], scores, names)
+
+
+@functools.lru_cache(maxsize=64)
+def answer_labels(label_map: LabelMap, classes: tuple[str, ...]) -> tuple[str, ...]:
+    """The names the answers read for an endpoint's labels, checked once for a label set (a
+    cache hit: ~0.1 us a request); ModelError for a label with no polarity."""
+    names = label_map.names(classes)[0]
+    answering.weights_for(names)  # raises for a label with no polarity
+    return names
 
 
 def _matrix(rows: list[dict[str, Any]]) -> Probabilities:

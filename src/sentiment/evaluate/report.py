@@ -299,7 +299,8 @@ def evaluate_model(
     cache = settings.cache_dir if settings is not None else None
     ratio = settings.max_reject_ratio if settings is not None else 0.01
     started = time.perf_counter()
-    model = load_model(model_ref, bucket=bucket, cache_dir=cache)
+    label_map = settings.label_map if settings is not None else None
+    model = load_model(model_ref, bucket=bucket, cache_dir=cache, label_map=label_map)
     test = read_test(test_path, model, csv_layout=csv_layout, max_reject_ratio=ratio)
     check_labels(test, model)
     with console.status(f"predicting {len(test.texts):,} texts with {model.name}"):
@@ -339,7 +340,7 @@ def evaluate_model(
     }
     base_result = None
     if baseline is not None:
-        base_model = load_model(baseline, bucket=bucket, cache_dir=cache)
+        base_model = load_model(baseline, bucket=bucket, cache_dir=cache, label_map=label_map)
         base_test = read_test(test_path, base_model, csv_layout=csv_layout, max_reject_ratio=ratio)
         check_labels(base_test, base_model)
         base_result = compute(base_model, base_test)
@@ -383,7 +384,7 @@ def _answers(model: Model, test: TestSet) -> dict[str, Any] | None:
     from sentiment.answers import POLARITY
     from sentiment.evaluate import answers
 
-    if not set(model.classes) <= set(POLARITY):
+    if not set(model.answer_labels) <= set(POLARITY):
         return None
     return answers.compute(
         model, test.texts, test.labels, test.raw, sources=test.sources, stars=test.stars
