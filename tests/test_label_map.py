@@ -144,7 +144,7 @@ def test_api_over_our_endpoint_answers_through_the_map(
         _check_answers(answer.json(), {"1", "2"})
         model = answer.json()["model"]
         assert model["labels"] == ["1", "2"]
-        assert "negative = 1; positive = 2" in model["derivation"]
+        assert "positive = 2; negative = 1" in model["derivation"]
         assert "SENTIMENT_LABEL_MAP (1 as negative, 2 as positive)" in model["derivation"]
     finally:
         api.stop()
@@ -176,9 +176,13 @@ def test_labels_without_polarity_are_a_502_naming_the_setting(
         answer = httpx.post(f"{url}/sentiment", json={"texts": TEXTS})
         assert answer.status_code == 502
         body = answer.json()
-        assert body["error"] == "upstream_error"
-        assert "has no polarity" in body["message"]
-        assert "SENTIMENT_LABEL_MAP (--label-map)" in body["message"]
+        assert body["error"] == "bad_gateway", body
+        assert body["message"].startswith(
+            "The model cannot answer sentiments: The model's label 'neg' has no polarity"
+        )
+        assert "Name its labels' polarity with SENTIMENT_LABEL_MAP (--label-map)" in (
+            body["message"]
+        )
         # The endpoint itself answers its own labels, and a 422 for the four answers.
         raw = httpx.post(f"{endpoint}/invocations", json={"instances": TEXTS})
         assert raw.status_code == 200 and raw.json()[0]["label"] == ["__label__pos"]
@@ -191,17 +195,19 @@ def test_labels_without_polarity_are_a_502_naming_the_setting(
         api.stop()
         process.stop()
 
-    # The same model, with the map given to both through the environment.
+    # The same model with the map given to both through the environment, or to the API alone
+    # (the endpoint cannot give the four answers: the API combines them itself).
     env = {"SENTIMENT_LABEL_MAP": "neg=negative,pos=positive"}
-    process, endpoint = start_endpoint(posneg_model, tmp_path / "serve2.log", env=env)
-    api, url = start_api(tmp_path / "api2.log", "--endpoint-url", endpoint, env=env)
-    try:
-        answer = httpx.post(f"{url}/sentiment", json={"texts": TEXTS})
-        assert answer.status_code == 200, answer.text
-        _check_answers(answer.json(), {"neg", "pos"})
-    finally:
-        api.stop()
-        process.stop()
+    for endpoint_env in (env, None):
+        process, endpoint = start_endpoint(posneg_model, tmp_path / "serve2.log", env=endpoint_env)
+        api, url = start_api(tmp_path / "api2.log", "--endpoint-url", endpoint, env=env)
+        try:
+            answer = httpx.post(f"{url}/sentiment", json={"texts": TEXTS})
+            assert answer.status_code == 200, answer.text
+            _check_answers(answer.json(), {"neg", "pos"})
+        finally:
+            api.stop()
+            process.stop()
 
 
 def test_api_over_sagemaker_answers_through_the_map(
@@ -273,7 +279,7 @@ def test_predict_and_evaluate_take_the_map(zhang_model: Path, tmp_path: Path) ->
         ZHANG,
     )
     assert report.returncode == 0, report.stderr
-    answers = json.loads((tmp_path / "report" / "report.json").read_text())["answers"]
+    answers = json.loads((tmp_path / "report" / "report.json").read_text())["metrics"]["answers"]
     assert answers["classes"] == 2
     assert "1 as negative" in answers["derivation"]
 

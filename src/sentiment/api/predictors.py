@@ -33,7 +33,7 @@ import numpy as np
 import orjson
 
 from sentiment import answers as answering
-from sentiment.errors import Unavailable, UpstreamError, UpstreamTimeout
+from sentiment.errors import ModelError, Unavailable, UpstreamError, UpstreamTimeout
 from sentiment.labels import LabelMap, strip_prefix
 
 MAX_LABELS = 100
@@ -99,7 +99,12 @@ async def answer(
     # Not isinstance(predictor, Answering): a runtime-checkable protocol's check costs ~9 us a
     # request (it looks up each member), more than the rest of this function for one text.
     if texts and getattr(predictor, "answers", None) is not None:
-        found = await cast(Answering, predictor).answers(texts)
+        try:
+            found = await cast(Answering, predictor).answers(texts)
+        except ModelError:
+            # The endpoint cannot read its labels' polarity (served without the label map):
+            # answered here from the labels' probabilities, through this map.
+            found = None
         if found is not None:
             names = answer_labels(label_map, found.classes)
             return Answered(found.classes, found.rows, found.scores, names)
@@ -323,6 +328,10 @@ class EndpointPredictor:
                     "The model endpoint is not ready (503).",
                     hint="Try again in a moment.",
                 )
+            if status == 422 and content.startswith(b'{"error":"bad_model"'):
+                # Our endpoint's model cannot do what was asked (the four answers of labels
+                # without polarity): the caller may do without it (`answer`).
+                raise ModelError(_message(content))
             if status != 200:
                 text = content[:200].decode("utf-8", "replace")
                 log.warning("the model endpoint at %s answered HTTP %d: %s", self.url, status, text)
@@ -358,6 +367,14 @@ class EndpointPredictor:
             await self._describing
         if self._session is not None:
             await self._session.close()
+
+
+def _message(content: bytes) -> str:
+    """The message of our error answer `content` (bounded: it may reach the API's answers)."""
+    try:
+        return str(orjson.loads(content)["message"])[:1000]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return content[:200].decode("utf-8", "replace")
 
 
 _JSON_HEADERS = {"content-type": "application/json", "accept": "application/json"}
