@@ -122,9 +122,7 @@ def test_names_inferred_for_zhangs_layouts_only() -> None:
     assert Settings.loads(settings.dumps()).label_map == settings.label_map
 
 
-def test_api_over_our_endpoint_answers_through_the_map(
-    zhang_endpoint: str, tmp_path: Path
-) -> None:
+def test_api_over_our_endpoint_answers_through_the_map(zhang_endpoint: str, tmp_path: Path) -> None:
     raw = httpx.post(f"{zhang_endpoint}/invocations", json={"instances": TEXTS}).json()
     assert [r["label"] for r in raw] == [["__label__2"], ["__label__1"]]  # SageMaker's contract
     extras = httpx.post(
@@ -180,9 +178,7 @@ def test_labels_without_polarity_are_a_502_naming_the_setting(
         assert body["message"].startswith(
             "The model cannot answer sentiments: The model's label 'neg' has no polarity"
         )
-        assert "Name its labels' polarity with SENTIMENT_LABEL_MAP (--label-map)" in (
-            body["message"]
-        )
+        assert "polarity with SENTIMENT_LABEL_MAP (--label-map)" in body["message"]
         # The endpoint itself answers its own labels, and a 422 for the four answers.
         raw = httpx.post(f"{endpoint}/invocations", json={"instances": TEXTS})
         assert raw.status_code == 200 and raw.json()[0]["label"] == ["__label__pos"]
@@ -227,8 +223,16 @@ def test_api_over_sagemaker_answers_through_the_map(
         ):
             port = free_port()
             api = Process(
-                ["api", "--sagemaker-endpoint", "stock", "--region", REGION, "--port", str(port)]
-                + list(args),
+                [
+                    "api",
+                    "--sagemaker-endpoint",
+                    "stock",
+                    "--region",
+                    REGION,
+                    "--port",
+                    str(port),
+                    *args,
+                ],
                 tmp_path / f"api-{port}.log",
                 env=aws.env | {"AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": runtime},
             )
@@ -253,7 +257,11 @@ def test_predict_and_evaluate_take_the_map(zhang_model: Path, tmp_path: Path) ->
     ]
     # The map is what is read: swapped, it swaps the answers.
     swapped = run_cli(
-        "predict", "--model", str(zhang_model), stdin=stdin, env={"SENTIMENT_LABEL_MAP": "1=positive,2=negative"}
+        "predict",
+        "--model",
+        str(zhang_model),
+        stdin=stdin,
+        env={"SENTIMENT_LABEL_MAP": "1=positive,2=negative"},
     )
     assert [json.loads(x)["sentiment"] for x in swapped.stdout.splitlines()] == [
         "negative",

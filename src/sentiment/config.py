@@ -92,7 +92,7 @@ class Settings:
     # whose labels are not ours, e.g. SageMaker's BlazingText trained on a raw dataset. Without
     # it, labels 1-2 or 1-5 alone are read as Zhang's layouts (`sentiment.labels.LabelMap`).
     # The endpoint, the API, predict and evaluate read it; /invocations keeps the model's labels.
-    label_map: LabelMap = LabelMap()
+    label_map: LabelMap = field(default_factory=LabelMap)
     # Take instances as pre-tokenized text, as BlazingText does, instead of normalizing them.
     serve_raw: bool = False
     # Token that protects the endpoint's admin routes (model update); empty = admin disabled.

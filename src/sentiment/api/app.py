@@ -61,7 +61,6 @@ from sentiment import answers as answering
 from sentiment.api import predictors
 from sentiment.api.predictors import Answered, Calibrated, Predictor
 from sentiment.config import Settings
-from sentiment.labels import LabelMap
 from sentiment.errors import (
     Forbidden,
     ModelError,
@@ -72,6 +71,7 @@ from sentiment.errors import (
     UsageError,
 )
 from sentiment.http_common import StatusSend, error_handlers
+from sentiment.labels import LabelMap
 from sentiment.serve.codecs import read_body
 from sentiment.text import normalize
 
@@ -533,9 +533,7 @@ def _model_info(
 
 
 @functools.lru_cache(maxsize=64)
-def _derivation(
-    labels: tuple[str, ...], calibrated: Calibrated, label_map: LabelMap
-) -> str | None:
+def _derivation(labels: tuple[str, ...], calibrated: Calibrated, label_map: LabelMap) -> str | None:
     """How the four answers come from these labels (cached: the same on every request)."""
     names, note = label_map.names(labels)
     try:

@@ -89,9 +89,7 @@ class Answering(Protocol):
     async def answers(self, texts: list[str]) -> Answered | None: ...
 
 
-async def answer(
-    predictor: Predictor, texts: list[str], label_map: LabelMap = NO_MAP
-) -> Answered:
+async def answer(predictor: Predictor, texts: list[str], label_map: LabelMap = NO_MAP) -> Answered:
     """The four answers of `texts`, by `sentiment.answers` either next to the model (a
     predictor that computes them) or here, from one call for the texts and their sentences
     (the results are the same: tests/test_api_answers.py); the model's labels read through
