@@ -301,3 +301,25 @@ def test_a_bad_map_is_refused_at_start(command: str, zhang_model: Path) -> None:
     env = run_cli(command, *args, env={"SENTIMENT_LABEL_MAP": "1=negative,2=happy"})
     assert env.returncode == 2
     assert "Error: SENTIMENT_LABEL_MAP: '2=happy' maps to 'happy'" in env.stderr
+
+
+def test_the_lambda_handler_takes_the_map(posneg_model: Path, tmp_path: Path) -> None:
+    """The Lambda handler, configured by the environment alone, reads the map too."""
+    from sentiment.api.aws_lambda import build_handler
+    from test_aws_lambda import CONTEXT, _body, _event
+
+    process, endpoint = start_endpoint(posneg_model, tmp_path / "serve.log")
+    try:
+        environ = {"SENTIMENT_ENDPOINT_URL": endpoint}
+        mapped = build_handler(
+            Settings.load(environ=environ | {"SENTIMENT_LABEL_MAP": "neg=negative,pos=positive"})
+        )
+        answer = mapped(_event("apigateway-http-v2.json"), CONTEXT)
+        assert answer["statusCode"] == 200, answer
+        assert [r["sentiment"] for r in _body(answer)["results"]] == ["positive", "negative"]
+        unmapped = build_handler(Settings.load(environ=environ))
+        answer = unmapped(_event("apigateway-http-v2.json"), CONTEXT)
+        assert answer["statusCode"] == 502
+        assert "SENTIMENT_LABEL_MAP" in _body(answer)["message"]
+    finally:
+        process.stop()

@@ -482,7 +482,7 @@ def _results(
     neutral_below = settings.neutral_threshold
     classes = found.classes
     # The answer as `sentiment evaluate` measures it: the weighted side (`answers.decide`).
-    decided = answering.decided(four, answering.weights_for(found.names))
+    decided = answering.decided(four, predictors.reading(settings.label_map, classes).weights)
     for i, row, own, answer in zip(
         todo, four.round(6).tolist(), found.rows.round(6).tolist(), decided, strict=True
     ):
