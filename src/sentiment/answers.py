@@ -3,9 +3,8 @@
 Any model whose labels map to a polarity answers them (three-class negative/neutral/positive,
 binary negative/positive, star ratings 1_star..5_stars), from its calibrated probabilities.
 The classes these functions take are those names: a model with other labels (`__label__1`) is
-read through its `sentiment.labels.LabelMap` first (`Model.answer_labels`, the API's
-`predictors.answer`), the one place where a model's labels are renamed.
-
+read through the label map first (`sentiment.labels.LabelMap.names`, the one place where a
+model's labels are renamed; by `Model.answer_labels` and the API's `predictors.reading`).
 
 1. Each label's probability goes to a polarity (`POLARITY`: 1-2 stars negative, 3 stars
    neutral, 4-5 stars positive): p_pos, p_neg, p_neu.

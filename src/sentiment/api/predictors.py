@@ -9,7 +9,9 @@ combined here. The endpoint is asked with `k` = `MAX_LABELS` so the answer holds
 returns at most as many labels as it has), which works with SageMaker's own BlazingText
 endpoints too: only `/invocations` and `/ping` are needed. Whether the scores are calibrated is
 read from our endpoint's `GET /` (its model's `calibration`); an endpoint that does not
-describe its model (a stock BlazingText one) leaves it unknown.
+describe its model (a stock BlazingText one) leaves it unknown. A model's labels are read
+through the label map (`sentiment.labels.LabelMap`, the setting) once per label set
+(`reading`): an endpoint's answers keep the model's own labels.
 
 The endpoint client pools connections (one `aiohttp.ClientSession`), bounds every call by a
 timeout, and retries connection errors and 503s a bounded number of times with exponential
