@@ -340,3 +340,26 @@ def test_the_lambda_handler_takes_the_map(posneg_model: Path, tmp_path: Path) ->
         assert "SENTIMENT_LABEL_MAP" in _body(answer)["message"]
     finally:
         process.stop()
+
+
+def test_evaluate_reads_a_raw_csv_with_the_models_labels(zhang_model: Path, tmp_path: Path) -> None:
+    """Zhang's own polarity CSV, scored against a model of Zhang's labels (inferred): the
+    policy's negative/positive are the model's 1/2."""
+    from conftest import POLARITY
+
+    test = tmp_path / "test.csv"
+    test.write_text("".join((POLARITY / "test.csv").open().readlines()[:400]))
+    report = run_cli(
+        "evaluate",
+        "--model",
+        str(zhang_model),
+        "--test",
+        str(test),
+        "--output",
+        str(tmp_path / "r"),
+    )
+    assert report.returncode == 0, report.stderr
+    metrics = json.loads((tmp_path / "r" / "report.json").read_text())["metrics"]
+    assert metrics["examples"] == 400 and metrics["accuracy"] > 0.7
+    assert set(metrics["per_label"]) >= {"1", "2"}
+    assert "inferred as Zhang's polarity layout" in metrics["answers"]["derivation"]
