@@ -10,6 +10,7 @@ import pytest
 from conftest import REPO
 from sentiment.config import Settings
 from sentiment.errors import ConfigError
+from sentiment.labels import LabelMap
 
 
 def test_defaults() -> None:
@@ -139,6 +140,8 @@ def test_settings_handed_to_workers_arrive_whole(tmp_path: Path) -> None:
             changed[f.name] = ("a", "b")
         elif isinstance(value, Path):
             changed[f.name] = tmp_path / f.name
+        elif isinstance(value, LabelMap):
+            changed[f.name] = LabelMap.parse("1=negative,2=positive")
         else:
             changed[f.name] = f"{value}-{f.name}"
     settings = Settings(**changed)  # type: ignore[arg-type]

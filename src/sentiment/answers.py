@@ -1,7 +1,10 @@
 """Four answers to "how does this text feel?": positive, negative, neutral or mixed.
 
 Any model whose labels map to a polarity answers them (three-class negative/neutral/positive,
-binary negative/positive, star ratings 1_star..5_stars), from its calibrated probabilities:
+binary negative/positive, star ratings 1_star..5_stars), from its calibrated probabilities.
+The classes these functions take are those names: a model with other labels (`__label__1`) is
+read through the label map first (`sentiment.labels.LabelMap.names`, the one place where a
+model's labels are renamed; by `Model.answer_labels` and the API's `predictors.reading`).
 
 1. Each label's probability goes to a polarity (`POLARITY`: 1-2 stars negative, 3 stars
    neutral, 4-5 stars positive): p_pos, p_neg, p_neu.
@@ -47,6 +50,7 @@ import numpy as np
 
 from sentiment import _sentences
 from sentiment.errors import ModelError
+from sentiment.labels import LABEL_MAP_SETTING, MAPPABLE
 
 SENTIMENTS = ("positive", "negative", "neutral", "mixed")
 POSITIVE, NEGATIVE, NEUTRAL, MIXED = range(4)
@@ -343,11 +347,13 @@ def to_answers(scores: np.ndarray, weights: Sequence[float] = ANSWER_WEIGHTS) ->
     ]
 
 
-def derivation(classes: Sequence[str]) -> str:
-    """How the four answers come from a model with these classes, for responses and reports."""
+def derivation(classes: Sequence[str], own: Sequence[str] | None = None) -> str:
+    """How the four answers come from a model with these classes, for responses and reports
+    (`own`: the model's own names of them, when a label map renamed them)."""
     where = _polarity_of(classes)
+    shown = classes if own is None else own
     sides = "; ".join(
-        f"{SENTIMENTS[s]} = " + " + ".join(c for c, w in zip(classes, where, strict=True) if w == s)
+        f"{SENTIMENTS[s]} = " + " + ".join(c for c, w in zip(shown, where, strict=True) if w == s)
         for s in (POSITIVE, NEGATIVE, NEUTRAL)
         if s in where
     )
@@ -379,7 +385,9 @@ def _polarity_of(classes: Sequence[str]) -> list[int]:
         raise ModelError(
             f"The model's label {err.args[0]!r} has no polarity; "
             f"known labels: {', '.join(POLARITY)}.",
-            hint="Train with a binary, ternary or stars policy.",
+            hint=f"Name its labels' polarity with {LABEL_MAP_SETTING} (--label-map), e.g. "
+            f"{err.args[0]}=negative,...: names {', '.join(MAPPABLE)}; or train with a "
+            "binary, ternary or stars policy.",
         ) from None
     if POSITIVE not in where or NEGATIVE not in where:
         raise ModelError(f"The model's labels {list(classes)} lack a positive or negative one.")

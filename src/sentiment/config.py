@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sentiment.errors import ConfigError
+from sentiment.labels import LabelMap
 
 ENV_PREFIX = "SENTIMENT_"
 SAGEMAKER_PORT = "SAGEMAKER_BIND_TO_PORT"
@@ -86,6 +87,12 @@ class Settings:
     sagemaker_model_dir: Path = Path("/opt/ml/model")
     # Worker processes of the endpoint (each loads the model once).
     serve_workers: int = 1
+    # The names the four answers read for a model's own labels, as LABEL=NAME pairs
+    # (`1=negative,2=positive`; names: negative, neutral, positive, 1_star..5_stars): a model
+    # whose labels are not ours, e.g. SageMaker's BlazingText trained on a raw dataset. Without
+    # it, labels 1-2 or 1-5 alone are read as Zhang's layouts (`sentiment.labels.LabelMap`).
+    # The endpoint, the API, predict and evaluate read it; /invocations keeps the model's labels.
+    label_map: LabelMap = field(default_factory=LabelMap)
     # Take instances as pre-tokenized text, as BlazingText does, instead of normalizing them.
     serve_raw: bool = False
     # Token that protects the endpoint's admin routes (model update); empty = admin disabled.
@@ -152,7 +159,11 @@ class Settings:
         whole to workers it does not fork (`HANDED_OVER`)."""
         return json.dumps(
             {
-                f.name: list(v) if isinstance(v, tuple) else str(v) if isinstance(v, Path) else v
+                f.name: list(v)
+                if isinstance(v, tuple)
+                else str(v)
+                if isinstance(v, Path | LabelMap)
+                else v
                 for f in fields(self)
                 for v in [getattr(self, f.name)]
             }
@@ -205,6 +216,8 @@ def _coerce(name: str, value: Any, hint: Any, *, source: str) -> Any:
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    if hint is LabelMap:
+        return value if isinstance(value, LabelMap) else LabelMap.parse(value, where)
     if hint is tuple or origin is tuple:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())

@@ -7,11 +7,13 @@ API report them. A source row's label is read in its dataset's layout first:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from sentiment.errors import UsageError
+from sentiment.errors import ConfigError, UsageError
 
 LABEL_PREFIX = "__label__"
 
@@ -166,4 +168,83 @@ def detect_layout(label_counts: Mapping[str, int]) -> Layout:
     raise UsageError(
         f"Cannot tell the layout from the labels {sorted(label_counts)[:5]}.",
         hint="Pass --layout full or --layout polarity.",
+    )
+
+
+# The names a label map may give a model's labels: our policies' classes, each of which has a
+# polarity (`sentiment.answers.POLARITY`).
+MAPPABLE: tuple[str, ...] = tuple(dict.fromkeys(c for cs in POLICY_CLASSES.values() for c in cs))
+LABEL_MAP_SETTING = "SENTIMENT_LABEL_MAP"
+# Zhang et al.'s CSV layouts, as a model trained on their raw label column (SageMaker's
+# BlazingText on the stock datasets: `__label__1`, `__label__2`) names its labels: a model with
+# exactly these labels and no label map is read so (`LabelMap.names` says it inferred it).
+ZHANG_NAMES: dict[frozenset[str], tuple[Layout, Policy]] = {
+    frozenset(LAYOUT_VALUES[Layout.POLARITY]): (Layout.POLARITY, Policy.BINARY),
+    frozenset(LAYOUT_VALUES[Layout.FULL]): (Layout.FULL, Policy.STARS),
+}
+
+
+@dataclass(frozen=True)
+class LabelMap:
+    """The names the four answers read for a model's own labels (`1=negative,2=positive`): for
+    a model whose labels are not ours (BlazingText trained on a raw dataset: `__label__1`,
+    `__label__pos`). Parsed once where settings are read; the labels it does not name keep
+    their own. Empty: Zhang's layouts are inferred (`names`)."""
+
+    pairs: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, value: str | Sequence[str], where: str = "--label-map") -> LabelMap:
+        """`1=negative,2=positive` (or its comma-separated parts); ConfigError naming the bad
+        part and the fix."""
+        parts = value.split(",") if isinstance(value, str) else list(value)
+        pairs: dict[str, str] = {}
+        for part in (p.strip() for p in parts):
+            if not part:
+                continue
+            label, sep, name = (s.strip() for s in part.partition("="))
+            label = strip_prefix(label)
+            if not sep or not label or not name:
+                raise ConfigError(
+                    f"{where}: {part!r} is not LABEL=NAME.",
+                    hint="Give LABEL=NAME pairs separated by commas, e.g. 1=negative,2=positive.",
+                )
+            if name not in MAPPABLE:
+                raise ConfigError(
+                    f"{where}: {part!r} maps to {name!r}, which has no polarity.",
+                    hint=f"Map each label to one of: {', '.join(MAPPABLE)}.",
+                )
+            if pairs.get(label, name) != name:
+                raise ConfigError(f"{where}: label {label!r} is mapped twice.")
+            pairs[label] = name
+        return cls(tuple(pairs.items()))
+
+    def __str__(self) -> str:
+        return ",".join(f"{label}={name}" for label, name in self.pairs)
+
+    def names(self, classes: Sequence[str]) -> tuple[tuple[str, ...], str | None]:
+        """(the name the answers read for each of `classes`, how they were got: None when
+        they are the model's own)."""
+        return _names(self, tuple(classes))
+
+
+@functools.lru_cache(maxsize=64)
+def _names(label_map: LabelMap, classes: tuple[str, ...]) -> tuple[tuple[str, ...], str | None]:
+    # Cached: the API reads an endpoint's labels from every answer (a hit: ~0.1 us).
+    if label_map.pairs:
+        given = dict(label_map.pairs)
+        named = tuple(given.get(c, c) for c in classes)
+        if named == classes:
+            return classes, None
+        shown = ", ".join(f"{c} as {n}" for c, n in zip(classes, named, strict=True) if c != n)
+        return named, f"labels read by {LABEL_MAP_SETTING} ({shown})"
+    inferred = ZHANG_NAMES.get(frozenset(classes))
+    if inferred is None:
+        return classes, None
+    table = POLICY_TABLE[inferred[1]][inferred[0]]
+    named = tuple(str(table[c]) for c in classes)
+    shown = ", ".join(f"{c} {n}" for c, n in zip(classes, named, strict=True))
+    return named, (
+        f"labels inferred as Zhang's {inferred[0].value} layout ({shown}); "
+        f"{LABEL_MAP_SETTING} (--label-map) overrides"
     )

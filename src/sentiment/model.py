@@ -19,6 +19,7 @@ negative, neutral, mixed) of `sentiment.answers`.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tarfile
@@ -34,7 +35,7 @@ from sentiment import layout
 from sentiment.calibration import Calibration, count_words, words_of
 from sentiment.errors import InputNotFound, JobFailed, ModelError, SentimentError
 from sentiment.files import atomic_directory, sha256_file
-from sentiment.labels import strip_prefix
+from sentiment.labels import LabelMap, strip_prefix
 from sentiment.records import read_job
 from sentiment.storage import Bucket, fetch, is_remote
 from sentiment.text import UNRECORDED_CLEANING, Cleaning, normalize_many
@@ -90,11 +91,19 @@ class Model:
     _native: Any = field(default=None, repr=False)  # _core.Predictor, when it covers the model
     # Fitted on the training job's validation split (calibration.json); None = uncalibrated.
     calibration: Calibration | None = None
+    # How the answers read labels that are not ours (`__label__1`); see `answer_labels`.
+    label_map: LabelMap = field(default_factory=LabelMap)
 
     @property
     def classes(self) -> tuple[str, ...]:
         """Label names without the `__label__` prefix, in the model's order."""
         return tuple(strip_prefix(label) for label in self.labels)
+
+    @functools.cached_property
+    def answer_labels(self) -> tuple[str, ...]:
+        """The names the four answers read for `classes` (the same unless `label_map`
+        renames them, or infers Zhang's layouts); predictions keep the model's own."""
+        return self.label_map.names(self.classes)[0]
 
     def prepare_texts(self, texts: Sequence[str], *, raw: bool = False) -> list[str]:
         """What the model reads for each text: normalized, or (raw) only made one line."""
@@ -273,7 +282,7 @@ class Model:
         def score(strings: list[str]) -> np.ndarray:
             return self.predict_proba(strings, raw=raw, raw_scores=raw_scores)
 
-        return answering.scores_of(texts, self.classes, whole, score, sources)
+        return answering.scores_of(texts, self.answer_labels, whole, score, sources)
 
     def top_and_scores(
         self, texts: Sequence[str], k: int = 1, *, raw: bool = False, raw_scores: bool = False
@@ -321,22 +330,25 @@ class Model:
         if calibration is not None:
             row = calibration.apply(np.array([row]), _words(calibration, [text], False))[0].tolist()
         parts: list[list[float]] = []
-        if answering.needs_sentences_one(self.classes, row):
+        if answering.needs_sentences_one(self.answer_labels, row):
             pieces = answering.sentences(source)
             if len(pieces) > 1:
                 parts = self.predict_proba(pieces, raw_scores=raw_scores).tolist()
-        scores = answering.combine_one(self.classes, row, parts)
+        scores = answering.combine_one(self.answer_labels, row, parts)
         return np.array([row]), np.array([scores])
 
     def answers(self, texts: Sequence[str], *, raw_scores: bool = False) -> list[answering.Answer]:
         """The answer (positive, negative, neutral or mixed, with all four scores) per text."""
         scores = self.answer_scores(texts, raw_scores=raw_scores)
-        return answering.to_answers(scores, answering.weights_for(self.classes))
+        return answering.to_answers(scores, answering.weights_for(self.answer_labels))
 
     @property
     def derivation(self) -> str:
         """How this model's four answers are derived, and whether its scores are calibrated."""
-        how = answering.derivation(self.classes)
+        how = answering.derivation(self.answer_labels, self.classes)
+        note = self.label_map.names(self.classes)[1]
+        if note:
+            how = f"{how}; {note}"
         if self.calibration is None:
             return f"{how}; uncalibrated scores (the model has no {layout.CALIBRATION})"
         return f"{how}; scores calibrated ({self.calibration.method} scaling, T={self.calibration.temperature:.3g})"
@@ -346,6 +358,7 @@ class Model:
             "name": self.name,
             "sha256": self.sha256,
             "labels": list(self.classes),
+            "label_map": str(self.label_map) or None,
             "preprocessing": self.preprocessing.to_dict() | {"source": self.preprocessing.source},
             "args": self.args,
             "calibration": self.calibration.to_dict() if self.calibration else None,
@@ -358,11 +371,16 @@ def _words(calibration: Calibration, texts: Sequence[str], normalized: bool) -> 
 
 
 def load_model(
-    ref: str | Path, *, bucket: Bucket | None = None, cache_dir: Path | None = None
+    ref: str | Path,
+    *,
+    bucket: Bucket | None = None,
+    cache_dir: Path | None = None,
+    label_map: LabelMap | None = None,
 ) -> Model:
-    """Load the model that `ref` names: a `.bin`, a `model.tar.gz`, a folder, or a job name."""
+    """Load the model that `ref` names: a `.bin`, a `model.tar.gz`, a folder, or a job name;
+    its answers read its labels through `label_map` (the setting; see `Model.answer_labels`)."""
     path = resolve_model_bin(ref, bucket=bucket, cache_dir=cache_dir)
-    return load_model_bin(path, name=_model_name(ref))
+    return load_model_bin(path, name=_model_name(ref), label_map=label_map)
 
 
 def resolve_model_bin(
@@ -378,12 +396,14 @@ def resolve_model_bin(
     return model_dir / layout.MODEL_BIN if _is_dir(model_dir) else model_dir
 
 
-def load_model_bin(path: Path, *, name: str | None = None) -> Model:
+def load_model_bin(
+    path: Path, *, name: str | None = None, label_map: LabelMap | None = None
+) -> Model:
     """Load a fastText `.bin`; its `preprocessing.json` sidecar, if beside it, is read too."""
     if not _is_file(path):
         raise InputNotFound(f"No model file at {path}.", hint="Train one with `sentiment train`.")
     try:
-        return _load_model_bin(path, name)
+        return _load_model_bin(path, name, label_map or LabelMap())
     except SentimentError:
         raise
     except Exception as err:  # any failure to load is the model's (MemoryError,
@@ -391,7 +411,7 @@ def load_model_bin(path: Path, *, name: str | None = None) -> Model:
         raise ModelError(f"{path} could not be loaded as a model: {err!r}.") from None
 
 
-def _load_model_bin(path: Path, name: str | None) -> Model:
+def _load_model_bin(path: Path, name: str | None, label_map: LabelMap) -> Model:
     ft, native, labels, args = _load_predictor(path)
     sidecar = path.parent / layout.PREPROCESSING
     pre = Preprocessing()
@@ -411,6 +431,7 @@ def _load_model_bin(path: Path, name: str | None) -> Model:
         _ft=ft,
         _native=native,
         calibration=calibration,
+        label_map=label_map,
     )
     if model._native is not None:
         from sentiment.text import kernel_options

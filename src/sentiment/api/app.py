@@ -71,6 +71,7 @@ from sentiment.errors import (
     UsageError,
 )
 from sentiment.http_common import StatusSend, error_handlers
+from sentiment.labels import LabelMap
 from sentiment.serve.codecs import read_body
 from sentiment.text import normalize
 
@@ -224,6 +225,7 @@ def create_app(settings: Settings, predictor: Predictor) -> FastAPI:
     app.add_middleware(SecurityHeaders, page_policy=_page_policy(page_html))
     _install_request_ids(app)
     keys = _KeyDigests(settings.api_keys)
+    label_map = settings.label_map  # parsed once, with the settings
     limits_body = {
         "max_texts": settings.api_max_texts,
         "max_text_bytes": settings.api_max_text_bytes,
@@ -275,16 +277,20 @@ def create_app(settings: Settings, predictor: Predictor) -> FastAPI:
         # The four answers: by our endpoint (or model) itself, or combined here from one call
         # for the texts and their sentences (`predictors.answer`).
         try:
-            found = await predictors.answer(predictor, [texts[i] for i in todo])
+            found = await predictors.answer(predictor, [texts[i] for i in todo], label_map)
         except ModelError as err:  # labels with no polarity: the endpoint's model, not the client
-            raise UpstreamError(f"The model cannot answer sentiments: {err.render()}") from None
+            raise UpstreamError(
+                f"The model cannot answer sentiments: {err.message}", hint=err.hint
+            ) from None
         results = _results(texts, todo, found, settings)
         labels = list(found.classes) or await predictor.labels()
         return JSONAnswer(
             {
                 "results": results,
                 "errors": errors,
-                "model": _model_info(settings, predictor, labels, await predictor.calibrated()),
+                "model": _model_info(
+                    settings, predictor, labels, await predictor.calibrated(), label_map
+                ),
             }
         )
 
@@ -476,7 +482,7 @@ def _results(
     neutral_below = settings.neutral_threshold
     classes = found.classes
     # The answer as `sentiment evaluate` measures it: the weighted side (`answers.decide`).
-    decided = answering.decided(four, answering.weights_for(classes))
+    decided = answering.decided(four, predictors.reading(settings.label_map, classes).weights)
     for i, row, own, answer in zip(
         todo, four.round(6).tolist(), found.rows.round(6).tolist(), decided, strict=True
     ):
@@ -503,7 +509,11 @@ def _second_desc(pair: tuple[str, float]) -> float:
 
 
 def _model_info(
-    settings: Settings, predictor: Predictor, labels: list[str], calibrated: Calibrated
+    settings: Settings,
+    predictor: Predictor,
+    labels: list[str],
+    calibrated: Calibrated,
+    label_map: LabelMap,
 ) -> dict[str, Any]:
     threshold = settings.neutral_threshold or None
     described = predictor.describe()
@@ -513,7 +523,7 @@ def _model_info(
         "labels": sorted(labels),
         "sentiments": list(answering.SENTIMENTS),
         "calibrated": calibrated.known,
-        "derivation": _derivation(tuple(sorted(labels)), calibrated),
+        "derivation": _derivation(tuple(sorted(labels)), calibrated, label_map),
         "uncertain_below": settings.uncertain_below,
         "neutral_threshold": threshold,
         "neutral_note": f"a top score below {threshold} is answered as 'neutral'"
@@ -523,12 +533,15 @@ def _model_info(
 
 
 @functools.lru_cache(maxsize=64)
-def _derivation(labels: tuple[str, ...], calibrated: Calibrated) -> str | None:
+def _derivation(labels: tuple[str, ...], calibrated: Calibrated, label_map: LabelMap) -> str | None:
     """How the four answers come from these labels (cached: the same on every request)."""
+    names, note = label_map.names(labels)
     try:
-        how = answering.derivation(labels)
+        how = answering.derivation(names, labels)
     except ModelError:
         return None
+    if note:
+        how = f"{how}; {note}"
     if calibrated.known is None:
         return f"{how}; whether the scores are calibrated is unknown (the endpoint does not say)"
     if calibrated.known:

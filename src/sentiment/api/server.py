@@ -20,7 +20,10 @@ def make_predictor(settings: Settings, model_ref: str | None) -> Predictor:
         from sentiment.storage import open_bucket
 
         model = load_model(
-            model_ref, bucket=open_bucket(settings.bucket), cache_dir=settings.cache_dir
+            model_ref,
+            bucket=open_bucket(settings.bucket),
+            cache_dir=settings.cache_dir,
+            label_map=settings.label_map,
         )
         log.info("in-process model %s (labels: %s)", model.name, ", ".join(model.classes))
         return LocalPredictor(model)

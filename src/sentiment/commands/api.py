@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import click
 
+from sentiment.commands.options import label_map_option
+from sentiment.labels import LabelMap
+
 
 @click.command()
 @click.option(
@@ -40,6 +43,7 @@ import click
     multiple=True,
     help="Allow browser calls from this origin (repeatable; '*' for any).",
 )
+@label_map_option
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -53,6 +57,7 @@ def command(
     threshold: float | None,
     api_keys: tuple[str, ...],
     cors: tuple[str, ...],
+    label_map: LabelMap | None,
 ) -> None:
     """Serve POST /sentiment, the web page at / and docs at /docs, in front of a model endpoint.
 
@@ -71,5 +76,6 @@ def command(
         neutral_threshold=threshold,
         api_keys=api_keys or None,
         cors_origins=cors or None,
+        label_map=label_map,
     )
     run_api(settings, model)

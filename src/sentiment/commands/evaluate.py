@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from sentiment.commands.options import layout_option, max_reject_ratio_option
-from sentiment.labels import Layout
+from sentiment.commands.options import label_map_option, layout_option, max_reject_ratio_option
+from sentiment.labels import LabelMap, Layout
 
 
 @click.command()
@@ -29,6 +29,7 @@ from sentiment.labels import Layout
 @click.option("--baseline", help="Another model to compare with, side by side.")
 @layout_option("a reviews CSV")
 @max_reject_ratio_option
+@label_map_option
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -38,6 +39,7 @@ def command(
     baseline: str | None,
     layout_name: str | None,
     max_reject_ratio: float | None,
+    label_map: LabelMap | None,
 ) -> None:
     """Accuracy, per-label F1, confusion matrix, calibration, coverage, worst errors; HTML + JSON + PNGs.
 
@@ -49,7 +51,7 @@ def command(
     from sentiment.remote import output_folder, stage_input
     from sentiment.storage import open_bucket
 
-    settings = ctx.obj.settings.replace(max_reject_ratio=max_reject_ratio)
+    settings = ctx.obj.settings.replace(max_reject_ratio=max_reject_ratio, label_map=label_map)
     bucket = open_bucket(settings.bucket)
     name = Path(model).name.removesuffix(".tar.gz").removesuffix(".bin") or "model"
     target = output or bucket.url(f"{name}/evaluation")

@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-from sentiment.labels import Layout
+from sentiment.errors import ConfigError
+from sentiment.labels import LabelMap, Layout
 
 
 def layout_option(which: str) -> Callable[[Any], Any]:
@@ -28,6 +29,29 @@ max_reject_ratio_option = click.option(
     type=click.FloatRange(0, 1),
     help="Fail when rows rejected for any one reason exceed this share of the rows read "
     "(default 0.01; env SENTIMENT_MAX_REJECT_RATIO).",
+)
+
+
+class _LabelMapType(click.ParamType):
+    name = "LABEL=NAME,..."
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, LabelMap):
+            return value
+        try:
+            return LabelMap.parse(str(value), "--label-map")
+        except ConfigError as err:
+            self.fail(err.render().removeprefix("--label-map: "), param, ctx)
+
+
+label_map_option = click.option(
+    "--label-map",
+    type=_LabelMapType(),
+    help="The polarity of a model's own labels, when they are not ours (SageMaker's "
+    "BlazingText trained on a raw dataset), as LABEL=NAME pairs: '1=negative,2=positive'; "
+    "names: negative, neutral, positive, 1_star..5_stars. Labels exactly 1-2 or 1-5 are read "
+    "as Zhang's layouts without it (1 negative, 2 positive; 1-5 stars). "
+    "Env SENTIMENT_LABEL_MAP.",
 )
 
 

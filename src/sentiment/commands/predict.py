@@ -37,7 +37,9 @@ import numpy as np
 import orjson
 
 from sentiment import answers
+from sentiment.commands.options import label_map_option
 from sentiment.errors import InputNotFound
+from sentiment.labels import LabelMap
 from sentiment.model import Model
 
 # Lines a worker answers at a time: big enough that the hand-off to a worker (pickled lines
@@ -75,6 +77,7 @@ NO_WORDS = orjson.dumps(
     type=click.IntRange(min=1),
     help="Lines answered at a time (and by one worker).",
 )
+@label_map_option
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -83,6 +86,7 @@ def command(
     k: int | None,
     raw_scores: bool,
     batch_size: int,
+    label_map: LabelMap | None,
 ) -> None:
     """Answer each line of FILE (or standard input) with one JSON line: its sentiment and scores.
 
@@ -91,10 +95,15 @@ def command(
     from sentiment.model import load_model
     from sentiment.storage import open_bucket
 
-    settings = ctx.obj.settings
-    loaded = load_model(model, bucket=open_bucket(settings.bucket), cache_dir=settings.cache_dir)
+    settings = ctx.obj.settings.replace(label_map=label_map)
+    loaded = load_model(
+        model,
+        bucket=open_bucket(settings.bucket),
+        cache_dir=settings.cache_dir,
+        label_map=settings.label_map,
+    )
     answerer = Answerer(loaded, k, raw_scores)
-    answers.derivation(loaded.classes)  # a model whose labels have no sentiment fails here
+    answers.derivation(loaded.answer_labels)  # a model whose labels have no sentiment fails here
     out = sys.stdout.buffer
     with _opened(source) as lines:
         interactive = lines.isatty()
@@ -130,7 +139,7 @@ class Answerer:
         whole, scores = self.model.scored(texts, raw_scores=self.raw_scores)
         # The answer as Model.answers and the API give it (a plain argmax differs for a model
         # with a neutral label).
-        best = answers.decide(scores, answers.weights_for(self.model.classes)).tolist()
+        best = answers.decide(scores, answers.weights_for(self.model.answer_labels)).tolist()
         objects = [
             {
                 "sentiment": answers.SENTIMENTS[b],

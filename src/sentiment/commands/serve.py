@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import click
 
+from sentiment.commands.options import label_map_option
+from sentiment.labels import LabelMap
+
 
 @click.command()
 @click.option(
@@ -28,6 +31,7 @@ import click
     default=None,
     help="Take instances as pre-tokenized text, as BlazingText does.",
 )
+@label_map_option
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -36,6 +40,7 @@ def command(
     port: int | None,
     workers: int | None,
     raw: bool | None,
+    label_map: LabelMap | None,
 ) -> None:
     """Serve a model: GET /ping, POST /invocations (application/json, application/jsonlines), /metrics.
 
@@ -47,6 +52,11 @@ def command(
     from sentiment.serve import run_server
 
     settings = ctx.obj.settings.replace(
-        model=model, host=host, serve_port=port, serve_workers=workers, serve_raw=raw
+        model=model,
+        host=host,
+        serve_port=port,
+        serve_workers=workers,
+        serve_raw=raw,
+        label_map=label_map,
     )
     run_server(settings)

@@ -147,6 +147,11 @@ def _read_csv(path: Path, model: Model, csv_layout: Layout | None) -> TestSet:
         csv_layout, counts = detect_file_layout(path)
     policy = _policy_for(model)
     options = _row_options(model)
+    # The policy's class names as the model names them (`1` for negative: a model read through
+    # the label map), where the map gives each name to one label.
+    own = dict(zip(model.answer_labels, model.classes, strict=True))
+    if len(own) < len(model.classes):
+        own = {}
     texts, labels, shown, sources, stars = [], [], [], [], []
     dropped: Counter[str] = Counter()
     for raw_label, title, body in rows:
@@ -156,7 +161,7 @@ def _read_csv(path: Path, model: Model, csv_layout: Layout | None) -> TestSet:
             continue
         # A row whose text normalizes to nothing is scored too (prepare leaves it out of
         # training data; a served request with no words gets an answer all the same).
-        labels.append(label)
+        labels.append(own.get(label, label))
         texts.append(compose(title, body, options.include_title, options.title_weight))
         readable = [part.replace("\\n", " ").strip() for part in (title, body)]
         shown.append(" — ".join(part for part in readable if part))
@@ -181,7 +186,7 @@ def _read_csv(path: Path, model: Model, csv_layout: Layout | None) -> TestSet:
 def _policy_for(model: Model) -> Policy:
     if model.preprocessing.policy:
         return Policy(model.preprocessing.policy)
-    classes = set(model.classes)
+    classes = set(model.answer_labels)
     for policy, names in POLICY_CLASSES.items():
         if classes == set(names):
             return policy
@@ -299,7 +304,8 @@ def evaluate_model(
     cache = settings.cache_dir if settings is not None else None
     ratio = settings.max_reject_ratio if settings is not None else 0.01
     started = time.perf_counter()
-    model = load_model(model_ref, bucket=bucket, cache_dir=cache)
+    label_map = settings.label_map if settings is not None else None
+    model = load_model(model_ref, bucket=bucket, cache_dir=cache, label_map=label_map)
     test = read_test(test_path, model, csv_layout=csv_layout, max_reject_ratio=ratio)
     check_labels(test, model)
     with console.status(f"predicting {len(test.texts):,} texts with {model.name}"):
@@ -339,7 +345,7 @@ def evaluate_model(
     }
     base_result = None
     if baseline is not None:
-        base_model = load_model(baseline, bucket=bucket, cache_dir=cache)
+        base_model = load_model(baseline, bucket=bucket, cache_dir=cache, label_map=label_map)
         base_test = read_test(test_path, base_model, csv_layout=csv_layout, max_reject_ratio=ratio)
         check_labels(base_test, base_model)
         base_result = compute(base_model, base_test)
@@ -383,7 +389,7 @@ def _answers(model: Model, test: TestSet) -> dict[str, Any] | None:
     from sentiment.answers import POLARITY
     from sentiment.evaluate import answers
 
-    if not set(model.classes) <= set(POLARITY):
+    if not set(model.answer_labels) <= set(POLARITY):
         return None
     return answers.compute(
         model, test.texts, test.labels, test.raw, sources=test.sources, stars=test.stars

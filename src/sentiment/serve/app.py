@@ -227,9 +227,16 @@ class Endpoint:
 
         try:
             if pinned is not None:
-                return load_model_bin(Path(pinned), name=_model_name(ref))
+                return load_model_bin(
+                    Path(pinned), name=_model_name(ref), label_map=self.settings.label_map
+                )
             bucket = open_bucket(self.settings.bucket)
-            return load_model(ref, bucket=bucket, cache_dir=self.settings.cache_dir)
+            return load_model(
+                ref,
+                bucket=bucket,
+                cache_dir=self.settings.cache_dir,
+                label_map=self.settings.label_map,
+            )
         except Exception as err:  # a name the system refuses, a broken file...
             log.error("could not load the model %r: %r", ref[:200], err)
             shown = ref if len(ref) <= 200 else ref[:200] + "..."
@@ -340,7 +347,7 @@ def _encoded(model: Model, batch: codecs.Batch, raw: bool, kind: str) -> bytes:
     else:
         predictions = _predict(model, batch, raw)
         scores = model.answer_scores(batch.texts, raw=raw, raw_scores=batch.raw_scores)
-    decided = answering.decided(scores, answering.weights_for(model.classes))
+    decided = answering.decided(scores, answering.weights_for(model.answer_labels))
     return codecs.encode(kind, predictions, codecs.Answers(scores, decided))
 
 

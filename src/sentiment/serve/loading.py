@@ -37,11 +37,16 @@ def load_served_model(settings: Settings, pinned: Path | None = None) -> tuple[M
     model = None
     if pinned is not None:
         try:
-            model = load_model_bin(pinned, name=_model_name(ref))
+            model = load_model_bin(pinned, name=_model_name(ref), label_map=settings.label_map)
         except SentimentError as err:
             log.warning("the pinned copy of %s did not load (%s); loading it again", ref, err)
     if model is None:
-        model = load_model(ref, bucket=open_bucket(settings.bucket), cache_dir=settings.cache_dir)
+        model = load_model(
+            ref,
+            bucket=open_bucket(settings.bucket),
+            cache_dir=settings.cache_dir,
+            label_map=settings.label_map,
+        )
     log.info(
         "loaded model %s (labels: %s) in %.2fs",
         model.name,
