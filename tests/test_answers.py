@@ -532,3 +532,39 @@ def test_answer_scores_equal_the_plain_path_bit_for_bit(
             tops, scores = model.top_and_scores(texts, k, raw_scores=raw_scores)
             assert tops == model.top(texts, k, raw_scores=raw_scores), (k, raw_scores)
             assert np.array_equal(scores, model.answer_scores(texts, raw_scores=raw_scores))
+            # One text a request: the text predicted once for both where `top` makes the same
+            # call, its top labels those of `top` alone, its scores the batch's.
+            for i in [*range(0, 3000, 50), *range(3000, len(texts))]:
+                one_top, one = model.top_and_scores([texts[i]], k, raw_scores=raw_scores)
+                assert one_top == model.top([texts[i]], k, raw_scores=raw_scores), (i, k)
+                assert np.array_equal(one[0], scores[i]), (i, k, raw_scores)
+
+
+@pytest.mark.parametrize(
+    "classes",
+    [
+        ("negative", "positive"),
+        ("positive", "negative"),
+        ("negative", "neutral", "positive"),
+        ("neutral", "positive", "negative"),
+        ("1_star", "2_stars", "3_stars", "4_stars", "5_stars"),
+    ],
+)
+def test_one_text_leans_are_numpys(classes: tuple[str, ...]) -> None:
+    """`combine_one` (the one-review request, its sentences' leans in plain Python) gives
+    exactly `combine`'s floats for every label set, rows of zeros and sure ones included."""
+    rng = np.random.default_rng(7)
+    # Leaning by less than MIXED_MARGIN, so that mixed is not clipped to 1.
+    rows = 0.9 / len(classes) + 0.1 * rng.dirichlet(np.ones(len(classes)), size=200)
+    rows *= rng.uniform(0.2, 1.0, (200, 1))
+    rows[:3] = 0.0
+    text = [1 / len(classes)] * len(classes)  # neutral enough for the sentences to count
+    mixed = []
+    for parts in (rows[:10], rows[10:40], rows[100:102]):
+        p = answers.Plan(
+            ["t"] + ["s"] * len(parts), 1, np.zeros(len(parts), np.int64), np.zeros(1, np.int64)
+        )
+        expected = combine(p, classes, np.vstack([[text], parts]))[0].tolist()
+        assert answers.combine_one(classes, text, parts.tolist()) == expected
+        mixed.append(expected[answers.MIXED])
+    assert 0 < max(mixed) < 1  # decided by the leans, not clipped

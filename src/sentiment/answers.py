@@ -43,6 +43,7 @@ does): `combine` gives the same scores either way.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -233,7 +234,7 @@ def combine_one(
     pos, neg, shared, side = _sides_one(where, probs, power)
     both = 0.0
     if len(parts) and side > SENTENCE_FLOOR:
-        lean = [a - b for a, b, _ in (_polarity_one(where, row) for row in parts)]
+        lean = _leans(where, parts)
         opposed = min(max(lean), max([-v for v in lean])) / MIXED_MARGIN
         both = 0.0 if opposed < 0.0 else 1.0 if opposed > 1.0 else opposed
     half = shared / 2
@@ -278,6 +279,25 @@ def _polarity_one(where: Sequence[int], probs: Sequence[float]) -> list[float]:
     if total > 0:
         return [out[0] / total, out[1] / total, out[2] / total]
     return out
+
+
+def _leans(where: Sequence[int], rows: Sequence[Sequence[float]]) -> list[float]:
+    """p_pos - p_neg of each row (`_polarity_one`'s floats): for labels of one side each
+    (binary, three-class) without a call a row (11 sentences: ~1.5 against ~5 us)."""
+    if len(where) == 2 and NEUTRAL not in where:
+        i, j = where.index(POSITIVE), where.index(NEGATIVE)
+        # _polarity_one's total is (p + n) + 0.0, the same float as p + n (0.0 + p is p).
+        return [
+            row[i] / t - row[j] / t if (t := row[i] + row[j]) > 0 else row[i] - row[j]
+            for row in rows
+        ]
+    if len(where) == 3 and NEUTRAL in where:
+        i, j, u = where.index(POSITIVE), where.index(NEGATIVE), where.index(NEUTRAL)
+        return [
+            row[i] / t - row[j] / t if (t := row[i] + row[j] + row[u]) > 0 else row[i] - row[j]
+            for row in rows
+        ]
+    return [a - b for a, b, _ in (_polarity_one(where, row) for row in rows)]
 
 
 def needs_sentences(
@@ -378,7 +398,14 @@ def derivation(classes: Sequence[str], own: Sequence[str] | None = None) -> str:
     )
 
 
-def _polarity_of(classes: Sequence[str]) -> list[int]:
+def _polarity_of(classes: Sequence[str]) -> tuple[int, ...]:
+    """The polarity (index into SENTIMENTS) of each label, checked (the same few label sets
+    on every call: cached)."""
+    return _polarity_of_labels(tuple(classes))
+
+
+@functools.lru_cache(maxsize=64)
+def _polarity_of_labels(classes: tuple[str, ...]) -> tuple[int, ...]:
     try:
         where = [POLARITY[c] for c in classes]
     except KeyError as err:
@@ -391,4 +418,4 @@ def _polarity_of(classes: Sequence[str]) -> list[int]:
         ) from None
     if POSITIVE not in where or NEGATIVE not in where:
         raise ModelError(f"The model's labels {list(classes)} lack a positive or negative one.")
-    return where
+    return tuple(where)

@@ -94,9 +94,10 @@ class Model:
     # How the answers read labels that are not ours (`__label__1`); see `answer_labels`.
     label_map: LabelMap = field(default_factory=LabelMap)
 
-    @property
+    @functools.cached_property
     def classes(self) -> tuple[str, ...]:
-        """Label names without the `__label__` prefix, in the model's order."""
+        """Label names without the `__label__` prefix, in the model's order (read on every
+        served request: made once)."""
         return tuple(strip_prefix(label) for label in self.labels)
 
     @functools.cached_property
@@ -157,16 +158,28 @@ class Model:
             # calls would cost several.
             found = self._native.top_text(texts[0], len(names))
             if found is not None:
-                ids = found[0]
-                words = words_of(texts[0]) if calibration.length else None
-                probs = calibration.apply_one(ids, found[1], words)
-                if k == 1:
-                    j = probs.index(max(probs))
-                    return [((names[ids[j]],), (probs[j],))]
-                order = sorted(range(len(ids)), key=probs.__getitem__, reverse=True)[:k]
-                return [(tuple([names[ids[j]] for j in order]), tuple([probs[j] for j in order]))]
+                return [self._calibrated_top_one(texts[0], found, k, calibration)]
         calibrated = calibration.apply(self._raw_proba(texts, raw), _words(calibration, texts, raw))
         return self._ranked(calibrated, k)
+
+    def _calibrated_top_one(
+        self,
+        text: str,
+        found: tuple[tuple[int, ...], tuple[float, ...]],
+        k: int,
+        calibration: Calibration,
+    ) -> tuple[tuple[str, ...], tuple[float, ...]]:
+        """The k best calibrated labels of one raw text from the core's `top_text(text, every
+        label)`, and theirs."""
+        names = self.labels
+        ids = found[0]
+        words = words_of(text) if calibration.length else None
+        probs = calibration.apply_one(ids, found[1], words)
+        if k == 1:
+            j = probs.index(max(probs))
+            return ((names[ids[j]],), (probs[j],))
+        order = sorted(range(len(ids)), key=probs.__getitem__, reverse=True)[:k]
+        return (tuple([names[ids[j]] for j in order]), tuple([probs[j] for j in order]))
 
     def _ranked(
         self, calibrated: np.ndarray, k: int
@@ -290,6 +303,10 @@ class Model:
         """`top(texts, k)` and `answer_scores(texts)` at once, each text predicted once (the
         endpoint asked for the four answers; 25 reviews: one pass over them less, ~100 us)."""
         native = self._native
+        if len(texts) == 1 and native is not None and not raw:
+            one = self._top_and_scored_one(texts[0], k, raw_scores)
+            if one is not None:
+                return one
         if len(texts) < 2 or native is None or raw:
             return (
                 self.top(texts, k, raw=raw, raw_scores=raw_scores),
@@ -313,16 +330,49 @@ class Model:
             texts, None, whole, False, raw_scores
         )
 
+    def _top_and_scored_one(
+        self, text: str, k: int, raw_scores: bool
+    ) -> tuple[list[tuple[tuple[str, ...], tuple[float, ...]]], np.ndarray] | None:
+        """`top_and_scores` for one raw text (the API's one-review request), the text
+        normalized and predicted once for both where `top` makes the same call (every label:
+        calibrated, or k at least the labels, as the API asks), else twice. None when the text
+        needs the Python path of the normalization."""
+        names = self.labels
+        nl = len(names)
+        k = min(k, nl)
+        calibration = None if raw_scores else self.calibration
+        if calibration is None and k < nl:
+            top = self.top([text], k, raw_scores=raw_scores)
+            found = None
+        else:
+            found = self._native.top_text(text, nl)
+            if found is None:
+                return None
+            if calibration is not None:
+                top = [self._calibrated_top_one(text, found, k, calibration)]
+            else:  # `top`'s own call: top_text(text, k) with k = every label
+                top = [(tuple([names[i] for i in found[0]]), found[1])]
+        one = self._scored_one(text, text, raw_scores, found)
+        if one is None:
+            return None
+        return top, one[1]
+
     def _scored_one(
-        self, text: str, source: str, raw_scores: bool
+        self,
+        text: str,
+        source: str,
+        raw_scores: bool,
+        found: tuple[tuple[int, ...], tuple[float, ...]] | None = None,
     ) -> tuple[np.ndarray, np.ndarray] | None:
         """`scored` for one raw text (a served request), numpy only for the calibration (its
         log and exp), the same floats: ~10 us where the batch path's numpy calls cost ~60.
-        None when the text needs the Python path of the normalization."""
+        `found`: the core's `top_text(text, every label)` when made already. None when the
+        text needs the Python path of the normalization."""
         nl = len(self.labels)
-        found = self._native.top_text(text, nl)
         if found is None:
-            return None
+            found = self._native.top_text(text, nl)
+            if found is None:
+                return None
         row = [0.0] * nl
         for i, p in zip(*found, strict=True):
             row[i] = p

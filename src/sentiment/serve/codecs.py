@@ -174,7 +174,8 @@ def encode(kind: str, predictions: Sequence[Top], answers: Answers | None = None
                 "label": ls,
                 "prob": ps,
                 "sentiment": names[best],
-                "scores": dict(zip(names, row, strict=True)),
+                # Rows of the (n, 4) matrix: 4 floats each (unchecked: 25 texts, ~3 us less).
+                "scores": dict(zip(names, row, strict=False)),
             }
             for (ls, ps), best, row in zip(
                 predictions, answers.decided, answers.scores.tolist(), strict=True
