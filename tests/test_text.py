@@ -6,6 +6,7 @@ from dataclasses import fields
 
 import pytest
 
+from sentiment.errors import UsageError
 from sentiment.text import (
     DEFAULT_CLEANING,
     UNRECORDED_CLEANING,
@@ -341,3 +342,12 @@ def test_csv_kernel_matches_the_python_row_path(options: dict[str, object]) -> N
                 assert reason == statuses[int(got.status[i])], line
         assert kept == len(got.text_offsets) - 1 and kept > 0
         assert (got.status == FALLBACK).mean() < 0.2
+
+
+def test_recorded_switches_read_as_written() -> None:
+    """A hand-edited record's "false" used to read as True (`bool("false")`), serving a model
+    with a rule it was never trained with; values that are no switch are refused."""
+    cleaning = Cleaning.from_dict({"negation": "false", "lowercase": "True", "numbers": 0})
+    assert (cleaning.negation, cleaning.lowercase, cleaning.numbers) == (False, True, False)
+    with pytest.raises(UsageError, match="'urls' is 'maybe'"):
+        Cleaning.from_dict({"urls": "maybe"})
