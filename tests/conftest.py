@@ -10,9 +10,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from sentiment.engine import EngineParams
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -80,6 +83,18 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     )
     model.save_model(str(folder / "model.bin"))
     yield folder
+
+
+def small_params(**overrides: object) -> EngineParams:
+    """Engine parameters for a small, fast test model (dim 10, 4 epochs, one thread, seed 1),
+    with `overrides` over them."""
+    from sentiment.engine import EngineParams
+
+    base: dict[str, object] = dict(
+        dim=10, lr=0.1, epochs=4, min_count=1, word_ngrams=2, buckets=100_000,
+        loss="softmax", threads=1, seed=1,
+    )  # fmt: skip
+    return EngineParams(**(base | overrides))  # type: ignore[arg-type]
 
 
 def sample_splits(tiny_model_dir: Path, folder: Path, **splits: slice) -> Path:

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import sample_splits
-from sentiment.engine import EarlyStopping, EngineParams, Epoch, Listeners, Trainer, fit
+from conftest import sample_splits, small_params
+from sentiment.engine import EarlyStopping, Epoch, Listeners, Trainer, fit
 from sentiment.errors import DataError
 
 
@@ -20,27 +20,12 @@ def files(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     return {"train": folder / "train.txt", "validation": folder / "validation.txt"}
 
 
-def _params(**kw: object) -> EngineParams:
-    base: dict[str, object] = dict(
-        dim=10,
-        lr=0.1,
-        epochs=4,
-        min_count=1,
-        word_ngrams=2,
-        buckets=100_000,
-        loss="softmax",
-        threads=1,
-        seed=1,
-    )
-    return EngineParams(**(base | kw))  # type: ignore[arg-type]
-
-
 def test_fit_is_the_trainer_loop_byte_for_byte(files: dict[str, Path], tmp_path: Path) -> None:
     """fit adds validation and bookkeeping, nothing to the model: the same .bin as the loop."""
     seen: list[Epoch] = []
-    result = fit(files["train"], files["validation"], _params(), on_epoch=seen.append)
+    result = fit(files["train"], files["validation"], small_params(), on_epoch=seen.append)
     result.trainer.save_bin(tmp_path / "fit.bin")
-    trainer = Trainer(_params())
+    trainer = Trainer(small_params())
     trainer.build_vocab(files["train"])
     for epoch in range(4):
         trainer.run_epoch(epoch)
@@ -63,7 +48,7 @@ def test_early_stopping_stops_at_patience_and_keeps_the_best_weights(
     its best one (not before min_epochs) and the model is that epoch's."""
     early = EarlyStopping(patience=1, min_epochs=2)
     result = fit(
-        files["train"], files["validation"], _params(lr=5.0, epochs=30), early_stopping=early
+        files["train"], files["validation"], small_params(lr=5.0, epochs=30), early_stopping=early
     )
     accuracies = [e.validation_accuracy or 0.0 for e in result.epochs]
     best = int(np.argmax(accuracies)) + 1
@@ -76,7 +61,7 @@ def test_early_stopping_stops_at_patience_and_keeps_the_best_weights(
 
 
 def test_without_early_stopping_the_model_is_the_last_epochs(files: dict[str, Path]) -> None:
-    result = fit(files["train"], files["validation"], _params(lr=5.0, epochs=6))
+    result = fit(files["train"], files["validation"], small_params(lr=5.0, epochs=6))
     assert len(result.epochs) == 6 and result.model_epoch == 6 and not result.stopped_early
     assert result.validation_accuracy == pytest.approx(result.epochs[-1].validation_accuracy)
 
@@ -98,7 +83,7 @@ def test_a_listener_that_raises_ends_the_fit_and_its_files(
         fit(
             files["train"],
             files["validation"],
-            _params(epochs=10),
+            small_params(epochs=10),
             on_epoch=on_epoch,
             listeners=Listeners(log=logged.append, on_vocab=lambda t: vocab.append(t.nwords)),
             spill_dir=tmp_path,
@@ -110,8 +95,8 @@ def test_a_listener_that_raises_ends_the_fit_and_its_files(
 
 def test_bad_inputs(files: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="validation"):
-        fit(files["train"], None, _params(), early_stopping=EarlyStopping())
+        fit(files["train"], None, small_params(), early_stopping=EarlyStopping())
     other = tmp_path / "other.txt"
     other.write_text("__label__neutral something else\n")
     with pytest.raises(DataError, match="no line with a label the training data has"):
-        fit(files["train"], other, _params())
+        fit(files["train"], other, small_params())

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from aws_fixtures import REGION, Aws
-from conftest import Process, free_port, run_cli, start_api, start_endpoint
+from conftest import Process, free_port, run_cli, small_params, start_api, start_endpoint
 from sentiment.config import Settings
 from sentiment.errors import ConfigError
 from sentiment.labels import LabelMap
@@ -34,25 +34,14 @@ ZHANG = "1=negative,2=positive"
 
 def _train(tiny_model_dir: Path, folder: Path, names: dict[str, str]) -> Path:
     """Our trainer on 4,000 lines of the shared polarity sample, labels renamed by `names`."""
-    from sentiment.engine import EngineParams, fit
+    from sentiment.engine import fit
 
     folder.mkdir()
     lines = (tiny_model_dir / "train.txt").read_text().splitlines()[:4000]
     for ours, theirs in names.items():
         lines = [line.replace(f"__label__{ours} ", f"__label__{theirs} ", 1) for line in lines]
     (folder / "train.txt").write_text("\n".join(lines) + "\n")
-    params = EngineParams(
-        dim=10,
-        lr=0.5,
-        epochs=5,
-        min_count=1,
-        word_ngrams=2,
-        buckets=100_000,
-        loss="softmax",
-        threads=1,
-        seed=1,
-    )
-    result = fit(folder / "train.txt", None, params)
+    result = fit(folder / "train.txt", None, small_params(lr=0.5, epochs=5))
     result.trainer.save_bin(folder / "model.bin")
     result.trainer.close()
     return folder / "model.bin"
