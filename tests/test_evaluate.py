@@ -265,3 +265,28 @@ def test_rows_outside_the_layout_fail_unless_allowed(tiny_model_dir: Path, tmp_p
     assert report["rejected"] == {"label_outside_layout": 3286} and report["examples"] == 1200
     assert report["source"] == "csv (polarity layout, binary policy)"
     assert "dropped: none; rejected: 3,286 label_outside_layout." in allowed.stderr
+
+
+def test_recorded_row_options_are_read_as_written(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """A model's record of how its rows became text is read as prepare's manifest is: a
+    hand-edited `"include_title": "false"` used to put the title back in (`bool("false")`)."""
+    import shutil
+
+    from sentiment.errors import UsageError
+    from sentiment.evaluate.report import _row_options
+    from sentiment.model import load_model
+
+    shutil.copy(tiny_model_dir / "model.bin", tmp_path / "model.bin")
+    sidecar = tmp_path / "preprocessing.json"
+    record = {"cleaning": {}, "policy": "binary", "rows": {"include_title": "false"}}
+    sidecar.write_text(json.dumps(record))
+    options = _row_options(load_model(tmp_path / "model.bin"))
+    assert (options.include_title, options.title_weight) == (False, 1)
+    record["rows"] = {"include_title": True, "title_weight": "3"}
+    sidecar.write_text(json.dumps(record))
+    options = _row_options(load_model(tmp_path / "model.bin"))
+    assert (options.include_title, options.title_weight) == (True, 3)
+    record["rows"] = {"title_weight": "heavy"}
+    sidecar.write_text(json.dumps(record))
+    with pytest.raises(UsageError, match="'title_weight' is 'heavy'"):
+        _row_options(load_model(tmp_path / "model.bin"))

@@ -351,3 +351,24 @@ def test_recorded_switches_read_as_written() -> None:
     assert (cleaning.negation, cleaning.lowercase, cleaning.numbers) == (False, True, False)
     with pytest.raises(UsageError, match="'urls' is 'maybe'"):
         Cleaning.from_dict({"urls": "maybe"})
+
+
+def test_recorded_row_options_read_as_written() -> None:
+    """The row options beside a model's cleaning (how evaluate composes a review CSV's rows as
+    prepare did) are read like the cleaning: `bool("false")` used to put the title back in
+    and so score text the model was never trained on."""
+    from sentiment.reviews import RowOptions
+
+    options = RowOptions.from_dict(
+        {"include_title": "false", "title_weight": "2", "dedupe": 0, "negation": False}
+    )
+    assert (options.include_title, options.title_weight, options.dedupe) == (False, 2, False)
+    assert not options.cleaning.negation
+    for bad, match in (
+        ({"include_title": "no title"}, "'include_title' is 'no title'"),
+        ({"title_weight": 0}, "'title_weight' is 0; it must be a whole number from 1 to 10"),
+        ({"title_weight": 2.5}, "'title_weight' is 2.5"),
+        ({"min_tokens": True}, "'min_tokens' is True"),
+    ):
+        with pytest.raises(UsageError, match=match):
+            RowOptions.from_dict(bad)

@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from sentiment.errors import DataError, SentimentError
+from sentiment.errors import DataError, SentimentError, UsageError
 from sentiment.labels import (
     LAYOUT_VALUES,
     POLICY_CLASSES,
@@ -32,7 +32,7 @@ from sentiment.labels import (
     Policy,
     detect_layout,
 )
-from sentiment.text import DEFAULT_CLEANING, Cleaning, compose, normalize_many
+from sentiment.text import DEFAULT_CLEANING, Cleaning, compose, normalize_many, switch
 
 # Why a row is rejected (bad input) or dropped (good input the rules leave out).
 REJECT_COLUMNS = "wrong_column_count"
@@ -72,13 +72,34 @@ class RowOptions:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RowOptions:
+        """The options recorded in a manifest's `cleaning` entry, checked as `Cleaning`'s are: a
+        hand-edited `"include_title": "false"` is off (`bool` would read it as on), a title
+        weight must be a whole number from 1 to 10."""
         rest = dict(data)
-        row = {
-            k: rest.pop(k)
-            for k in ("include_title", "title_weight", "min_tokens", "dedupe")
-            if k in rest
+        row: dict[str, Any] = {
+            k: switch(k, rest.pop(k)) for k in ("include_title", "dedupe") if k in rest
         }
+        for k in ("title_weight", "min_tokens"):
+            if k in rest:
+                row[k] = _count(k, rest.pop(k))
         return cls(cleaning=Cleaning.from_dict(rest), **row)
+
+
+def _count(name: str, value: Any) -> int:
+    """A recorded whole number of at least 1 (`title_weight`, `min_tokens`); "3" is read as 3."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        number = None
+    else:
+        try:
+            number = int(value)
+        except ValueError:
+            number = None
+    if number is None or number < 1 or (name == "title_weight" and number > 10):
+        top = " to 10" if name == "title_weight" else " or more"
+        raise UsageError(
+            f"Row option {name!r} is {value!r}; it must be a whole number from 1{top}."
+        )
+    return number
 
 
 def parse_line(line: str) -> tuple[list[str] | None, str | None]:

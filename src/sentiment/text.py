@@ -68,11 +68,11 @@ class Cleaning:
                 f"known: {', '.join(sorted(known))}."
             )
         return cls(
-            **{**dict.fromkeys(_TOKEN_RULES, False), **{k: _switch(k, v) for k, v in data.items()}}
+            **{**dict.fromkeys(_TOKEN_RULES, False), **{k: switch(k, v) for k, v in data.items()}}
         )
 
 
-def _switch(name: str, value: Any) -> bool:
+def switch(name: str, value: Any) -> bool:
     """A recorded on/off value: a JSON boolean, or the strings and numbers a hand-edited record
     may hold ("false" read as True by `bool` would turn a rule on that the model never saw)."""
     if isinstance(value, bool):
@@ -82,7 +82,7 @@ def _switch(name: str, value: Any) -> bool:
     if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
         return value.strip().lower() in ("true", "1")
     raise UsageError(
-        f"Cleaning option {name!r} is {value!r}; it must be true or false.",
+        f"Recorded option {name!r} is {value!r}; it must be true or false.",
     )
 
 

@@ -197,11 +197,13 @@ def _policy_for(model: Model) -> Policy:
 
 
 def _row_options(model: Model) -> RowOptions:
-    rows = model.preprocessing.rows
+    """How the model's training rows became text (its record: title in, weight 1 without
+    one, as the seed exercise), read as prepare's manifest is (`RowOptions.from_dict`)."""
+    recorded = RowOptions.from_dict({"title_weight": 1, **model.preprocessing.rows})
     return RowOptions(
         cleaning=model.preprocessing.cleaning,
-        include_title=bool(rows.get("include_title", True)),
-        title_weight=int(rows.get("title_weight", 1)),
+        include_title=recorded.include_title,
+        title_weight=recorded.title_weight,
     )
 
 
