@@ -197,16 +197,20 @@ def test_labels_without_polarity_are_a_502_naming_the_setting(
         api.stop()
         process.stop()
 
-    # The same model with the map given to both through the environment, or to the API alone
-    # (the endpoint cannot give the four answers: the API combines them itself).
+    # The same model with the map given to both through the environment, to the API alone
+    # (the endpoint cannot give the four answers: the API combines them itself), or to the
+    # endpoint alone: the API reads it from the endpoint's `GET /` (it used to answer a 502,
+    # reading the labels by its own setting, which has none).
     env = {"SENTIMENT_LABEL_MAP": "neg=negative,pos=positive"}
-    for endpoint_env in (env, None):
+    for endpoint_env, api_env in ((env, env), (None, env), (env, None)):
         process, endpoint = start_endpoint(posneg_model, tmp_path / "serve2.log", env=endpoint_env)
-        api, url = start_api(tmp_path / "api2.log", "--endpoint-url", endpoint, env=env)
+        api, url = start_api(tmp_path / "api2.log", "--endpoint-url", endpoint, env=api_env)
         try:
             answer = httpx.post(f"{url}/sentiment", json={"texts": TEXTS})
             assert answer.status_code == 200, answer.text
             _check_answers(answer.json(), {"neg", "pos"})
+            derivation = answer.json()["model"]["derivation"]
+            assert "positive = pos; negative = neg" in derivation, derivation
         finally:
             api.stop()
             process.stop()

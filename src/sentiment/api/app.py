@@ -276,21 +276,21 @@ def create_app(settings: Settings, predictor: Predictor) -> FastAPI:
                 todo.append(i)
         # The four answers: by our endpoint (or model) itself, or combined here from one call
         # for the texts and their sentences (`predictors.answer`).
+        calibrated = await predictor.calibrated()  # the endpoint described (once for all)
+        reading_map = _reading_map(label_map, predictor)
         try:
-            found = await predictors.answer(predictor, [texts[i] for i in todo], label_map)
+            found = await predictors.answer(predictor, [texts[i] for i in todo], reading_map)
         except ModelError as err:  # labels with no polarity: the endpoint's model, not the client
             raise UpstreamError(
                 f"The model cannot answer sentiments: {err.message}", hint=err.hint
             ) from None
-        results = _results(texts, todo, found, settings)
+        results = _results(texts, todo, found, settings, reading_map)
         labels = list(found.classes) or await predictor.labels()
         return JSONAnswer(
             {
                 "results": results,
                 "errors": errors,
-                "model": _model_info(
-                    settings, predictor, labels, await predictor.calibrated(), label_map
-                ),
+                "model": _model_info(settings, predictor, labels, calibrated, reading_map),
             }
         )
 
@@ -468,11 +468,22 @@ def _problem(text: str, settings: Settings) -> tuple[str, str] | None:
     return None
 
 
+def _reading_map(label_map: LabelMap, predictor: Predictor) -> LabelMap:
+    """The label map the API reads the endpoint's labels through: its own setting, else the
+    one our endpoint says its model is served with (`GET /`), so an endpoint started with
+    `--label-map` needs it once, not again on every API in front of it."""
+    if label_map.pairs:
+        return label_map
+    described = getattr(predictor, "label_map", None)
+    return described() if described is not None else label_map
+
+
 def _results(
     texts: list[str],
     todo: list[int],
     found: Answered,
     settings: Settings,
+    label_map: LabelMap,
 ) -> list[dict[str, Any]]:
     """One result per analyzed text: its answer, the four scores and the model's own."""
     if not todo:
@@ -481,8 +492,11 @@ def _results(
     results = []
     neutral_below = settings.neutral_threshold
     classes = found.classes
-    # The answer as `sentiment evaluate` measures it: the weighted side (`answers.decide`).
-    decided = answering.decided(four, predictors.reading(settings.label_map, classes).weights)
+    # The answer as `sentiment evaluate` measures it: the weighted side (`answers.decide`), as
+    # our endpoint sent it, or decided here.
+    decided = found.decided
+    if decided is None:
+        decided = answering.decided(four, predictors.reading(label_map, classes).weights)
     for i, row, own, answer in zip(
         todo, four.round(6).tolist(), found.rows.round(6).tolist(), decided, strict=True
     ):

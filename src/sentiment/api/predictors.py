@@ -36,7 +36,7 @@ import numpy as np
 import orjson
 
 from sentiment import answers as answering
-from sentiment.errors import ModelError, Unavailable, UpstreamError, UpstreamTimeout
+from sentiment.errors import ConfigError, ModelError, Unavailable, UpstreamError, UpstreamTimeout
 from sentiment.labels import LabelMap, strip_prefix
 
 MAX_LABELS = 100
@@ -71,6 +71,9 @@ class Answered:
     classes: tuple[str, ...]
     rows: np.ndarray  # (texts, classes) float64
     scores: np.ndarray  # (texts, 4) float64
+    # Each text's answer (index into SENTIMENTS) when the endpoint sent it: ours decides with
+    # its own model's label map, which the API may not know (None: decided from `scores`).
+    decided: list[int] | None = None
 
 
 class Reading(NamedTuple):
@@ -113,7 +116,8 @@ async def answer(predictor: Predictor, texts: list[str], label_map: LabelMap = N
             # answered here from the labels' probabilities, through this map.
             found = None
         if found is not None:
-            reading(label_map, found.classes)  # labels without polarity: ModelError here
+            if found.decided is None:
+                reading(label_map, found.classes)  # labels without polarity: ModelError here
             return found
     plan = answering.plan(texts)
     probs = await predictor.probabilities(plan.strings)
@@ -130,6 +134,16 @@ def reading(label_map: LabelMap, classes: tuple[str, ...]) -> Reading:
     for a label with no polarity."""
     names = label_map.names(classes)[0]
     return Reading(names, answering.weights_for(names))
+
+
+def _described_map(value: object, url: str) -> LabelMap:
+    """The label map an endpoint describes (`1=negative,2=positive`); none when it is not one
+    (logged: the API then reads the labels by its own setting)."""
+    try:
+        return LabelMap.parse(str(value), where="the endpoint's label_map")
+    except ConfigError as err:
+        log.warning("the model endpoint at %s describes a label map we cannot read: %s", url, err)
+        return NO_MAP
 
 
 def _matrix(rows: list[dict[str, Any]]) -> Probabilities:
@@ -210,6 +224,9 @@ class EndpointPredictor:
         self._labels: list[str] = []
         self._calibrated = Calibrated(None)
         self._answers = False  # whether the endpoint computes the four answers (ours does)
+        # The label map its model is served with (ours says it in GET /): the API reads the
+        # endpoint's labels through it when it has none of its own (`label_map`).
+        self._label_map = NO_MAP
         self._described_at: float | None = None
         self._describing: asyncio.Task[None] | None = None
 
@@ -249,6 +266,7 @@ class EndpointPredictor:
             scores = np.array([_four(item["scores"]) for item in found], dtype=np.float64).reshape(
                 len(found), len(answering.SENTIMENTS)
             )
+            decided = [_SENTIMENT_INDEX[item["sentiment"]] for item in found]
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as err:
             raise UpstreamError(
                 f"The model endpoint answered something that is not a prediction with the four "
@@ -259,7 +277,12 @@ class EndpointPredictor:
                 f"The model endpoint answered {len(out.rows)} predictions for {len(texts)} texts."
             )
         self._labels = list(out.classes)
-        return Answered(out.classes, out.rows, scores)
+        return Answered(out.classes, out.rows, scores, decided)
+
+    def label_map(self) -> LabelMap:
+        """The label map the endpoint's model is served with, as its last `GET /` said (none:
+        a stock endpoint, or ours without one)."""
+        return self._label_map
 
     async def calibrated(self) -> Calibrated:
         """From the endpoint's `GET /` (ours describes its model), asked again in the
@@ -276,6 +299,7 @@ class EndpointPredictor:
     async def _describe(self) -> None:
         found = Calibrated(None)
         answers = False
+        label_map = NO_MAP
         try:
             async with self._client().get(
                 f"{self.url}/", timeout=aiohttp.ClientTimeout(total=min(self.timeout, 2.0))
@@ -288,11 +312,14 @@ class EndpointPredictor:
                     if isinstance(model, dict) and "calibration" in model:
                         method = (model["calibration"] or {}).get("method")
                         found = Calibrated(bool(method and method != "identity"), method)
+                    if isinstance(model, dict) and model.get("label_map"):
+                        label_map = _described_map(model["label_map"], self.url)
         except (aiohttp.ClientError, TimeoutError, ValueError, TypeError, AttributeError) as err:
             log.info("the model endpoint at %s does not describe its model: %r", self.url, err)
         finally:
             self._calibrated = found
             self._answers = answers
+            self._label_map = label_map
             self._described_at = time.monotonic()
             self._describing = None
 
@@ -386,6 +413,7 @@ _JSON_HEADERS = {"content-type": "application/json", "accept": "application/json
 # The four scores of an answer's "scores" object, in SENTIMENTS order (one C call: 25 texts,
 # 8 -> 5 us).
 _four = operator.itemgetter(*answering.SENTIMENTS)
+_SENTIMENT_INDEX = {name: i for i, name in enumerate(answering.SENTIMENTS)}
 
 
 class LocalPredictor:
