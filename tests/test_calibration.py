@@ -183,6 +183,10 @@ def test_log_inputs_are_floored_after_the_length_shrinkage() -> None:
     assert np.allclose(got[2:], today.apply(fasttexts[2:], words[2:]), atol=1e-3)
     for row, values, n in zip(got, logp, words, strict=True):  # the one-row form, any order
         assert c.apply_one([1, 0], [values[1], values[0]], int(n)) == pytest.approx(row[::-1])
+    sharp = replace(c, temperature=1e-4)  # exp(log p / T) underflows: apply_one copes
+    assert sharp.apply_one([0, 1], [-0.7, -0.69], 500) == pytest.approx(
+        sharp.apply(np.array([[-0.7, -0.69]]), np.array([500.0]))[0].tolist()
+    )
     plain = identity(("negative", "positive"), "log")  # uncalibrated: the exact probabilities
     assert np.allclose(plain.apply(logp), np.exp(logp) / np.exp(logp).sum(axis=1, keepdims=True))
     assert plain.apply_one([0, 1], [0.0, -40.0]) == pytest.approx(plain.apply(logp[:1])[0])

@@ -72,10 +72,12 @@ class Calibration:
     # For `apply_one`: 1/T and exp(bias), so a row costs one power and one product per label.
     _inv_t: float = field(init=False, repr=False, compare=False)
     _weights: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    _identity: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_inv_t", 1.0 / self.temperature)
         object.__setattr__(self, "_weights", tuple(math.exp(b) for b in self.bias))
+        object.__setattr__(self, "_identity", self.is_identity)
 
     @property
     def is_identity(self) -> bool:
@@ -131,17 +133,28 @@ class Calibration:
     def _apply_one_log(
         self, ids: Sequence[int], logp: Sequence[float], words: int | None
     ) -> list[float]:
-        if self.is_identity:
-            z = list(logp)
+        if self._identity:
+            top = max(logp)
+            q = [math.exp(v - top) for v in logp]
         else:
-            scale, inv_t, bias = 1.0, self._inv_t, self.bias
+            scale = 1.0
             if self.length and words is not None:
                 scale = max(words, 1) / (max(words, 1) + self.length)
-            z = [
-                max(v * scale, LOG_FLOOR) * inv_t + bias[i] for i, v in zip(ids, logp, strict=True)
+            # exp(max(log p * scale, floor) / T) * e^b, not shifted by the largest: the top
+            # label's log p is above -log(labels), so all of them underflow only for T below
+            # log(labels) / 745 (then: shifted)
+            inv_t, weights, floor = self._inv_t, self._weights, LOG_FLOOR
+            q = [
+                math.exp((v * scale if v * scale > floor else floor) * inv_t) * weights[i]
+                for i, v in zip(ids, logp, strict=True)
             ]
-        top = max(z)
-        q = [math.exp(v - top) for v in z]
+            total = sum(q)
+            if 0.0 < total < math.inf:
+                return [v / total for v in q]
+            bias = self.bias
+            z = [max(v * scale, floor) * inv_t + bias[i] for i, v in zip(ids, logp, strict=True)]
+            top = max(z)
+            q = [math.exp(v - top) for v in z]
         total = sum(q)
         return [v / total for v in q]
 

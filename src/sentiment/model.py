@@ -254,9 +254,10 @@ class Model:
 
     def _scoring_core(self, calibration: Calibration | None) -> Any:
         """The core predictor whose scores `calibration` reads (None: the raw scores)."""
-        if calibration is not None and calibration.inputs == "log":
-            return self._log_core()
-        return self._native
+        if calibration is None or calibration.inputs != "log":
+            return self._native
+        core = self._native_log  # built at load for such a calibration
+        return core if core is not None else self._log_core()
 
     def _calibration_inputs(
         self, texts: Sequence[str], raw: bool, calibration: Calibration
