@@ -499,10 +499,11 @@ def test_answer_scores_equal_the_plain_path_bit_for_bit(
     got_whole, got = model.scored(texts)
 
     def plain_proba(strings: list[str]) -> np.ndarray:
-        raw = model._raw_proba(model.prepare_texts(strings), raw=True)  # normalize_many, top
+        prepared = model.prepare_texts(strings)  # normalize_many, then the core's top
         if model.calibration is None:
-            return raw
-        return model.calibration.apply(raw, count_words(strings))
+            return model._raw_proba(prepared, raw=True)
+        assert model.calibration.inputs == "log"  # what fit_file fits
+        return model.calibration.apply(model.log_proba(prepared, raw=True), count_words(strings))
 
     whole = plain_proba(texts)
     strings, owner, starts = list(texts), [], []

@@ -68,6 +68,52 @@ def test_our_predictor_gives_fasttexts_labels_and_probabilities(
     _compare(tiny_model_dir / "model.bin", reviews)
 
 
+# One-word texts this model is sure of: logit gaps of 14-91, far above log(1e5) = 11.5, so
+# fastText's p + 1e-5 reads each (1, 1e-5).
+SURE_WORDS = ["great", "terrible", "awful", "excellent", "ok", "fine", "waste", "perfect"]
+
+
+def _log_softmax_of_fasttext(path: Path, texts: list[str]) -> np.ndarray:
+    """numpy's log-softmax of the fastText library's logits (sentence vector @ output matrix)."""
+    ft = fasttext.load_model(str(path))
+    hidden = np.array([ft.get_sentence_vector(t) for t in texts], np.float64)
+    z = hidden @ ft.get_output_matrix().astype(np.float64).T
+    top = z.max(axis=1, keepdims=True)
+    out: np.ndarray = z - top - np.log(np.exp(z - top).sum(axis=1, keepdims=True))
+    return out
+
+
+def test_log_probabilities_are_the_log_softmax_of_fasttexts_logits(
+    tiny_model_dir: Path, reviews: list[str]
+) -> None:
+    """`log_proba` (the core's log_probs Predictor) on reviews and on one-word texts so sure
+    that fastText's own scores of them are all alike; every core entry gives the same."""
+    path = tiny_model_dir / "model.bin"
+    model = load_model(path)
+    assert model._native is not None
+    raw = model.predict_proba(SURE_WORDS, raw_scores=True)
+    assert np.allclose(np.sort(raw, axis=1), [[1e-5, 1.0]] * len(SURE_WORDS), atol=1e-6)
+    words = model.prepare_texts(SURE_WORDS)
+    texts = [t for t in reviews if t.strip()] + words
+    got = model.log_proba(texts, raw=True)
+    expected = _log_softmax_of_fasttext(path, texts)
+    assert np.abs(got - expected).max() < 1e-4
+    gaps = np.abs(got[-len(words) :, 0] - got[-len(words) :, 1])
+    assert gaps.min() > np.log(1e5)  # what p + 1e-5 cannot tell apart
+    assert np.array_equal(model.log_proba(SURE_WORDS), got[-len(words) :])  # normalized in C
+    core = model._log_core()
+    for text, row in zip(SURE_WORDS, got[-len(words) :], strict=True):
+        ids, values = core.top_text(text, 2)
+        assert list(ids) == list(np.argsort(-row)) and values == tuple(row[list(ids)])
+        assert core.top_text(text, 1) == ((ids[0],), (values[0],))
+    out = np.zeros((len(SURE_WORDS), 2))
+    found = core.top_proba_texts(SURE_WORDS, out, 1)
+    assert np.array_equal(out, got[-len(words) :])
+    assert found == [core.top_text(text, 1) for text in SURE_WORDS]
+    # The raw scores are still fastText's own (not computed by the log-probability core).
+    assert np.array_equal(model.predict_proba(SURE_WORDS, raw_scores=True), raw)
+
+
 @pytest.mark.parametrize(
     "kw",
     [
@@ -101,6 +147,9 @@ def test_models_it_does_not_cover_go_to_fasttext(tmp_path: Path, tiny_model_dir:
         got = model.top(texts, k=1, raw=True)
         assert [list(g[0]) for g in got] == [list(x) for x in labels]
         assert [g[1][0] for g in got] == pytest.approx([min(1.0, float(p[0])) for p in probs])
+        # The library reports p + 1e-5 alone: calibrations read its log (as before "log" inputs).
+        raw = model.predict_proba(texts, raw=True, raw_scores=True)
+        assert np.array_equal(model.log_proba(texts, raw=True), np.log(np.maximum(raw, 1e-7)))
 
 
 def test_raw_text_is_normalized_once_either_way(tiny_model_dir: Path) -> None:

@@ -95,6 +95,7 @@ def test_train_writes_a_sagemaker_archive_with_calibration(job_a: TrainedJob) ->
         ]  # model.bin at the root; calibration.json fitted on the validation channel
     calibration = job_a.record["model"]["calibration"]
     assert calibration["labels"] == ["positive", "negative"] and calibration["temperature"] > 0
+    assert calibration["inputs"] == "log"  # fitted on the exact log-probabilities
     assert calibration["stats"]["nll_after"] <= calibration["stats"]["nll_before"]
     assert re.search(
         r"^Calibration \(length, T=[\d.]+\) on \d+ validation", job_a.result.stderr, re.M

@@ -3,13 +3,25 @@
 fastText's probabilities are a softmax over its scores, so `log p` is the vector of logits up to
 a per-row constant, which a softmax ignores. A `Calibration` rescales them:
 
-    calibrated = softmax(log(p) / T + bias)
+    calibrated = softmax(max(log(p) * shrink(n), log(1e-5)) / T + bias)
 
 with one temperature `T` for every label (temperature scaling, Guo et al. 2017) and, for
 `method="vector"`, one bias per label (a shift of the prior: the rare class's share can be set
 right without retraining). Both are fitted on a training job's validation split by minimizing
 the negative log-likelihood; the problem is convex in (1/T, bias), so Newton's method finds the
-optimum in a few steps with numpy alone.
+optimum in a few steps with numpy alone. The "length" method tempers a text of n words by
+shrink(n) = n / (n + n0) too (1 without it), n0 fitted on short texts (`fit_length`).
+
+`inputs` records what a calibration reads. "log" (what training jobs fit): the model's exact
+log-probabilities (`Model.log_proba`, the compiled predictor's log-softmax), floored at
+log(1e-5) after the shrinkage, so a short text keeps what its logits say. "probs" (calibrations
+fitted before, whose calibration.json has no `inputs`): fastText's reported p + 1e-5, as
+
+    calibrated = softmax(log(max(p + 1e-5, 1e-7)) * shrink(n) / T + bias)
+
+where every text the model is sure of (a logit gap above log(1e5) = 11.5: most one-word texts,
+"ok" 33, "terrible" 117) reads (1, 1e-5, 1e-5) and gets the same scores whatever its words;
+those files keep exactly the scores they were fitted for.
 
 A training job stores the fit as `calibration.json` beside `model.bin` in model.tar.gz
 (SageMaker's container ignores it); `sentiment.model` applies it to every prediction unless
@@ -32,8 +44,14 @@ from sentiment.labels import GENERAL_SHARES, read_labelled
 
 METHODS = ("identity", "temperature", "vector", "length")
 FITTED = METHODS[:3]  # what `fit` fits; "length" is `fit_length` over one of them
+# What a calibration reads (see above): "probs" (p + 1e-5; no `inputs` in its file) or "log".
+INPUTS = ("probs", "log")
 # fastText reports p + 1e-5 and a softmax can underflow to 0: log needs a floor.
 _FLOOR = 1e-7
+# The floor of "log" inputs, applied after the shrinkage: fastText's own 1e-5, so reviews are
+# read as with "probs" inputs (T and the biases fit alike) and only short texts, whose shrunk
+# log-probabilities rise above it, keep what their logits say.
+LOG_FLOOR = math.log(1e-5)
 
 
 @dataclass(frozen=True)
@@ -50,28 +68,44 @@ class Calibration:
     # method "length": a text of n words has its logits scaled by n / (n + length) as well, so
     # a text of one or two words (few features to go on) is tempered more than a review.
     length: float = 0.0
+    inputs: str = "probs"  # what `apply` reads: probabilities, or "log"-probabilities
     # For `apply_one`: 1/T and exp(bias), so a row costs one power and one product per label.
     _inv_t: float = field(init=False, repr=False, compare=False)
     _weights: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    _identity: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_inv_t", 1.0 / self.temperature)
         object.__setattr__(self, "_weights", tuple(math.exp(b) for b in self.bias))
+        object.__setattr__(self, "_identity", self.is_identity)
 
     @property
     def is_identity(self) -> bool:
         return self.temperature == 1.0 and not any(self.bias) and not self.length
 
     def apply(self, probs: np.ndarray, words: np.ndarray | None = None) -> np.ndarray:
-        """(n, C) probabilities of every label, in `labels` order -> calibrated, rows sum to 1.
-        `words`: each text's word count (`count_words`), used by the "length" method."""
+        """(n, C) probabilities of every label (log-probabilities for "log" `inputs`), in
+        `labels` order -> calibrated, rows sum to 1. `words`: each text's word count
+        (`count_words`), used by the "length" method."""
         probs = np.asarray(probs, dtype=np.float64)
+        if self.inputs == "log":
+            return self._apply_log(probs, words)
         if self.is_identity:
             return probs / np.maximum(probs.sum(axis=1, keepdims=True), _FLOOR)
         scale: float | np.ndarray = 1.0 / self.temperature
         if self.length and words is not None:
             scale = scale * _shrink(np.asarray(words, np.float64), self.length)[:, None]
-        z = np.log(np.maximum(probs, _FLOOR)) * scale
+        z = log_of(probs) * scale
+        if any(self.bias):
+            z += np.asarray(self.bias)
+        return _softmax(z)
+
+    def _apply_log(self, logp: np.ndarray, words: np.ndarray | None) -> np.ndarray:
+        if self.is_identity:
+            return _softmax(logp)
+        if self.length and words is not None:
+            logp = logp * _shrink(np.asarray(words, np.float64), self.length)[:, None]
+        z = np.maximum(logp, LOG_FLOOR) * self._inv_t
         if any(self.bias):
             z += np.asarray(self.bias)
         return _softmax(z)
@@ -79,9 +113,12 @@ class Calibration:
     def apply_one(
         self, ids: Sequence[int], probs: Sequence[float], words: int | None = None
     ) -> list[float]:
-        """One row given as label ids and their probabilities (every label, any order), in
-        plain Python: for one text it costs less than numpy's call overhead (softmax(log(p)/T +
-        b) is p^(1/T) * e^b, normalized). Returns the calibrated probabilities in `ids` order."""
+        """One row given as label ids and their probabilities (log-probabilities for "log"
+        `inputs`; every label, any order), in plain Python: for one text it costs less than
+        numpy's call overhead (softmax(log(p)/T + b) is p^(1/T) * e^b, normalized). Returns the
+        calibrated probabilities in `ids` order."""
+        if self.inputs == "log":
+            return self._apply_one_log(ids, probs, words)
         inv_t = self._inv_t
         if self.length and words is not None:
             inv_t *= max(words, 1) / (max(words, 1) + self.length)
@@ -93,6 +130,34 @@ class Calibration:
         total = sum(q)
         return [v / total for v in q]
 
+    def _apply_one_log(
+        self, ids: Sequence[int], logp: Sequence[float], words: int | None
+    ) -> list[float]:
+        if self._identity:
+            top = max(logp)
+            q = [math.exp(v - top) for v in logp]
+        else:
+            scale = 1.0
+            if self.length and words is not None:
+                scale = max(words, 1) / (max(words, 1) + self.length)
+            # exp(max(log p * scale, floor) / T) * e^b, not shifted by the largest: the top
+            # label's log p is above -log(labels), so all of them underflow only for T below
+            # log(labels) / 745 (then: shifted)
+            inv_t, weights, floor = self._inv_t, self._weights, LOG_FLOOR
+            q = [
+                math.exp((v * scale if v * scale > floor else floor) * inv_t) * weights[i]
+                for i, v in zip(ids, logp, strict=True)
+            ]
+            total = sum(q)
+            if 0.0 < total < math.inf:
+                return [v / total for v in q]
+            bias = self.bias
+            z = [max(v * scale, floor) * inv_t + bias[i] for i, v in zip(ids, logp, strict=True)]
+            top = max(z)
+            q = [math.exp(v - top) for v in z]
+        total = sum(q)
+        return [v / total for v in q]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "method": self.method,
@@ -100,6 +165,7 @@ class Calibration:
             "bias": list(self.bias),
             "length": self.length,
             "labels": list(self.labels),
+            "inputs": self.inputs,
             "stats": self.stats,
         }
 
@@ -113,6 +179,8 @@ class Calibration:
             bias = tuple(float(b) for b in data.get("bias") or [0.0] * len(labels))
             stats = dict(data.get("stats") or {})
             length = float(data.get("length") or 0.0)
+            # absent: a calibration fitted before "log" inputs, on fastText's p + 1e-5
+            inputs = str(data.get("inputs") or "probs")
         except (KeyError, TypeError, ValueError) as err:
             raise ModelError(f"Not a calibration: {err!r} missing or malformed.") from None
         if method not in METHODS:
@@ -123,7 +191,9 @@ class Calibration:
             raise ModelError("A calibration needs one finite bias per label.")
         if not (math.isfinite(length) and length >= 0):
             raise ModelError(f"A calibration's length term must be >= 0, got {length}.")
-        return cls(method, temperature, bias, labels, stats, length)
+        if inputs not in INPUTS:
+            raise ModelError(f"Unknown calibration inputs {inputs!r}; known: {', '.join(INPUTS)}.")
+        return cls(method, temperature, bias, labels, stats, length, inputs)
 
     def reordered(self, labels: Sequence[str]) -> Calibration:
         """The same calibration with its biases in `labels` order (a model's own order)."""
@@ -136,12 +206,19 @@ class Calibration:
             )
         where = {name: i for i, name in enumerate(self.labels)}
         bias = tuple(self.bias[where[name]] for name in labels)
-        return Calibration(self.method, self.temperature, bias, labels, self.stats, self.length)
+        return replace(self, bias=bias, labels=labels)
 
 
-def identity(labels: Sequence[str]) -> Calibration:
+def log_of(probs: np.ndarray) -> np.ndarray:
+    """log p of fastText's reported probabilities, as "probs" calibrations read them (a
+    softmax can underflow to 0: floored at 1e-7)."""
+    out: np.ndarray = np.log(np.maximum(probs, _FLOOR))
+    return out
+
+
+def identity(labels: Sequence[str], inputs: str = "probs") -> Calibration:
     """The calibration that changes nothing (what an uncalibrated model's scores are)."""
-    return Calibration("identity", 1.0, (0.0,) * len(labels), tuple(labels))
+    return Calibration("identity", 1.0, (0.0,) * len(labels), tuple(labels), inputs=inputs)
 
 
 IDENTITY = identity(())
@@ -153,20 +230,23 @@ def fit(
     labels: Sequence[str],
     *,
     method: str = "temperature",
+    inputs: str = "probs",
 ) -> Calibration:
     """The calibration minimizing the NLL of `y` (label indices) under `probs` ((n, C), every
-    label in `labels` order), fitted on held-out data such as a job's validation split.
-    "temperature": T only; "vector": T and a bias per label."""
+    label in `labels` order; log-probabilities for `inputs="log"`), fitted on held-out data
+    such as a job's validation split. "temperature": T only; "vector": T and a bias per label."""
     if method not in FITTED:
         raise ValueError(f"Unknown calibration method {method!r}; known: {', '.join(FITTED)}.")
+    if inputs not in INPUTS:
+        raise ValueError(f"Unknown calibration inputs {inputs!r}; known: {', '.join(INPUTS)}.")
     probs = np.asarray(probs, dtype=np.float64)
     y = np.asarray(y, dtype=np.int64)
     labels = tuple(labels)
     if probs.ndim != 2 or probs.shape[1] != len(labels) or len(y) != len(probs):
         raise ValueError(f"probs {probs.shape} and y {y.shape} do not match {len(labels)} labels")
     if method == "identity" or len(y) == 0:
-        return identity(labels)
-    logits = np.log(np.maximum(probs, _FLOOR))
+        return identity(labels, inputs)
+    logits = np.maximum(probs, LOG_FLOOR) if inputs == "log" else log_of(probs)
     params = _newton(logits, y, with_bias=method != "temperature")
     # 1/T is fitted; a negative one would flip the ranking: never on real data, guarded anyway.
     inv_t = max(float(params[0]), 1e-3)
@@ -174,7 +254,7 @@ def fit(
     if method != "temperature":
         bias[1:] = params[1:]
     bias -= bias.mean()  # a common shift changes nothing; centred, it reads as log-odds
-    fitted = Calibration(method, 1.0 / inv_t, tuple(float(b) for b in bias), labels)
+    fitted = Calibration(method, 1.0 / inv_t, tuple(float(b) for b in bias), labels, inputs=inputs)
     return replace(fitted, stats=_stats(fitted, probs, y, None))
 
 
@@ -183,7 +263,8 @@ def fit_length(
 ) -> Calibration:
     """`base` (fitted on whole reviews) with the shrinkage n0 of the "length" method fitted on
     short texts (`probs`, labels `y`, word counts `words`): n0 is searched on `LENGTH_GRID`
-    with the temperature and biases held, so long texts are answered as `base` answers them.
+    with the temperature and biases held, so long texts are answered as `base` answers them
+    (`probs` read as `base.inputs` says).
     Reviews hold few texts of one or two words, so the short texts are drawn from held-out
     reviews (windows of a few words, labelled with their review's label: what a few words
     of a review say about it is what a short text can be trusted with)."""
@@ -203,7 +284,7 @@ def fit_length(
 def _stats(
     c: Calibration, probs: np.ndarray, y: np.ndarray, words: np.ndarray | None
 ) -> dict[str, Any]:
-    before = probs / np.maximum(probs.sum(axis=1, keepdims=True), _FLOOR)
+    before = identity(c.labels, c.inputs).apply(probs)
     after = c.apply(probs, words)
     return {
         "examples": len(y),
@@ -214,8 +295,9 @@ def _stats(
     }
 
 
-# Candidate n0 of the "length" method: 0 (no shrinkage) to a text of 16 words at half scale.
-LENGTH_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+# Candidate n0 of the "length" method: 0 (no shrinkage) to a text of 32 words at half scale
+# ("log" inputs keep the content of short texts, which bears a larger n0 than "probs" did).
+LENGTH_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 24.0, 32.0)
 
 
 def _shrink(words: np.ndarray, n0: float) -> np.ndarray:
@@ -320,9 +402,7 @@ class Scorer(Protocol):
     @property
     def classes(self) -> tuple[str, ...]: ...
 
-    def predict_proba(
-        self, texts: Sequence[str], *, raw: bool = False, raw_scores: bool = False
-    ) -> np.ndarray: ...
+    def log_proba(self, texts: Sequence[str], *, raw: bool = False) -> np.ndarray: ...
 
 
 # Word counts of the short texts `fit_file` draws from each validation review (its first
@@ -335,21 +415,22 @@ def fit_file(
 ) -> Calibration:
     """The calibration a training job stores: fitted on its validation file (prepared
     `__label__x text` lines), vector scaling on the reviews, then the "length" shrinkage on
-    their first 1-8 words (`fit_length`). Lines whose label the model lacks are skipped.
+    their first 1-8 words (`fit_length`), both on the model's exact log-probabilities ("log"
+    inputs). Lines whose label the model lacks are skipped.
 
     `shares`: a class's share among reviews at large where the validation file's is skewed
     (`labels.GENERAL_SHARES`); its prior is moved there (Saerens et al. 2002: bias +=
     log(share / validation share), the other classes sharing the rest as in validation)."""
     texts, labels = read_labelled(path, model.classes)
     y = np.asarray(labels, dtype=np.int64)
-    raw = model.predict_proba(texts, raw=True, raw_scores=True)
-    base = fit(raw, y, model.classes, method="vector")
+    logp = model.log_proba(texts, raw=True)
+    base = fit(logp, y, model.classes, method="vector", inputs="log")
     short = [
         " ".join(text.split()[: SHORT_LENGTHS[i % len(SHORT_LENGTHS)]])
         for i, text in enumerate(texts)
     ]
-    short_probs = model.predict_proba(short, raw=True, raw_scores=True)
-    fitted = fit_length(base, short_probs, y, count_words(short, normalized=True))
+    short_logp = model.log_proba(short, raw=True)
+    fitted = fit_length(base, short_logp, y, count_words(short, normalized=True))
     return prior_shift(fitted, np.bincount(y, minlength=len(model.classes)) / len(y), shares)
 
 

@@ -13,8 +13,12 @@ Tests hold the two to the same labels and probabilities.
 Predictions are calibrated by default: a `calibration.json` beside `model.bin` (a training job
 writes it into model.tar.gz) rescales the probabilities so they can be believed
 (`sentiment.calibration`); `raw_scores=True` gives the model's own. A model without the file is
-uncalibrated (`Model.calibration is None`). `Model.answers` gives the four answers (positive,
-negative, neutral, mixed) of `sentiment.answers`.
+uncalibrated (`Model.calibration is None`). The calibrations training jobs fit read the model's
+exact log-probabilities ("log" inputs): every calibrated score is computed from those, given by
+a second core predictor over the same weights (`Model.log_proba`), where raw scores stay
+fastText's p + 1e-5 (BlazingText's answers); older calibrations read p + 1e-5 as they were
+fitted on. `Model.answers` gives the four answers (positive, negative, neutral, mixed) of
+`sentiment.answers`.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import numpy as np
 
 from sentiment import answers as answering
 from sentiment import layout
-from sentiment.calibration import Calibration, count_words, words_of
+from sentiment.calibration import Calibration, count_words, log_of, words_of
 from sentiment.errors import InputNotFound, JobFailed, ModelError, SentimentError
 from sentiment.files import atomic_directory, sha256_file
 from sentiment.labels import LabelMap, strip_prefix
@@ -89,6 +93,11 @@ class Model:
     args: dict[str, Any] = field(default_factory=dict)
     _ft: Any = field(default=None, repr=False)  # the fastText library's model (fallback)
     _native: Any = field(default=None, repr=False)  # _core.Predictor, when it covers the model
+    # The same weights reporting exact log-probabilities (`log_proba`): built at load for a
+    # calibration reading them, else on first use. Its own Predictor, not a flag of `_native`'s:
+    # predictions run in threads (its word table: 1.6 MB for `make run`'s 60k words).
+    _native_log: Any = field(default=None, repr=False)
+    _bin: Any = field(default=None, repr=False)  # the mapped .bin `_native` reads
     # Fitted on the training job's validation split (calibration.json); None = uncalibrated.
     calibration: Calibration | None = None
     # How the answers read labels that are not ours (`__label__1`); see `answer_labels`.
@@ -156,10 +165,12 @@ class Model:
         if len(texts) == 1 and not raw and self._native is not None:
             # The served one-text request in plain Python: ~1 us for 2-3 labels, where numpy's
             # calls would cost several.
-            found = self._native.top_text(texts[0], len(names))
+            found = self._scoring_core(calibration).top_text(texts[0], len(names))
             if found is not None:
                 return [self._calibrated_top_one(texts[0], found, k, calibration)]
-        calibrated = calibration.apply(self._raw_proba(texts, raw), _words(calibration, texts, raw))
+        calibrated = calibration.apply(
+            self._calibration_inputs(texts, raw, calibration), _words(calibration, texts, raw)
+        )
         return self._ranked(calibrated, k)
 
     def _calibrated_top_one(
@@ -169,8 +180,8 @@ class Model:
         k: int,
         calibration: Calibration,
     ) -> tuple[tuple[str, ...], tuple[float, ...]]:
-        """The k best calibrated labels of one raw text from the core's `top_text(text, every
-        label)`, and theirs."""
+        """The k best calibrated labels of one raw text from `top_text(text, every label)` of
+        the core `_scoring_core(calibration)`, and theirs."""
         names = self.labels
         ids = found[0]
         words = words_of(text) if calibration.length else None
@@ -206,45 +217,97 @@ class Model:
     ) -> np.ndarray:
         """Probabilities of every label (columns in `self.labels` order), one row per text;
         calibrated (rows sum to 1) unless `raw_scores` or the model has no calibration."""
-        probs = self._raw_proba(texts, raw)
         calibration = self.calibration
         if raw_scores or calibration is None or not len(texts):
-            return probs
-        return calibration.apply(probs, _words(calibration, texts, raw))
+            return self._raw_proba(texts, raw)
+        return calibration.apply(
+            self._calibration_inputs(texts, raw, calibration), _words(calibration, texts, raw)
+        )
+
+    def log_proba(self, texts: Sequence[str], *, raw: bool = False) -> np.ndarray:
+        """The model's exact log-probabilities of every label (columns in `self.labels` order),
+        one row per text: what calibrations with "log" inputs read (fastText's scores are
+        p + 1e-5, the same for every text the model is sure of). A row of zeros for a text
+        that gives the model nothing to read (fastText predicts nothing)."""
+        if self._native is None:
+            # The fastText library (models the core does not cover) reports p + 1e-5 alone: its
+            # log, as calibrations read it before "log" inputs.
+            return log_of(self._raw_proba(texts, raw))
+        return self._core_rows(self._log_core(), texts, raw)
+
+    def _log_core(self) -> Any:
+        """The core predictor of exact log-probabilities (needs `_native`)."""
+        core = self._native_log
+        if core is None:
+            from sentiment.engine.predictor import build_predictor
+
+            core = build_predictor(self._bin, log_probs=True)
+            self._set_normalizer(core)
+            self._native_log = core
+        return core
+
+    def _set_normalizer(self, core: Any) -> None:
+        from sentiment.text import kernel_options
+        from sentiment.text_kernel import normalizer, tables
+
+        core.set_normalizer(normalizer(), *tables(), kernel_options(self.preprocessing.cleaning))
+
+    def _scoring_core(self, calibration: Calibration | None) -> Any:
+        """The core predictor whose scores `calibration` reads (None: the raw scores)."""
+        if calibration is None or calibration.inputs != "log":
+            return self._native
+        core = self._native_log  # built at load for such a calibration
+        return core if core is not None else self._log_core()
+
+    def _calibration_inputs(
+        self, texts: Sequence[str], raw: bool, calibration: Calibration
+    ) -> np.ndarray:
+        """What `calibration.apply` reads for the texts: log-probabilities or probabilities."""
+        if calibration.inputs == "log":
+            return self.log_proba(texts, raw=raw)
+        return self._raw_proba(texts, raw)
 
     def _raw_proba(self, texts: Sequence[str], raw: bool) -> np.ndarray:
+        """fastText's probabilities (p + 1e-5, clipped to 1) of every label."""
+        if self._native is not None:
+            return self._core_rows(self._native, texts, raw)
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float64)
         if not texts:
             return out
-        native, k = self._native, len(self.labels)
-        if native is not None:
-            todo = range(len(texts))
-            if not raw:
-                # Normalized and predicted in one C call for the whole batch, no Python object
-                # in between (25 reviews and their 69 sentences: ~2 us a string less than the
-                # loop below); it leaves the texts that need the Python path of the
-                # normalization to that loop.
-                todo = native.proba_texts(list(texts), out)
-                if not todo:
-                    return out
-            # The core's label ids and probabilities, gathered flat and put in place in one
-            # numpy step: `top`'s label names per text cost as much again as the prediction
-            # (`sentiment predict` on short reviews: 41k -> 70k texts/s, one process).
-            rows: list[int] = []
-            ids: list[int] = []
-            probs: list[float] = []
-            prepared = self.prepare_texts([texts[i] for i in todo], raw=raw)
-            for row, text in zip(todo, prepared, strict=True):
-                found, ps = native.top(text.encode("utf-8", "surrogatepass"), k)
-                rows += [row] * len(found)
-                ids += found
-                probs += ps
-            out[rows, ids] = probs
-            return out
         index = {label: i for i, label in enumerate(self.labels)}
-        for row, (ls, ps) in enumerate(self.top(texts, k, raw=raw, raw_scores=True)):
+        for row, (ls, ps) in enumerate(self.top(texts, len(self.labels), raw=raw, raw_scores=True)):
             for label, p in zip(ls, ps, strict=True):
                 out[row, index[label]] = p
+        return out
+
+    def _core_rows(self, native: Any, texts: Sequence[str], raw: bool) -> np.ndarray:
+        """The scores of every label that the core predictor `native` reports, one row a text."""
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float64)
+        if not texts:
+            return out
+        k = len(self.labels)
+        todo = range(len(texts))
+        if not raw:
+            # Normalized and predicted in one C call for the whole batch, no Python object
+            # in between (25 reviews and their 69 sentences: ~2 us a string less than the
+            # loop below); it leaves the texts that need the Python path of the
+            # normalization to that loop.
+            todo = native.proba_texts(list(texts), out)
+            if not todo:
+                return out
+        # The core's label ids and probabilities, gathered flat and put in place in one
+        # numpy step: `top`'s label names per text cost as much again as the prediction
+        # (`sentiment predict` on short reviews: 41k -> 70k texts/s, one process).
+        rows: list[int] = []
+        ids: list[int] = []
+        probs: list[float] = []
+        prepared = self.prepare_texts([texts[i] for i in todo], raw=raw)
+        for row, text in zip(todo, prepared, strict=True):
+            found, ps = native.top(text.encode("utf-8", "surrogatepass"), k)
+            rows += [row] * len(found)
+            ids += found
+            probs += ps
+        out[rows, ids] = probs
         return out
 
     def answer_scores(
@@ -345,7 +408,7 @@ class Model:
             top = self.top([text], k, raw_scores=raw_scores)
             found = None
         else:
-            found = self._native.top_text(text, nl)
+            found = self._scoring_core(calibration).top_text(text, nl)
             if found is None:
                 return None
             if calibration is not None:
@@ -366,17 +429,18 @@ class Model:
     ) -> tuple[np.ndarray, np.ndarray] | None:
         """`scored` for one raw text (a served request), numpy only for the calibration (its
         log and exp), the same floats: ~10 us where the batch path's numpy calls cost ~60.
-        `found`: the core's `top_text(text, every label)` when made already. None when the
-        text needs the Python path of the normalization."""
+        `found`: `top_text(text, every label)` of the core `_scoring_core` gives for these
+        scores, when made already. None when the text needs the Python path of the
+        normalization."""
         nl = len(self.labels)
+        calibration = None if raw_scores else self.calibration
         if found is None:
-            found = self._native.top_text(text, nl)
+            found = self._scoring_core(calibration).top_text(text, nl)
             if found is None:
                 return None
         row = [0.0] * nl
         for i, p in zip(*found, strict=True):
             row[i] = p
-        calibration = None if raw_scores else self.calibration
         if calibration is not None:
             row = calibration.apply(np.array([row]), _words(calibration, [text], False))[0].tolist()
         parts: list[list[float]] = []
@@ -462,7 +526,7 @@ def load_model_bin(
 
 
 def _load_model_bin(path: Path, name: str | None, label_map: LabelMap) -> Model:
-    ft, native, labels, args = _load_predictor(path)
+    ft, bin_model, labels, args = _load_predictor(path)
     sidecar = path.parent / layout.PREPROCESSING
     pre = Preprocessing()
     if sidecar.is_file():
@@ -479,15 +543,17 @@ def _load_model_bin(path: Path, name: str | None, label_map: LabelMap) -> Model:
         sha256=sha256_file(path),
         args=args,
         _ft=ft,
-        _native=native,
+        _bin=bin_model,
         calibration=calibration,
         label_map=label_map,
     )
-    if model._native is not None:
-        from sentiment.text import kernel_options
-        from sentiment.text_kernel import normalizer, tables
+    if bin_model is not None:
+        from sentiment.engine.predictor import build_predictor
 
-        model._native.set_normalizer(normalizer(), *tables(), kernel_options(pre.cleaning))
+        model._native = build_predictor(bin_model)
+        model._set_normalizer(model._native)
+        if calibration is not None and calibration.inputs == "log":
+            model._log_core()  # now, not in a served request's thread
     # Load the compiled normalization now (single and batch entries), not on the first request:
     # a served worker would otherwise answer its first requests ~0.3 s late (p99 of a benchmark
     # run showed 400 ms).
@@ -617,9 +683,10 @@ def _find_bin(root: Path) -> Path | None:
 
 
 def _load_predictor(path: Path) -> tuple[Any, Any, tuple[str, ...], dict[str, Any]]:
-    """(fastText model or None, our Predictor or None, labels, args) for a .bin file."""
+    """(fastText model or None, the mapped BinModel our Predictor covers or None, labels, args)
+    for a .bin file."""
     from sentiment.engine.fasttext_bin import QuantizedModel, read_bin
-    from sentiment.engine.predictor import build_predictor, covers
+    from sentiment.engine.predictor import covers
 
     try:
         bin_model = read_bin(path, mapped=True)
@@ -645,7 +712,7 @@ def _load_predictor(path: Path) -> tuple[Any, Any, tuple[str, ...], dict[str, An
     if not covers(bin_model):
         ft = _load_fasttext(path)
         return ft, None, tuple(ft.get_labels()), _args(ft)
-    return None, build_predictor(bin_model), labels, args
+    return None, bin_model, labels, args
 
 
 def _load_fasttext(path: Path) -> Any:

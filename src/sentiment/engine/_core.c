@@ -696,6 +696,11 @@ done:
  * or not, not a `__label__` token) its 32-bit hash for the n-grams; no ids, no prediction;
  * hidden = mean of the input rows (scaled by float(1.0 / n)); softmax in float; the k best
  * by log(p + 1e-5), reported as exp of that, clipped to 1 (fastText's can read 1.00001).
+ * A Predictor built with log_probs=1 reports the exact log-probabilities instead (the
+ * log-softmax of the same float logits, in double; no clip, no + 1e-5): what calibration reads,
+ * where fastText's p + 1e-5 makes every text the model is sure of (logit gaps above
+ * log(1e5) = 11.5: "terrible" 117, "ok" 33) read alike. A flag fixed at construction, not a
+ * call's: predictions run in threads over one Predictor.
  * Models this does not cover (character n-grams, other losses, pruned dictionaries) are left
  * to the fastText library by the Python side. */
 typedef int64_t (*normalize_fn)(const uint8_t *data, int64_t n, const uint8_t *flags,
@@ -708,6 +713,7 @@ typedef struct {
     int held;
     Model M;
     int64_t nwords, word_ngrams, buckets;
+    int log_probs; /* report log-probabilities (see above) */
     uint64_t *tkeys;
     int32_t *tids;
     uint64_t mask;
@@ -739,13 +745,14 @@ static int32_t lookup(const Predictor *P, uint64_t key) {
     return -1;
 }
 
-/* Predictor(wi, wo, dim, words, nwords, word_ngrams, buckets): `words` is the dictionary's
- * entries in id order (words, then labels), each followed by one '\n'. */
+/* Predictor(wi, wo, dim, words, nwords, word_ngrams, buckets[, log_probs]): `words` is the
+ * dictionary's entries in id order (words, then labels), each followed by one '\n'. */
 static int Predictor_init(Predictor *self, PyObject *args, PyObject *kw) {
     PyObject *o_wi, *o_wo, *o_words;
     long long dim, nwords, word_ngrams, buckets;
-    if (!PyArg_ParseTuple(args, "OOLOLLL", &o_wi, &o_wo, &dim, &o_words, &nwords, &word_ngrams,
-                          &buckets))
+    int log_probs = 0;
+    if (!PyArg_ParseTuple(args, "OOLOLLL|p", &o_wi, &o_wo, &dim, &o_words, &nwords, &word_ngrams,
+                          &buckets, &log_probs))
         return -1;
     if (self->held) {
         PyErr_SetString(PyExc_RuntimeError, "Predictor is already initialized");
@@ -811,6 +818,7 @@ static int Predictor_init(Predictor *self, PyObject *args, PyObject *kw) {
     self->nwords = nwords;
     self->word_ngrams = word_ngrams;
     self->buckets = buckets;
+    self->log_probs = log_probs;
     return 0;
 }
 
@@ -874,10 +882,30 @@ static inline void take_token(const Predictor *P, const uint8_t *tok, int64_t le
     hashes[(*nh)++] = hash32(tok, 0, len);
 }
 
-/* The k best labels of one line: returns how many (0: the line gave no ids). `ids`, `hashes`
- * hold at least (tokens + 1) * max(1, word_ngrams) and tokens + 1 items. */
+/* The logits of `hidden` into out[0..nl), then their log-softmax in double into lp: the
+ * dot products in float as softmax_of makes them. */
+static inline void log_softmax_of(const Model *M, const float *hidden, float *out, double *lp) {
+    const int64_t dim = M->dim, nl = M->nl;
+    for (int64_t i = 0; i < nl; i++) {
+        const float *row = M->wo + i * dim;
+        float s = 0.0f;
+        for (int64_t d = 0; d < dim; d++) s += row[d] * hidden[d];
+        out[i] = s;
+    }
+    double top = out[0], z = 0.0;
+    for (int64_t i = 0; i < nl; i++) top = out[i] > top ? out[i] : top;
+    for (int64_t i = 0; i < nl; i++) z += exp((double)out[i] - top);
+    const double norm = top + log(z);
+    for (int64_t i = 0; i < nl; i++) lp[i] = (double)out[i] - norm;
+}
+
+/* The k best labels of one line: returns how many (0: the line gave no ids), their ids in
+ * best_i and scores in best_d (probabilities, or log-probabilities for a log_probs Predictor).
+ * `ids`, `hashes` hold at least (tokens + 1) * max(1, word_ngrams) and tokens + 1 items;
+ * `scratch` dim + labels floats, `logp` labels doubles; best_* k + 1 items. */
 static int64_t top_line(const Predictor *P, const uint8_t *buf, int64_t n, int64_t k, int32_t *ids,
-                        int32_t *hashes, float *scratch, int32_t *best_i, float *best_p) {
+                        int32_t *hashes, float *scratch, double *logp, int32_t *best_i,
+                        float *best_p, double *best_d) {
     int64_t nids = 0, nh = 0, i = 0;
     while (i < n) {
         while (i < n && is_space(buf[i]) && buf[i] != 10) i++;
@@ -892,11 +920,16 @@ static int64_t top_line(const Predictor *P, const uint8_t *buf, int64_t n, int64
     const Model *M = &P->M;
     float *hidden = scratch, *out = scratch + M->dim;
     hidden_of(M, ids, nids, hidden);
-    softmax_of(M, hidden, out);
-    /* The k best by (float) log(p + 1e-5), as fastText's Loss::findKBest and sort_heap. */
+    if (P->log_probs) {
+        log_softmax_of(M, hidden, out, logp);
+    } else {
+        softmax_of(M, hidden, out);
+    }
+    /* The k best by (float) log(p + 1e-5), as fastText's Loss::findKBest and sort_heap (by
+     * the exact log-probability for a log_probs Predictor). */
     int64_t kk = k < M->nl ? k : M->nl, have = 0;
     for (int64_t i = 0; i < M->nl; i++) {
-        float lp = (float)log((double)out[i] + 1e-5);
+        float lp = P->log_probs ? (float)logp[i] : (float)log((double)out[i] + 1e-5);
         if (have == kk && lp < best_p[0]) continue;
         best_p[have] = lp;
         best_i[have] = (int32_t)i;
@@ -908,19 +941,23 @@ static int64_t top_line(const Predictor *P, const uint8_t *buf, int64_t n, int64
         }
     }
     for (int64_t end = have; end > 1; end--) heap_pop(best_p, best_i, end); /* sort_heap */
+    if (P->log_probs) {
+        for (int64_t i = 0; i < have; i++) best_d[i] = logp[best_i[i]];
+        return have;
+    }
     for (int64_t i = 0; i < have; i++) { /* fastText's exp(log(p + 1e-5)), clipped to 1 */
         float p = expf(best_p[i]);
-        best_p[i] = p > 1.0f ? 1.0f : p;
+        best_d[i] = (double)(p > 1.0f ? 1.0f : p);
     }
     return have;
 }
 
-static PyObject *top_tuples(int64_t have, const int32_t *bi, const float *bp) {
+static PyObject *top_tuples(int64_t have, const int32_t *bi, const double *bd) {
     PyObject *labels = PyTuple_New(have), *probs = PyTuple_New(have), *result = NULL;
     if (labels != NULL && probs != NULL) {
         for (int64_t i = 0; i < have; i++) {
             PyTuple_SET_ITEM(labels, i, PyLong_FromLong(bi[i]));
-            PyTuple_SET_ITEM(probs, i, PyFloat_FromDouble((double)bp[i]));
+            PyTuple_SET_ITEM(probs, i, PyFloat_FromDouble(bd[i]));
         }
         result = PyTuple_Pack(2, labels, probs);
     }
@@ -933,13 +970,15 @@ static PyObject *top_tuples(int64_t have, const int32_t *bi, const float *bp) {
 typedef struct {
     int32_t ids_s[4096], hashes_s[2048], bi_s[64];
     float scratch_s[512], bp_s[64];
+    double logp_s[64], bd_s[64];
     int32_t *ids, *hashes, *bi;
     float *scratch, *bp;
-    void *heap[5];
+    double *logp, *bd;
+    void *heap[8];
 } Work;
 
 static void work_free(Work *W) {
-    for (int i = 0; i < 5; i++) free(W->heap[i]);
+    for (int i = 0; i < 8; i++) free(W->heap[i]);
 }
 
 /* 0, or -1 (out of memory, W freed). Tokens <= nbytes / 2 + 2 (with `</s>`). */
@@ -948,22 +987,24 @@ static int work_init(Work *W, const Predictor *P, int64_t nbytes, int64_t k) {
     int64_t kk = k < P->M.nl ? k : P->M.nl, nscratch = P->M.dim + P->M.nl;
     memset(W->heap, 0, sizeof W->heap);
     W->ids = W->ids_s, W->hashes = W->hashes_s, W->bi = W->bi_s;
-    W->scratch = W->scratch_s, W->bp = W->bp_s;
+    W->scratch = W->scratch_s, W->bp = W->bp_s, W->logp = W->logp_s, W->bd = W->bd_s;
     if (ntok * span > 4096) W->ids = W->heap[0] = malloc((size_t)(ntok * span) * 4);
     if (ntok > 2048) W->hashes = W->heap[1] = malloc((size_t)ntok * 4);
     if (nscratch > 512) W->scratch = W->heap[2] = malloc((size_t)nscratch * 4);
     if (kk + 1 > 64) {
         W->bi = W->heap[3] = malloc((size_t)(kk + 1) * 4);
         W->bp = W->heap[4] = malloc((size_t)(kk + 1) * 4);
+        W->bd = W->heap[5] = malloc((size_t)(kk + 1) * 8);
     }
-    if (W->ids && W->hashes && W->scratch && W->bi && W->bp) return 0;
+    if (P->M.nl > 64) W->logp = W->heap[6] = malloc((size_t)P->M.nl * 8);
+    if (W->ids && W->hashes && W->scratch && W->bi && W->bp && W->bd && W->logp) return 0;
     work_free(W);
     PyErr_NoMemory();
     return -1;
 }
 
 static int64_t top_work(const Predictor *P, const uint8_t *buf, int64_t n, int64_t k, Work *W) {
-    return top_line(P, buf, n, k, W->ids, W->hashes, W->scratch, W->bi, W->bp);
+    return top_line(P, buf, n, k, W->ids, W->hashes, W->scratch, W->logp, W->bi, W->bp, W->bd);
 }
 
 static int check_top(const Predictor *self, long long k, int normalizer) {
@@ -997,7 +1038,7 @@ static PyObject *Predictor_top(Predictor *self, PyObject *args) {
         have = top_work(self, (const uint8_t *)text.buf, text.len, k, &W);
     }
     PyBuffer_Release(&text);
-    PyObject *result = top_tuples(have, W.bi, W.bp);
+    PyObject *result = top_tuples(have, W.bi, W.bd);
     work_free(&W);
     return result;
 }
@@ -1060,7 +1101,7 @@ static PyObject *Predictor_top_text(Predictor *self, PyObject *args) {
                                   v[0].len, (const uint32_t *)v[1].buf, v[1].len / 4,
                                   (const uint8_t *)v[2].buf, v[2].len, out, cap);
     PyObject *result =
-        len < 0 ? Py_NewRef(Py_None) : top_tuples(top_work(self, out, len, k, &W), W.bi, W.bp);
+        len < 0 ? Py_NewRef(Py_None) : top_tuples(top_work(self, out, len, k, &W), W.bi, W.bd);
     work_free(&W);
     free(heap_out);
     return result;
@@ -1116,10 +1157,10 @@ static PyObject *proba_rows(Predictor *self, PyObject *texts, PyObject *o_out, l
                                          (const uint8_t *)v[2].buf, v[2].len, norm, cap);
             if (normalized >= 0) {
                 int64_t have = top_work(self, norm, normalized, nl, &W);
-                for (int64_t j = 0; j < have; j++) out[r * nl + W.bi[j]] = (double)W.bp[j];
+                for (int64_t j = 0; j < have; j++) out[r * nl + W.bi[j]] = W.bd[j];
                 if (k > 0) { /* fastText's k best: the same run when k covers every label */
                     if (k < nl) have = top_work(self, norm, normalized, k, &W);
-                    item = top_tuples(have, W.bi, W.bp);
+                    item = top_tuples(have, W.bi, W.bd);
                 }
             }
             work_free(&W);
@@ -1179,8 +1220,10 @@ static PyTypeObject PredictorType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "sentiment.engine._core.Predictor",
     .tp_basicsize = sizeof(Predictor),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Predictor(wi, wo, dim, words, nwords, word_ngrams, buckets): fastText's "
-              "supervised predict over a model's matrices (see _core.c)",
+    .tp_doc = "Predictor(wi, wo, dim, words, nwords, word_ngrams, buckets[, log_probs]): "
+              "fastText's supervised predict over a model's matrices, reporting probabilities "
+              "(fastText's p + 1e-5, clipped to 1) or, with log_probs, exact log-probabilities "
+              "(see _core.c)",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Predictor_init,
     .tp_dealloc = (destructor)Predictor_dealloc,

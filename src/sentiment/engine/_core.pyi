@@ -56,6 +56,7 @@ class Predictor:
         nwords: int,
         word_ngrams: int,
         buckets: int,
+        log_probs: bool = ...,
         /,
     ) -> None: ...
     def top(self, text: Any, k: int, /) -> tuple[tuple[int, ...], tuple[float, ...]]: ...

@@ -20,9 +20,11 @@ def covers(model: BinModel) -> bool:
     )
 
 
-def build_predictor(model: BinModel) -> _core.Predictor:
+def build_predictor(model: BinModel, *, log_probs: bool = False) -> _core.Predictor:
     """The Predictor over `model`'s weights (not copied: it reads the arrays it is given, a
-    mapped .bin's or a training run's current ones). ValueError if it does not `covers` it."""
+    mapped .bin's or a training run's current ones). ValueError if it does not `covers` it.
+    `log_probs`: it reports exact log-probabilities (what calibration reads) instead of
+    fastText's probabilities (p + 1e-5, clipped to 1)."""
     if not covers(model):
         raise ValueError("the compiled predictor does not cover this model (see `covers`)")
     return _core.Predictor(
@@ -33,4 +35,5 @@ def build_predictor(model: BinModel) -> _core.Predictor:
         model.nwords,
         model.word_ngrams,
         model.buckets,
+        log_probs,
     )
