@@ -35,7 +35,8 @@ import numpy as np
 from sentiment import _text
 
 # Control, format and separator characters that are not plain spaces (they would break fastText's
-# line format or make invisible token differences) become spaces (defined here, with
+# line format or make invisible token differences) become spaces, except the line breaks `\n`
+# and `\r`: they end a negation scope, then are whitespace like a space (defined here, with
 # the tables the compiled rules read, so that sentiment.text imports this module and not both
 # ways).
 INVISIBLE_CHARS = "[\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]"
