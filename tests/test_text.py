@@ -342,6 +342,7 @@ def test_normalize_many_keeps_one_result_per_text() -> None:
         "Ünïcödé İstanbul ΣΟΦΙΑ ΟΔΟΣ",  # lower case that is not one character, or contextual
         "&lt;3 &amp; \\N not a newline",  # entities first, then the literal-newline rule
         "\ufffd replacement char",
+        "\u0391\u03a3\u00adb \u0391\u03a3\u200b\n\u0391\u03a3",  # sigma by an invisible or a line break
         "😀😀 ok",
     ],
 )

@@ -54,7 +54,7 @@ def normalize(text: str, cleaning: Cleaning = DEFAULT_CLEANING) -> str:
         text = html.unescape(text)
     if cleaning.literal_newlines:
         text = LITERAL_NEWLINE.sub(lambda m: " " if m[0] == "\\t" else "\n", text)
-    text = INVISIBLE.sub(lambda m: "\n" if LINE_BREAK.fullmatch(m[0]) else " ", text)
+    text = INVISIBLE.sub(" ", text)
     if cleaning.lowercase:
         text = text.lower()
     if cleaning.urls:

@@ -120,8 +120,8 @@ def normalize_many(texts: Iterable[str], cleaning: Cleaning = DEFAULT_CLEANING) 
     1. HTML entities unescaped (`&amp;` -> `&`);
     2. the literal two characters `\\n` and `\\r` (the datasets' escapes) become a line
        break, `\\t` a space;
-    3. line breaks (`\\n`, `\\r`) stay line breaks; other control, format and separator
-       characters become a space;
+    3. control, format and separator characters other than line breaks (`\\n`, `\\r`)
+       become a space;
     4. lower case;
     5. URLs `(?:https?://|www\\.)\\S+` (ASCII case-insensitive) become `_url_`;
     6. numbers standing alone (`12.50`, `1,000`, `3`, not `mp3`, `2nd` or the `3` of `<3`),
@@ -201,18 +201,16 @@ def _prelude(text: str, cleaning: Cleaning) -> str:
         # Same as re.sub(r"\\[nr]", "\n") then re.sub(r"\\t", " "): the three pairs cannot
         # overlap, and what is put in cannot make a new pair.
         text = text.replace("\\n", "\n").replace("\\r", "\n").replace("\\t", " ")
-    if not text.isprintable():  # cheap test; then the regex (rare: most text is printable)
-        # Before the lower case: a soft hyphen or zero-width space (case-ignorable) and the
-        # space it becomes decide differently whether a capital sigma ends a word.
-        text = _INVISIBLE.sub(_blank, text)
+    if "\u03a3" in text and cleaning.lowercase and not text.isprintable():
+        # Step 3 is the kernel's (these texts go through it next), except before the lower
+        # case of a capital sigma, the one that depends on its neighbours: a soft hyphen or a
+        # zero-width space (case-ignorable) and the space it becomes decide differently whether
+        # the sigma ends a word. Done on every text that is not printable (every composed
+        # review: its line breaks), it cost 2.9 us a text sent back, 0.15 us a review.
+        text = _INVISIBLE.sub(" ", text)
     if cleaning.lowercase:
         text = text.lower()
     return text
-
-
-def _blank(invisible: re.Match[str]) -> str:
-    """What step 3 makes of an invisible character: a line break stays one, for negation."""
-    return "\n" if invisible[0] in "\n\r" else " "
 
 
 def compose(
