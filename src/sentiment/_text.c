@@ -12,9 +12,9 @@
  * A text is decoded to code points, then: prelude (literal \n and \r to line breaks, which end
  * a negation scope and are otherwise whitespace; literal \t and invisible characters to spaces;
  * lower case), URLs -> " _url_ ", numbers -> " _num_ ", tokens joined by single spaces as
- * UTF-8. A text needing what this code does not do (an HTML entity, a lower case
- * that is not one character, bytes that are not strict UTF-8, a CSV line that is not three
- * plain quoted fields) is reported as FALLBACK and done in Python by the same rules.
+ * UTF-8. A text needing what this code does not do (an HTML entity, a lower case that is not
+ * one character, bytes that are not strict UTF-8, a CSV line that is not three plain quoted
+ * fields) is reported as FALLBACK and done in Python by the same rules.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
