@@ -288,6 +288,25 @@ def test_cli_prepares_a_file(tmp_path: Path) -> None:
     assert (out / layout.TRAIN_FILE).read_text().startswith("__label__")
 
 
+def test_a_titles_negation_scope_stays_in_the_title(spark: Any, tmp_path: Path) -> None:
+    """Title copies and body were joined by spaces, so an unpunctuated negated title marked the
+    copies after it and the body (`... doesn't not_heat ... not_i not_can not_barely ...`):
+    5-8% of the shared rows. Through the compiled kernel, and Python's path (an entity)."""
+    train = tmp_path / "train.csv"
+    train.write_text(
+        '"2","Doesn\'t heat very well","I can barely feel the heater"\n'
+        '"4","Not bad","Works fine\\nnot a bit loud\\nquiet &amp; warm"\n'
+    )
+    sources = resolve_inputs([train], "full", tmp_path)
+    prepare(sources, tmp_path / "out", spark=spark, validation_fraction=0)
+    copy = "doesn't not_heat not_very not_well"
+    assert sorted(_lines(tmp_path / "out")["train"]) == [
+        f"__label__negative {copy} {copy} {copy} i can barely feel the heater",
+        "__label__positive not not_bad not not_bad not not_bad works fine not not_a not_bit "
+        "not_loud quiet & warm",
+    ]
+
+
 def test_duplicates_dropped_or_kept_as_asked(spark: Any, tmp_path: Path) -> None:
     train = tmp_path / "train.csv"
     test = tmp_path / "test.csv"

@@ -99,6 +99,24 @@ _NEGATION = Cleaning(negation=True)
         ),
         ("wow!!!", Cleaning(elongations=True, split_punctuation=False), "wow!!!"),
         ("!!! ??", Cleaning(elongations=True, split_punctuation=False), "!! ??"),
+        # A line break ends the scope as punctuation does: a real one, the datasets' literal
+        # `\n` and `\r`, and one an entity or an unusual lower case sends through Python's
+        # path; a literal `\t` and other control characters are spaces and do not end it.
+        ("Not good\nbad", _NEGATION, "not not_good bad"),
+        ("not good\r\nbad\rno way", _NEGATION, "not not_good bad no not_way"),
+        ("Not good\\nbad\\rworse", _NEGATION, "not not_good bad worse"),
+        ("&amp; not good\\nbad", _NEGATION, "& not not_good bad"),
+        (
+            "\u039f\u0394\u039f\u03a3 not good\nbad",
+            _NEGATION,
+            "\u03bf\u03b4\u03bf\u03c2 not not_good bad",
+        ),
+        (
+            "Not good\\tbad\tworse\x0bnone\u2028left",
+            _NEGATION,
+            "not not_good not_bad not_worse not_none not_left",
+        ),
+        ("Not good\\nbad", Cleaning(literal_newlines=False), "not not_good \\ nbad"),
         # All of them, in order: a marked word is negated, emoticons end the scope.
         (
             "Not sooo good :( not at all",
@@ -159,9 +177,63 @@ def test_cleaning_round_trips_and_rejects_unknown() -> None:
 
 
 def test_compose() -> None:
-    assert compose("Title", "Body") == "Title Body"
+    assert compose("Title", "Body") == "Title\nBody"
+    assert compose("Title", "Body", title_weight=3) == "Title\nTitle\nTitle\nBody"
     assert compose("", "Body") == "Body"
+    assert compose("Title", None, title_weight=2) == "Title\nTitle"
     assert compose("Title", "Body", include_title=False) == "Body"
+
+
+# A title with a negator and no closing punctuation (4.9% of the shared full train rows, 8.4%
+# of the polarity ones): its scope carried through the title copies into the body when they
+# were joined by spaces (`... not_well doesn't not_heat ... not_i not_can not_barely ...`).
+_TITLE = "Doesn't heat very well"
+_BODY = "I can barely feel the heater when it runs"
+_COPY = "doesn't not_heat not_very not_well"
+_SCOPED = f"{_COPY} {_COPY} {_COPY} i can barely feel the heater when it runs"
+
+
+def test_a_titles_negation_scope_ends_with_each_copy() -> None:
+    composed = compose(_TITLE, _BODY, title_weight=3)
+    assert normalize(composed) == _SCOPED
+    assert normalize_many([composed, composed + " &amp;"]) == [_SCOPED, _SCOPED + " &"]
+    assert normalize(compose(_TITLE, _BODY, title_weight=3), UNRECORDED_CLEANING) == (
+        normalize(f"{_TITLE} {_TITLE} {_TITLE} {_BODY}", UNRECORDED_CLEANING)
+    )  # without negation marking, the text is what it was
+
+
+@pytest.mark.parametrize("body", [_BODY, _BODY + " &amp; more"])  # the kernel's path; Python's
+def test_the_prepare_kernel_composes_as_compose_does(body: str) -> None:
+    """The prepare job's compiled row cleaning (a line the kernel takes) and its Python row path
+    (an entity sends the line there) give the scope of the title to each copy alone."""
+    import numpy as np
+
+    from sentiment.labels import Layout, Policy
+    from sentiment.reviews import LAYOUT_CODES, SPLIT_CODES, RowOptions, clean_lines, clean_rows
+    from sentiment.text_kernel import FALLBACK, KEPT
+
+    expected = normalize(compose(_TITLE, body, title_weight=3))
+    assert expected.startswith(_SCOPED)
+    line = f'"1","{_TITLE}","{body}"\n'.encode()
+    got = clean_lines(
+        np.frombuffer(line, np.uint8),
+        np.array([0, len(line)], np.int64),
+        np.array([LAYOUT_CODES[Layout.FULL]], np.int8),
+        np.array([SPLIT_CODES["test"]], np.int8),
+        Policy.BINARY,
+        RowOptions(),
+        1,
+        0.0,
+    )
+    if "&" in body:
+        assert got.status[0] == FALLBACK
+    else:
+        assert got.status[0] == KEPT
+        assert got.texts.tobytes().decode() == expected
+    [(_label, text, _reason)] = clean_rows(
+        [(Layout.FULL, "1", _TITLE, body)], Policy.BINARY, RowOptions()
+    )
+    assert text == expected
 
 
 # The compiled kernel against the rules written as regular expressions (tests/text_reference.py).
@@ -199,7 +271,7 @@ def test_kernel_matches_the_regex_rules_on_every_shared_review() -> None:
 
 # Characters the rules treat specially, plus a few of every kind the classes separate.
 _ALPHABET = (
-    " \t\n\x00\x0b\x1f\x85\xa0\u2028\u3000\u200b\ufeff"  # spaces, controls, invisibles
+    " \t\n\r\x00\x0b\x1f\x85\xa0\u2028\u3000\u200b\ufeff\u00ad"  # spaces, controls, invisibles
     "aZ_'\"-:;=<3)](/\\|@[*dopDPOx09½²٣"  # emoticon pieces, words, digits of other scripts
     ".,!?$&#\\ntr"  # joiners, entities, literal newlines
     "éÉ\u0301ßİΣςǅ😀😞👍\u2764🚗"  # letters that change length or case, marks, emoji
@@ -215,6 +287,9 @@ _PIECES = [
     "&amp;",
     "&#39;",
     "\\n",
+    "\\r",
+    "\\t",
+    "\r\n",
     "__label__",
     ":-)",
     "<3",
@@ -267,6 +342,7 @@ def test_normalize_many_keeps_one_result_per_text() -> None:
         "Ünïcödé İstanbul ΣΟΦΙΑ ΟΔΟΣ",  # lower case that is not one character, or contextual
         "&lt;3 &amp; \\N not a newline",  # entities first, then the literal-newline rule
         "\ufffd replacement char",
+        "\u0391\u03a3\u00adb \u0391\u03a3\u200b\n\u0391\u03a3",  # sigma by an invisible or a line break
         "😀😀 ok",
     ],
 )

@@ -26,6 +26,7 @@ from sentiment.text import (
 from sentiment.text_kernel import INVISIBLE_CHARS
 
 LITERAL_NEWLINE = re.compile(r"\\[nrt]")
+LINE_BREAK = re.compile(r"[\n\r]")
 INVISIBLE = re.compile(INVISIBLE_CHARS)  # a character set, defined once
 URL = re.compile(r"(?:[hH][tT][tT][pP][sS]?://|[wW][wW][wW]\.)\S+")
 EMOTICON = r"(?<!\S)(?:[:;=][\-o\*']?[\)\]\(\[dp/\\|@3]+|<3+|[\)\]\(\[/\\]+[\-o\*']?[:;=])(?!\S)"
@@ -52,7 +53,7 @@ def normalize(text: str, cleaning: Cleaning = DEFAULT_CLEANING) -> str:
     if cleaning.unescape_html:
         text = html.unescape(text)
     if cleaning.literal_newlines:
-        text = LITERAL_NEWLINE.sub(" ", text)
+        text = LITERAL_NEWLINE.sub(lambda m: " " if m[0] == "\\t" else "\n", text)
     text = INVISIBLE.sub(" ", text)
     if cleaning.lowercase:
         text = text.lower()
@@ -60,12 +61,18 @@ def normalize(text: str, cleaning: Cleaning = DEFAULT_CLEANING) -> str:
         text = URL.sub(f" {URL_TOKEN} ", text)
     if cleaning.numbers:
         text = NUMBER.sub(f" {NUMBER_TOKEN} ", text)
+    # A line break ends a negation scope: each line is tokenized and marked on its own (the
+    # rules above take it as whitespace, as they do a space).
+    return " ".join(t for line in LINE_BREAK.split(text) for t in line_tokens(line, cleaning))
+
+
+def line_tokens(text: str, cleaning: Cleaning) -> list[str]:
     if not cleaning.split_punctuation:
         tokens = text.split()
     else:
         tokens = (TOKEN_WITH_BANGS if cleaning.elongations else TOKEN).findall(text)
     tokens = [t.lstrip("_") if t.startswith(LABEL_PREFIX) else t for t in tokens]
-    return " ".join(token_rules(tokens, cleaning))
+    return token_rules(tokens, cleaning)
 
 
 def token_rules(tokens: list[str], cleaning: Cleaning) -> list[str]:

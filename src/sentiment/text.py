@@ -3,8 +3,9 @@
 Training text and served text go through `normalize` with the same `Cleaning`, so what the
 model saw in training is what it sees in production. Every rule can be switched off.
 
-The output is always single-space separated tokens with no control characters, and no token
-can start with fastText's `__label__` prefix, whatever the user typed.
+The output is always single-space separated tokens with no control characters (a line break
+in the input ends a negation scope, and is otherwise a space), and no token can start with
+fastText's `__label__` prefix, whatever the user typed.
 """
 
 from __future__ import annotations
@@ -117,8 +118,10 @@ def normalize_many(texts: Iterable[str], cleaning: Cleaning = DEFAULT_CLEANING) 
 
     The rules, in order (tests/text_reference.py has them as regular expressions):
     1. HTML entities unescaped (`&amp;` -> `&`);
-    2. the literal two characters `\\n`, `\\r`, `\\t` become a space;
-    3. control, format and separator characters become a space;
+    2. the literal two characters `\\n` and `\\r` (the datasets' escapes) become a line
+       break, `\\t` a space;
+    3. control, format and separator characters other than line breaks (`\\n`, `\\r`)
+       become a space;
     4. lower case;
     5. URLs `(?:https?://|www\\.)\\S+` (ASCII case-insensitive) become `_url_`;
     6. numbers standing alone (`12.50`, `1,000`, `3`, not `mp3`, `2nd` or the `3` of `<3`),
@@ -136,8 +139,11 @@ def normalize_many(texts: Iterable[str], cleaning: Cleaning = DEFAULT_CLEANING) 
        `negation` (on by default): after a negator (`not`, `no`, `never`, `cannot`, a token
        ending in `n't`), every token starting with a word character gets `not_` in front
        (`not good` -> `not not_good`), up to the next token that does not (punctuation, an
-       emoticon, an emoji); a negator or a token already marked is left as it is, so
-       normalizing twice changes nothing.
+       emoticon, an emoji) or the next line break, whichever comes first (so the scope of an
+       unpunctuated title stays in the title: `compose` joins title and body by one); a
+       negator or a token already marked is left as it is, so normalizing twice changes
+       nothing.
+    A line break is whitespace to every rule but negation: no token is made of it.
     All of it runs in sentiment.text_kernel, except step 1 and the lower case of a few
     characters (U+0130, capital sigma), which send their text through `_prelude` first.
     """
@@ -192,10 +198,15 @@ def _prelude(text: str, cleaning: Cleaning) -> str:
     if cleaning.unescape_html and "&" in text:
         text = html.unescape(text)
     if cleaning.literal_newlines and "\\" in text:
-        # Same as re.sub(r"\\[nrt]", " "): the three pairs cannot overlap, and a space put in
-        # cannot make a new pair.
-        text = text.replace("\\n", " ").replace("\\r", " ").replace("\\t", " ")
-    if not text.isprintable():  # cheap test; then the regex (rare: most text is printable)
+        # Same as re.sub(r"\\[nr]", "\n") then re.sub(r"\\t", " "): the three pairs cannot
+        # overlap, and what is put in cannot make a new pair.
+        text = text.replace("\\n", "\n").replace("\\r", "\n").replace("\\t", " ")
+    if "\u03a3" in text and cleaning.lowercase and not text.isprintable():
+        # Step 3 is the kernel's (these texts go through it next), except before the lower
+        # case of a capital sigma, the one that depends on its neighbours: a soft hyphen or a
+        # zero-width space (case-ignorable) and the space it becomes decide differently whether
+        # the sigma ends a word. Done on every text that is not printable (every composed
+        # review: its line breaks), it cost 2.9 us a text sent back, 0.15 us a review.
         text = _INVISIBLE.sub(" ", text)
     if cleaning.lowercase:
         text = text.lower()
@@ -210,6 +221,10 @@ def compose(
     `title_weight` > 1 repeats the title, so its words weigh more in the bag of words: a
     review's title is its summary ("Great value", "Don't buy"), and weighting it 3x was
     measured to gain ~1 point of accuracy on the shared samples (see the README).
+    The parts are joined by line breaks: a line break ends a negation scope, so a title
+    without closing punctuation ("Doesn't heat very well") marks its own words only, not the
+    next copy's nor the body's (joined by spaces, 4.9% of the shared full train rows and 8.4%
+    of the polarity ones carried the scope on). The prepare job's kernel joins them the same.
     """
     parts = [title or ""] * max(1, title_weight) + [body or ""] if include_title else [body or ""]
-    return " ".join(p for p in parts if p)
+    return "\n".join(p for p in parts if p)

@@ -37,8 +37,11 @@ from sentiment import _text
 # Control, format and separator characters that are not plain spaces (they would break fastText's
 # line format or make invisible token differences) become spaces (defined here, with
 # the tables the compiled rules read, so that sentiment.text imports this module and not both
-# ways).
-INVISIBLE_CHARS = "[\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]"
+# ways). The line breaks `\n` and `\r` are not among them: they end a negation scope, and are
+# whitespace (`\s`) to every other rule, so no output holds them either.
+INVISIBLE_CHARS = (
+    "[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]"
+)
 
 # Row status from clean_csv_lines.
 KEPT, FALLBACK, REJECT_LABEL, DROP_POLICY, DROP_SHORT = 0, 1, 2, 3, 4
