@@ -381,7 +381,8 @@ static inline void hidden_of(const Model *M, const int32_t *ids, int64_t n, floa
 /* The softmax as fastText's SoftmaxLoss::computeOutput computes it: dot products and sums in
  * float, but `exp(float)` there is C's exp, computed in double and stored as float (expf
  * differed by up to 3 ulp from the fastText library on 1 review in 2,000). */
-static inline void softmax_of(const Model *M, const float *hidden, float *out) {
+/* The logits of `hidden` into out[0..nl): dot products in float, as fastText makes them. */
+static inline void logits_of(const Model *M, const float *hidden, float *out) {
     const int64_t dim = M->dim, nl = M->nl;
     for (int64_t i = 0; i < nl; i++) {
         const float *row = M->wo + i * dim;
@@ -389,6 +390,11 @@ static inline void softmax_of(const Model *M, const float *hidden, float *out) {
         for (int64_t d = 0; d < dim; d++) s += row[d] * hidden[d];
         out[i] = s;
     }
+}
+
+static inline void softmax_of(const Model *M, const float *hidden, float *out) {
+    const int64_t nl = M->nl;
+    logits_of(M, hidden, out);
     float top = out[0], z = 0.0f;
     for (int64_t i = 0; i < nl; i++) top = out[i] > top ? out[i] : top;
     for (int64_t i = 0; i < nl; i++) {
@@ -885,13 +891,8 @@ static inline void take_token(const Predictor *P, const uint8_t *tok, int64_t le
 /* The logits of `hidden` into out[0..nl), then their log-softmax in double into lp: the
  * dot products in float as softmax_of makes them. */
 static inline void log_softmax_of(const Model *M, const float *hidden, float *out, double *lp) {
-    const int64_t dim = M->dim, nl = M->nl;
-    for (int64_t i = 0; i < nl; i++) {
-        const float *row = M->wo + i * dim;
-        float s = 0.0f;
-        for (int64_t d = 0; d < dim; d++) s += row[d] * hidden[d];
-        out[i] = s;
-    }
+    const int64_t nl = M->nl;
+    logits_of(M, hidden, out);
     double top = out[0], z = 0.0;
     for (int64_t i = 0; i < nl; i++) top = out[i] > top ? out[i] : top;
     for (int64_t i = 0; i < nl; i++) z += exp((double)out[i] - top);
