@@ -32,7 +32,9 @@ TEXTS = [
 ZHANG = "1=negative,2=positive"
 
 
-def _train(tiny_model_dir: Path, folder: Path, names: dict[str, str]) -> Path:
+def _train(
+    tiny_model_dir: Path, folder: Path, names: dict[str, str], *, lr: float = 0.5, epochs: int = 5
+) -> Path:
     """Our trainer on 4,000 lines of the shared polarity sample, labels renamed by `names`."""
     from sentiment.engine import fit
 
@@ -41,7 +43,7 @@ def _train(tiny_model_dir: Path, folder: Path, names: dict[str, str]) -> Path:
     for ours, theirs in names.items():
         lines = [line.replace(f"__label__{ours} ", f"__label__{theirs} ", 1) for line in lines]
     (folder / "train.txt").write_text("\n".join(lines) + "\n")
-    result = fit(folder / "train.txt", None, small_params(lr=0.5, epochs=5))
+    result = fit(folder / "train.txt", None, small_params(lr=lr, epochs=epochs))
     result.trainer.save_bin(folder / "model.bin")
     result.trainer.close()
     return folder / "model.bin"

@@ -255,7 +255,7 @@ def fit(
         bias[1:] = params[1:]
     bias -= bias.mean()  # a common shift changes nothing; centred, it reads as log-odds
     fitted = Calibration(method, 1.0 / inv_t, tuple(float(b) for b in bias), labels, inputs=inputs)
-    return replace(fitted, stats=_stats(fitted, probs, y, None))
+    return replace(fitted, stats=measure(fitted, probs, y, None))
 
 
 def fit_length(
@@ -277,13 +277,17 @@ def fit_length(
 
     n0 = min(LENGTH_GRID, key=nll)
     fitted = replace(base, method="length", length=float(n0))
-    stats = dict(base.stats) | {f"short_{k}": v for k, v in _stats(fitted, probs, y, words).items()}
+    stats = dict(base.stats) | {
+        f"short_{k}": v for k, v in measure(fitted, probs, y, words).items()
+    }
     return replace(fitted, stats=stats)
 
 
-def _stats(
+def measure(
     c: Calibration, probs: np.ndarray, y: np.ndarray, words: np.ndarray | None
 ) -> dict[str, Any]:
+    """Examples, NLL and ECE of `y` under `probs` (read as `c.inputs` says) before and after
+    `c` (`words`: each text's word count, for the "length" method)."""
     before = identity(c.labels, c.inputs).apply(probs)
     after = c.apply(probs, words)
     return {
@@ -413,15 +417,26 @@ SHORT_LENGTHS = (1, 2, 3, 4, 6, 8)
 def fit_file(
     model: Scorer, path: Path, shares: Mapping[str, float] = GENERAL_SHARES
 ) -> Calibration:
-    """The calibration a training job stores: fitted on its validation file (prepared
-    `__label__x text` lines), vector scaling on the reviews, then the "length" shrinkage on
-    their first 1-8 words (`fit_length`), both on the model's exact log-probabilities ("log"
-    inputs). Lines whose label the model lacks are skipped.
+    """The calibration a training job stores: fitted (`fit_labelled`) on its validation file
+    (prepared `__label__x text` lines). Lines whose label the model lacks are skipped."""
+    texts, labels = read_labelled(path, model.classes)
+    return fit_labelled(model, texts, labels, shares)
 
-    `shares`: a class's share among reviews at large where the validation file's is skewed
+
+def fit_labelled(
+    model: Scorer,
+    texts: Sequence[str],
+    labels: Sequence[int],
+    shares: Mapping[str, float] = GENERAL_SHARES,
+) -> Calibration:
+    """The calibration of a training job (`fit_file`) and of `sentiment calibrate`, fitted on
+    held-out `texts` as the model reads them (normalized) and their `labels` (indices into
+    `model.classes`): vector scaling on the reviews, then the "length" shrinkage on their first
+    1-8 words (`fit_length`), both on the model's exact log-probabilities ("log" inputs).
+
+    `shares`: a class's share among reviews at large where the held-out data's is skewed
     (`labels.GENERAL_SHARES`); its prior is moved there (Saerens et al. 2002: bias +=
     log(share / validation share), the other classes sharing the rest as in validation)."""
-    texts, labels = read_labelled(path, model.classes)
     y = np.asarray(labels, dtype=np.int64)
     logp = model.log_proba(texts, raw=True)
     base = fit(logp, y, model.classes, method="vector", inputs="log")

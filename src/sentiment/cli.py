@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "tune": "tune",
     "tuning": "tuning",
     "evaluate": "evaluate",
+    "calibrate": "calibrate",
     "serve": "serve",
     "api": "api",
     "up": "up",

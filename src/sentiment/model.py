@@ -24,10 +24,12 @@ fitted on. `Model.answers` gives the four answers (positive, negative, neutral, 
 from __future__ import annotations
 
 import functools
+import io
 import json
 import os
 import tarfile
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -38,7 +40,7 @@ from sentiment import answers as answering
 from sentiment import layout
 from sentiment.calibration import Calibration, count_words, log_of, words_of
 from sentiment.errors import InputNotFound, JobFailed, ModelError, SentimentError
-from sentiment.files import atomic_directory, sha256_file
+from sentiment.files import atomic_directory, atomic_path, sha256_file
 from sentiment.labels import LabelMap, strip_prefix
 from sentiment.records import read_job
 from sentiment.storage import Bucket, fetch, is_remote
@@ -658,6 +660,26 @@ def _unpack(archive: Path, cache_dir: Path | None) -> Path:
     except (tarfile.TarError, OSError, EOFError) as err:
         raise ModelError(f"{archive} is not a readable model.tar.gz: {err}.") from None
     return target
+
+
+def write_model_archive(
+    target: Path, model_bin: Path, sidecars: Mapping[str, bytes]
+) -> tuple[str, int]:
+    """model.tar.gz at `target` with `model_bin` at its root as `model.bin` (as SageMaker
+    BlazingText writes it; its bytes unchanged) and each sidecar (preprocessing.json,
+    calibration.json) beside it; written beside its final name and renamed when complete.
+    Returns the archive's (sha256, bytes). A training job and `sentiment calibrate` write
+    their archives here."""
+    with atomic_path(target) as partial:
+        with tarfile.open(partial, "w:gz") as tar:
+            tar.add(model_bin, arcname=layout.MODEL_BIN)
+            for name, data in sidecars.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                info.mtime = int(time.time())
+                info.mode = 0o644
+                tar.addfile(info, io.BytesIO(data))
+        return sha256_file(partial), partial.stat().st_size
 
 
 def _is_file(path: Path) -> bool:

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from sentiment.commands.options import label_map_option, layout_option, max_reject_ratio_option
+from sentiment.commands.tables import reason_counts
 from sentiment.labels import LabelMap, Layout
 
 
@@ -72,13 +73,9 @@ def command(
     rows = report["test"]
     console.print(
         f"Scored {rows['examples']:,} of {rows['rows_read']:,} rows of {test} ({rows['source']}); "
-        f"dropped: {_counts(rows['dropped'])}; rejected: {_counts(rows['rejected'])}.",
+        f"dropped: {reason_counts(rows['dropped'])}; rejected: {reason_counts(rows['rejected'])}.",
         markup=False,
         highlight=False,
         soft_wrap=True,
     )
     click.echo(f"Report: {target.rstrip('/')}/report.html")
-
-
-def _counts(by_reason: dict[str, int]) -> str:
-    return ", ".join(f"{n:,} {reason}" for reason, n in by_reason.items()) or "none"

@@ -1,5 +1,6 @@
 """How the record commands (`jobs`, `tuning`) print records: as JSON, or as a table of one
-row a record, with statuses in colour and durations in h/m/s."""
+row a record, with statuses in colour and durations in h/m/s; and how the commands that read
+rows (`evaluate`, `calibrate`) print counts by reason."""
 
 from __future__ import annotations
 
@@ -66,3 +67,8 @@ def duration(seconds: Any) -> str:
     if hours:
         return f"{hours}h {minutes:02d}m"
     return f"{minutes}m {secs:04.1f}s" if minutes else f"{secs:.1f}s"
+
+
+def reason_counts(by_reason: Mapping[str, int]) -> str:
+    """Counts by reason as "1,204 no_label, 3 bad_row" ("none" when there are none)."""
+    return ", ".join(f"{n:,} {reason}" for reason, n in by_reason.items()) or "none"

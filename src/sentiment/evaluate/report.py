@@ -66,11 +66,17 @@ class TestSet:
 
 
 def read_test(
-    path: Path, model: Model, *, csv_layout: Layout | None = None, max_reject_ratio: float = 0.01
+    path: Path,
+    model: Model,
+    *,
+    csv_layout: Layout | None = None,
+    max_reject_ratio: float = 0.01,
+    policy: Policy | None = None,
 ) -> TestSet:
     """A prepared file (`__label__x text`) or a raw reviews CSV (labelled and cleaned as
-    prepare does, in `csv_layout`, else the layout every row's label fits). Rows rejected for
-    any one reason above `max_reject_ratio` of the rows read are an error."""
+    prepare does, in `csv_layout`, else the layout every row's label fits; by `policy`, else
+    the one the model was trained with). Rows rejected for any one reason above
+    `max_reject_ratio` of the rows read are an error."""
     if not path.is_file():
         raise InputNotFound(
             f"No test file at {path}.", hint="Give a prepared test.txt or a reviews CSV."
@@ -85,7 +91,7 @@ def read_test(
     test = (
         _read_prepared(path)
         if first.startswith(LABEL_PREFIX)
-        else _read_csv(path, model, csv_layout)
+        else _read_csv(path, model, csv_layout, policy)
     )
     error = too_many_rejects(
         test.rows_read,
@@ -126,7 +132,9 @@ def _read_prepared(path: Path) -> TestSet:
     )
 
 
-def _read_csv(path: Path, model: Model, csv_layout: Layout | None) -> TestSet:
+def _read_csv(
+    path: Path, model: Model, csv_layout: Layout | None, policy: Policy | None = None
+) -> TestSet:
     rejected: Counter[str] = Counter()
     rows = []
     read = 0
@@ -145,7 +153,7 @@ def _read_csv(path: Path, model: Model, csv_layout: Layout | None) -> TestSet:
     counts = None
     if csv_layout is None:
         csv_layout, counts = detect_file_layout(path)
-    policy = _policy_for(model)
+    policy = policy or _policy_for(model)
     options = _row_options(model)
     # The policy's class names as the model names them (`1` for negative: a model read through
     # the label map), where the map gives each name to one label.

@@ -28,13 +28,11 @@ tuning job (`sentiment.train.tuning`) names it in its record (`tuning_job`).
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import os
 import shutil
 import signal
 import socket
-import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -57,8 +55,8 @@ from sentiment.errors import (
     SentimentError,
     UsageError,
 )
-from sentiment.files import TMP_PREFIX, atomic_path, sha256_file
-from sentiment.model import Preprocessing, load_model_bin
+from sentiment.files import TMP_PREFIX, sha256_file
+from sentiment.model import Preprocessing, load_model_bin, write_model_archive
 from sentiment.records import list_jobs
 from sentiment.reviews import RowOptions
 from sentiment.storage import Bucket, LocalBucket
@@ -513,25 +511,16 @@ def _write_archive(
     key = layout.model_archive_key(job.name)
     target = job.bucket.local_path(key)
     calibrated: dict[str, Any] | None = None
+    sidecars: dict[str, bytes] = {}
     with tempfile.TemporaryDirectory(prefix="sentiment-model-", dir=job.scratch) as tmp:
         model_bin = Path(tmp) / layout.MODEL_BIN
         trainer.save_bin(model_bin)
         if validation is not None:
             calibrated = _calibrate(job, model_bin, validation)
-        with atomic_path(target) as partial:
-            with tarfile.open(partial, "w:gz") as tar:
-                tar.add(model_bin, arcname=layout.MODEL_BIN)
-                if calibrated is not None:
-                    tar.add(Path(tmp) / layout.CALIBRATION, arcname=layout.CALIBRATION)
-                if pre is not None:
-                    data = json.dumps(pre, indent=2).encode()
-                    info = tarfile.TarInfo(layout.PREPROCESSING)
-                    info.size = len(data)
-                    info.mtime = int(time.time())
-                    info.mode = 0o644
-                    tar.addfile(info, io.BytesIO(data))
-            digest = sha256_file(partial)
-            size = partial.stat().st_size
+            sidecars[layout.CALIBRATION] = json.dumps(calibrated, indent=2).encode()
+        if pre is not None:
+            sidecars[layout.PREPROCESSING] = json.dumps(pre, indent=2).encode()
+        digest, size = write_model_archive(target, model_bin, sidecars)
     job.log(f"Model written to {target}")
     return {
         "key": key,
@@ -543,10 +532,9 @@ def _write_archive(
 
 
 def _calibrate(job: _Job, model_bin: Path, validation: Path) -> dict[str, Any]:
-    """Fit the calibration on the validation channel; write calibration.json beside model.bin."""
+    """The calibration fitted on the validation channel, as calibration.json holds it."""
     calibration = fit_file(load_model_bin(model_bin), validation)
     data = calibration.to_dict()
-    (model_bin.parent / layout.CALIBRATION).write_text(json.dumps(data, indent=2))
     stats = calibration.stats
     job.log(
         f"Calibration ({calibration.method}, T={calibration.temperature:.3f}) on "
