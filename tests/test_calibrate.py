@@ -17,10 +17,11 @@ import httpx
 import numpy as np
 import pytest
 
+from aws_fixtures import Aws
 from conftest import POLARITY, run_cli, start_endpoint
 from sentiment.calibration import ece
 from sentiment.evaluate.report import read_test
-from sentiment.model import load_model
+from sentiment.model import load_model, write_model_archive
 from test_label_map import _train
 
 CALIBRATION_ROWS = slice(0, 2000)
@@ -180,3 +181,69 @@ def test_refusals(
     assert message in done.stderr
     assert "Traceback" not in done.stderr
     assert not out.exists() and not out.parent.exists()
+
+
+def test_from_s3_to_s3(aws: Aws, zhang_model: Path, tmp_path: Path) -> None:
+    """A model.tar.gz and a CSV in S3 (moto), the calibrated archive written there; the source
+    archive's preprocessing.json is carried over byte for byte, the source left as it was."""
+    from sentiment.text import UNRECORDED_CLEANING
+
+    bucket = aws.new_bucket()
+    s3 = aws.client("s3")
+    pre = json.dumps({"cleaning": UNRECORDED_CLEANING.to_dict(), "policy": "binary"}).encode()
+    source = tmp_path / "source.tar.gz"
+    write_model_archive(source, zhang_model, {"preprocessing.json": pre})
+    name = bucket.removeprefix("s3://")
+    s3.upload_file(str(source), name, "bt/output/model.tar.gz")  # type: ignore[attr-defined]
+    validation = _csv_slice(tmp_path / "validation.csv", CALIBRATION_ROWS)
+    s3.upload_file(str(validation), name, "data/validation.csv")  # type: ignore[attr-defined]
+
+    done = aws.cli(
+        tmp_path / "cache",
+        "calibrate",
+        "--model",
+        f"{bucket}/bt/output/model.tar.gz",
+        "--validation",
+        f"{bucket}/data/validation.csv",
+        "--output",
+        f"{bucket}/calibrated/model.tar.gz",
+    )
+    assert done.returncode == 0, done.stderr
+    assert aws.keys(bucket) == [
+        "bt/output/model.tar.gz",
+        "calibrated/model.tar.gz",
+        "data/validation.csv",
+    ]
+    got = tmp_path / "got.tar.gz"
+    s3.download_file(name, "bt/output/model.tar.gz", str(got))  # type: ignore[attr-defined]
+    assert got.read_bytes() == source.read_bytes()
+    s3.download_file(name, "calibrated/model.tar.gz", str(got))  # type: ignore[attr-defined]
+    with tarfile.open(got) as tar:
+        assert tar.getnames() == ["model.bin", "calibration.json", "preprocessing.json"]
+        assert tar.extractfile("preprocessing.json").read() == pre  # type: ignore[union-attr]
+    model = load_model(got, cache_dir=tmp_path / "cache")
+    assert model.calibration is not None and model.preprocessing.source == "sidecar"
+
+
+def test_the_input_model_is_never_overwritten(zhang_model: Path, tmp_path: Path) -> None:
+    source = tmp_path / "model.tar.gz"
+    write_model_archive(source, zhang_model, {})
+    before = source.read_bytes()
+    validation = _csv_slice(tmp_path / "validation.csv", CALIBRATION_ROWS)
+    done = run_cli(
+        "calibrate",
+        "--model",
+        str(source),
+        "--validation",
+        str(validation),
+        "--output",
+        str(source),
+    )
+    assert done.returncode == 2, done.stderr
+    assert "is the input model; calibrate leaves the input as it was" in done.stderr
+    assert source.read_bytes() == before
+    bad = run_cli(
+        "calibrate", "--model", str(source), "--validation", str(validation), "--output", "x.bin"
+    )
+    assert bad.returncode == 2
+    assert "--output 'x.bin' must name a model.tar.gz" in bad.stderr
