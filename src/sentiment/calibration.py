@@ -259,27 +259,42 @@ def fit(
 
 
 def fit_length(
-    base: Calibration, probs: np.ndarray, y: np.ndarray, words: np.ndarray
+    base: Calibration,
+    probs: np.ndarray,
+    y: np.ndarray,
+    words: np.ndarray,
+    reviews: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Calibration:
     """`base` (fitted on whole reviews) with the shrinkage n0 of the "length" method fitted on
     short texts (`probs`, labels `y`, word counts `words`): n0 is searched on `LENGTH_GRID`
-    with the temperature and biases held, so long texts are answered as `base` answers them
-    (`probs` read as `base.inputs` says).
+    with the temperature and biases held (`probs` read as `base.inputs` says).
     Reviews hold few texts of one or two words, so the short texts are drawn from held-out
     reviews (windows of a few words, labelled with their review's label: what a few words
-    of a review say about it is what a short text can be trusted with)."""
+    of a review say about it is what a short text can be trusted with).
+
+    `reviews`: the probabilities and word counts of those reviews themselves (labels `y`).
+    The shrinkage tempers a review of a few dozen words too, so n0 then minimizes the NLL of
+    the short texts and of the reviews, counted alike, and the reviews' recorded figures are
+    measured with it: fitted on the short texts alone, a model whose raw scores were already
+    well calibrated on reviews got n0 = 32 and review ECE 0.027 -> 0.066; chosen on both, 24
+    and 0.055 (review NLL 0.372 -> 0.375, short texts' 1.88 -> 0.56: `sentiment calibrate`'s
+    tests). The make-run model keeps n0 = 16 either way."""
     y = np.asarray(y, dtype=np.int64)
     words = np.asarray(words, np.float64)
 
     def nll(n0: float) -> float:
         trial = replace(base, method="length", length=n0)
-        return _nll(np.log(np.maximum(trial.apply(probs, words), _FLOOR)), y)
+        total = _nll(np.log(np.maximum(trial.apply(probs, words), _FLOOR)), y)
+        if reviews is not None:
+            total += _nll(np.log(np.maximum(trial.apply(*reviews), _FLOOR)), y)
+        return total
 
     n0 = min(LENGTH_GRID, key=nll)
     fitted = replace(base, method="length", length=float(n0))
-    stats = dict(base.stats) | {
-        f"short_{k}": v for k, v in measure(fitted, probs, y, words).items()
-    }
+    stats = dict(base.stats)
+    if reviews is not None:
+        stats |= measure(fitted, reviews[0], y, reviews[1])
+    stats |= {f"short_{k}": v for k, v in measure(fitted, probs, y, words).items()}
     return replace(fitted, stats=stats)
 
 
@@ -445,7 +460,13 @@ def fit_labelled(
         for i, text in enumerate(texts)
     ]
     short_logp = model.log_proba(short, raw=True)
-    fitted = fit_length(base, short_logp, y, count_words(short, normalized=True))
+    fitted = fit_length(
+        base,
+        short_logp,
+        y,
+        count_words(short, normalized=True),
+        reviews=(logp, count_words(texts, normalized=True)),
+    )
     return prior_shift(fitted, np.bincount(y, minlength=len(model.classes)) / len(y), shares)
 
 
