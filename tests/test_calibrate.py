@@ -253,10 +253,10 @@ def test_a_well_calibrated_model_is_not_made_worse_on_reviews(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:
     """The short-text term tempers reviews of a few dozen words too: fitted on short texts
-    alone, it took a model already calibrated on reviews (raw ECE 0.022-0.027) to n0 = 32 and
-    review ECE 0.066-0.073. Its n0 is now chosen on the short texts and the reviews together
-    (24 here: review NLL 0.372 -> 0.375, ECE 0.028 -> 0.055, short texts' NLL 1.88 -> 0.56),
-    and the recorded review figures are those with the short-text term."""
+    alone, it took a model already calibrated on reviews (raw ECE 0.027) to n0 = 32 and review
+    ECE 0.066 (0.055 with n0 chosen on the short texts and the reviews together). Its fade-out
+    over a review's length (L), chosen with n0, keeps the reviews as they were (here n0 = 32,
+    L = 40: review NLL 0.372 -> 0.368, ECE 0.027 -> 0.031; short texts' NLL 2.09 -> 0.56)."""
     from sentiment.calibration import fit_labelled
     from sentiment.labels import read_labelled
 
@@ -273,9 +273,9 @@ def test_a_well_calibrated_model_is_not_made_worse_on_reviews(
     held.write_text("\n".join(lines) + "\n")
     texts, labels = read_labelled(held, model.classes)
     fitted = fit_labelled(model, texts, labels, shares={})
-    assert fitted.length < 32.0
-    # The recorded review figures are measured with the short-text term (and the NLL the
-    # choice weighs barely moves on reviews).
-    assert fitted.stats["nll_after"] <= fitted.stats["nll_before"] + 0.01, fitted.stats
-    assert fitted.stats["ece_after"] > 0.04, fitted.stats  # said as it is, not as the base's
-    assert fitted.stats["short_nll_after"] < fitted.stats["short_nll_before"] / 2
+    assert fitted.length_scale > 0  # the term fades out over a review's length
+    # The recorded review figures are measured with the short-text term.
+    stats = fitted.stats
+    assert stats["nll_after"] <= stats["nll_before"], stats
+    assert stats["ece_after"] <= stats["ece_before"] + 0.01, stats
+    assert stats["short_nll_after"] < stats["short_nll_before"] / 2, stats

@@ -192,6 +192,31 @@ def test_log_inputs_are_floored_after_the_length_shrinkage() -> None:
     assert plain.apply_one([0, 1], [0.0, -40.0]) == pytest.approx(plain.apply(logp[:1])[0])
 
 
+def test_the_length_term_fades_out_over_a_reviews_length() -> None:
+    """n / (n + n0 exp(-n / L)): a one-word text is tempered as by n0 alone, a review of 300
+    words is read as the vector scaling reads it; batch and one-row forms agree, and the
+    scale round-trips (absent from a file written before it: none)."""
+    c = Calibration(
+        "length", 2.0, (0.3, -0.3), ("negative", "positive"), length=16.0, inputs="log",
+        length_scale=60.0,
+    )  # fmt: skip
+    logp = np.array([[0.0, -40.0], [0.0, -40.0], [-0.05, -3.0]])
+    words = np.array([1.0, 300.0, 300.0])
+    factor = words / (words + 16.0 * np.exp(-words / 60.0))
+    assert factor[0] == pytest.approx(1 / (1 + 16 * np.exp(-1 / 60)))
+    assert factor[1] > 0.999  # n / (n + n0) alone: 0.95
+    expected = _softmax(np.maximum(logp * factor[:, None], np.log(1e-5)) / 2.0 + [0.3, -0.3])
+    got = c.apply(logp, words)
+    assert np.allclose(got, expected, rtol=0, atol=1e-12)
+    no_length = replace(c, method="vector", length=0.0, length_scale=0.0)
+    assert np.allclose(got[1:], no_length.apply(logp[1:]), atol=1e-3)
+    for row, values, n in zip(got, logp, words, strict=True):
+        assert c.apply_one([0, 1], list(values), int(n)) == pytest.approx(row.tolist(), abs=1e-12)
+    assert Calibration.from_dict(c.to_dict()) == c
+    older = {k: v for k, v in c.to_dict().items() if k != "length_scale"}
+    assert Calibration.from_dict(older).length_scale == 0.0
+
+
 def test_fitting_log_inputs_finds_the_overconfidence_too() -> None:
     probs, y = _overconfident(20_000, 3.0)
     c = fit(np.log(probs), y, LABELS, method="vector", inputs="log")

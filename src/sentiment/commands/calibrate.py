@@ -211,7 +211,7 @@ def _print(console: Any, result: dict[str, Any]) -> None:
     table.add_row("ECE", f"{figures['ece_before']:.4f}", f"{figures['ece_after']:.4f}")
     console.print(table)
     console.print(
-        f"T={calibration.temperature:.3f}, n0={calibration.length:g} ({result['source']}); "
+        f"T={calibration.temperature:.3f}, n0={calibration.length:g}, L={calibration.length_scale:g} ({result['source']}); "
         f"rows: {result['used']:,} used of {result['rows_read']:,} read; "
         f"skipped (label the model lacks): {reason_counts(result['skipped'])}; "
         f"dropped: {reason_counts(result['dropped'])}; rejected: {reason_counts(result['rejected'])}.",
