@@ -52,15 +52,8 @@ def calibrated(zhang_model: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     validation = _csv_slice(folder / "validation.csv", CALIBRATION_ROWS)
     before = {p.name: _sha(p) for p in zhang_model.parent.iterdir()}
     out = folder / "out" / "model.tar.gz"
-    done = run_cli(
-        "calibrate",
-        "--model",
-        str(zhang_model),
-        "--validation",
-        str(validation),
-        "--output",
-        str(out),
-    )
+    done = run_cli("calibrate", "--model", str(zhang_model), "--validation", str(validation),
+                   "--output", str(out))  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert f"Calibrated model: {out}" in done.stdout
     assert "ECE" in done.stderr and "NLL" in done.stderr
@@ -125,17 +118,8 @@ def test_a_prepared_validation_file(
     validation = tmp_path / "validation.txt"
     validation.write_text("\n".join(relabelled) + "\n")
     out = tmp_path / "model.tar.gz"
-    done = run_cli(
-        "calibrate",
-        "--model",
-        str(zhang_model),
-        "--validation",
-        str(validation),
-        "--output",
-        str(out),
-        "--label-map",
-        "1=negative,2=positive",
-    )
+    done = run_cli("calibrate", "--model", str(zhang_model), "--validation", str(validation),
+                   "--output", str(out), "--label-map", "1=negative,2=positive")  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "600 used of 600 read" in done.stderr
     assert load_model(out, cache_dir=tmp_path).calibration is not None

@@ -18,7 +18,12 @@ from typing import Any
 
 import click
 
-from sentiment.commands.options import label_map_option, layout_option, max_reject_ratio_option
+from sentiment.commands.options import (
+    label_map_option,
+    layout_option,
+    max_reject_ratio_option,
+    model_option,
+)
 from sentiment.commands.tables import reason_counts
 from sentiment.labels import LabelMap, Layout, Policy
 
@@ -28,11 +33,7 @@ MIN_ROWS = 200
 
 
 @click.command()
-@click.option(
-    "--model",
-    required=True,
-    help="Job name, model.tar.gz, folder or fastText .bin (also SageMaker's).",
-)
+@model_option
 @click.option(
     "--validation",
     required=True,

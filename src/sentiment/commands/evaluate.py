@@ -6,17 +6,18 @@ from pathlib import Path
 
 import click
 
-from sentiment.commands.options import label_map_option, layout_option, max_reject_ratio_option
+from sentiment.commands.options import (
+    label_map_option,
+    layout_option,
+    max_reject_ratio_option,
+    model_option,
+)
 from sentiment.commands.tables import reason_counts
 from sentiment.labels import LabelMap, Layout
 
 
 @click.command()
-@click.option(
-    "--model",
-    required=True,
-    help="Job name, model.tar.gz, folder or fastText .bin (also SageMaker's).",
-)
+@model_option
 @click.option(
     "--test",
     "test",

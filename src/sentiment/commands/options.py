@@ -55,6 +55,14 @@ label_map_option = click.option(
 )
 
 
+# The model of the commands that read one (evaluate, predict, calibrate).
+model_option = click.option(
+    "--model",
+    required=True,
+    help="Job name, model.tar.gz, folder or fastText .bin (also SageMaker's).",
+)
+
+
 bucket_option = click.option(
     "--bucket",
     "bucket_uri",

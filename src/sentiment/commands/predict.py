@@ -37,7 +37,7 @@ import numpy as np
 import orjson
 
 from sentiment import answers
-from sentiment.commands.options import label_map_option
+from sentiment.commands.options import label_map_option, model_option
 from sentiment.errors import InputNotFound
 from sentiment.labels import LabelMap
 from sentiment.model import Model
@@ -56,11 +56,7 @@ NO_WORDS = orjson.dumps(
 
 
 @click.command()
-@click.option(
-    "--model",
-    required=True,
-    help="Job name, model.tar.gz, folder or fastText .bin (also SageMaker's).",
-)
+@model_option
 @click.argument("source", default="-", metavar="[FILE|-]")
 @click.option(
     "--k",
