@@ -517,3 +517,49 @@ def test_a_killed_worker_is_replaced_within_two_seconds(
         assert process.proc.poll() is None
     finally:
         process.stop()
+
+
+def _pids_on_one_pool(url: str, seconds: float) -> tuple[set[int], int, int]:
+    """The worker pids a one-connection keep-alive client reaches in `seconds` of GET /, how
+    many answers said `Connection: close`, and how many requests failed."""
+    pids: set[int] = set()
+    closes = failures = 0
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    with httpx.Client(limits=limits, timeout=5) as client:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                answer = client.get(f"{url}/")
+            except httpx.HTTPError:
+                failures += 1
+                continue
+            pids.add(answer.json()["pid"])
+            closes += answer.headers.get("connection", "") == "close"
+            time.sleep(0.01)
+    return pids, closes, failures
+
+
+def test_an_old_keep_alive_connection_is_closed_so_pools_spread_over_workers(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """A pool that never idles (the API's) used to keep each connection on the worker it first
+    reached: a worker replaced after a crash got none of it. A connection older than
+    SENTIMENT_HTTP_CONNECTION_MAX_AGE is closed by its next answer, the client reconnects and
+    the kernel picks a worker again; no request fails. With the age off, the one connection
+    stays on one worker (what this test would see without the rule)."""
+    for max_age, expect_spread in (("0", False), ("0.2", True)):
+        env = serve_env(tmp_path, SENTIMENT_HTTP_CONNECTION_MAX_AGE=max_age)
+        process, url = start_endpoint(
+            tiny_model_dir / "model.bin", tmp_path / f"age-{max_age}.log", "--workers", "2",
+            env=env,
+        )  # fmt: skip
+        try:
+            pids, closes, failures = _pids_on_one_pool(url, 4.0)
+        finally:
+            process.stop()
+        assert failures == 0
+        if expect_spread:
+            # ~20 reconnections, each to either worker: both seen (all on one: p ~ 2e-6).
+            assert len(pids) == 2 and closes >= 10, (pids, closes)
+        else:
+            assert len(pids) == 1 and closes == 0, (pids, closes)

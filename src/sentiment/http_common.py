@@ -42,7 +42,10 @@ def server_options(
         "access_log": False,
         "timeout_graceful_shutdown": 30,
         "http": guarded_protocol(
-            limits.http_header_timeout, limits.http_body_timeout, limits.http_drain_seconds
+            limits.http_header_timeout,
+            limits.http_body_timeout,
+            limits.http_drain_seconds,
+            limits.http_connection_max_age,
         ),
         "loop": "uvloop",
     }

@@ -14,6 +14,12 @@ request). Here connections are served as before for SETTLE_SECONDS (while every 
 its listening socket), then answers carry `Connection: close` (so the client closes the
 connection, having its answer), and an idle connection stays open `drain` seconds more for a
 last request before it is closed (a FIN, which a pool notices before reusing the connection).
+
+A connection older than `max_age` seconds is closed by its next answer (`Connection: close`):
+the endpoint's workers each listen on their own socket, and the kernel picks one for each new
+connection, so a client pool that never idles (the API's) kept every connection on the workers
+it first reached: a worker replaced after a `kill -9` got none of them. Reconnecting now and
+then spreads them again.
 """
 
 from __future__ import annotations
@@ -74,11 +80,14 @@ class GuardedHttpTools(HttpToolsProtocol):
         header_timeout: float,
         body_timeout: float,
         drain: float,
+        max_age: float = 0.0,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.header_timeout = header_timeout
         self.body_timeout = body_timeout
         self.drain = drain
+        self.max_age = max_age
+        self.retire_at = float("inf")  # loop time past which answers close the connection
         self.due: float | None = None  # loop time by which the request must be in
         self.draining: asyncio.TimerHandle | None = None
         self.closing = False  # answers close their connection
@@ -92,7 +101,10 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self.due = self.loop.time() + self.header_timeout  # the first request's headers too
+        now = self.loop.time()
+        self.due = now + self.header_timeout  # the first request's headers too
+        if self.max_age > 0:
+            self.retire_at = now + self.max_age
         state: Any = self.server_state  # one sweeper per server, kept on its shared state
         if getattr(state, "sweeper", None) is None:
             state.sweeper = self.loop.call_later(SWEEP_SECONDS, _sweep, state, self.loop)
@@ -110,9 +122,10 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
-        if self.closing and self.cycle is not None:
+        now = self.loop.time()
+        if (self.closing or now >= self.retire_at) and self.cycle is not None:
             self.cycle.keep_alive = False  # answered with `Connection: close`, then closed
-        self.due = self.loop.time() + self.body_timeout
+        self.due = now + self.body_timeout
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -167,9 +180,15 @@ def _sweep(state: Any, loop: asyncio.AbstractEventLoop) -> None:
     )
 
 
-def guarded_protocol(header_timeout: float, body_timeout: float, drain: float) -> Any:
+def guarded_protocol(
+    header_timeout: float, body_timeout: float, drain: float, max_age: float = 0.0
+) -> Any:
     """The protocol class for uvicorn's `http` option, with these limits (a partial: it is
     pickled to worker processes)."""
     return functools.partial(
-        GuardedHttpTools, header_timeout=header_timeout, body_timeout=body_timeout, drain=drain
+        GuardedHttpTools,
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+        drain=drain,
+        max_age=max_age,
     )
