@@ -258,8 +258,7 @@ class Model:
         """The core predictor whose scores `calibration` reads (None: the raw scores)."""
         if calibration is None or calibration.inputs != "log":
             return self._native
-        core = self._native_log  # built at load for such a calibration
-        return core if core is not None else self._log_core()
+        return self._log_core()  # built at load for such a calibration
 
     def _calibration_inputs(
         self, texts: Sequence[str], raw: bool, calibration: Calibration

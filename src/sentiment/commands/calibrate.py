@@ -101,10 +101,9 @@ def calibrate(
     policy: Policy | None,
 ) -> dict[str, Any]:
     """Fit, write `output`, and return what was done (rows, the fit's figures)."""
-    import numpy as np
 
     from sentiment import layout
-    from sentiment.calibration import count_words, fit_labelled, measure
+    from sentiment.calibration import fit_labelled
     from sentiment.errors import DataError, InputNotFound, UsageError
     from sentiment.evaluate.report import read_test
     from sentiment.model import load_model, write_model_archive
@@ -170,10 +169,7 @@ def calibrate(
             hint="Give held-out data with rows of each class (not a file sorted by label, cut).",
         )
     calibration = fit_labelled(model, texts, y)
-    labels = np.asarray(y, dtype=np.int64)
-    figures = measure(
-        calibration, model.log_proba(texts, raw=True), labels, count_words(texts, normalized=True)
-    )
+    figures = calibration.stats  # measured on these rows, with the short-text term
     sidecars = {layout.CALIBRATION: json.dumps(calibration.to_dict(), indent=2).encode()}
     pre = model.path.parent / layout.PREPROCESSING
     if pre.is_file():  # a bare SageMaker model has none: served with the unrecorded cleaning
@@ -212,7 +208,8 @@ def _print(console: Any, result: dict[str, Any]) -> None:
     table.add_row("ECE", f"{figures['ece_before']:.4f}", f"{figures['ece_after']:.4f}")
     console.print(table)
     console.print(
-        f"T={calibration.temperature:.3f}, n0={calibration.length:g}, L={calibration.length_scale:g} ({result['source']}); "
+        f"T={calibration.temperature:.3f}, n0={calibration.length:g}, "
+        f"L={calibration.length_scale:g} ({result['source']}); "
         f"rows: {result['used']:,} used of {result['rows_read']:,} read; "
         f"skipped (label the model lacks): {reason_counts(result['skipped'])}; "
         f"dropped: {reason_counts(result['dropped'])}; rejected: {reason_counts(result['rejected'])}.",
@@ -221,8 +218,8 @@ def _print(console: Any, result: dict[str, Any]) -> None:
         soft_wrap=True,
     )
     if figures["ece_after"] > figures["ece_before"]:
-        # The short-text term tempers reviews too (n / (n + n0)): a model already calibrated
-        # on reviews can come out worse on them.
+        # The short-text term tempers reviews too (less with its fade-out, L): a model
+        # already calibrated on reviews can come out a little worse on them.
         console.print(
             "Note: the model's raw scores are better calibrated (ECE) on these rows than the "
             "fit's: its short-text term tempers reviews too."
