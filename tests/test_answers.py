@@ -569,3 +569,59 @@ def test_one_text_leans_are_numpys(classes: tuple[str, ...]) -> None:
         assert answers.combine_one(classes, text, parts.tolist()) == expected
         mixed.append(expected[answers.MIXED])
     assert 0 < max(mixed) < 1  # decided by the leans, not clipped
+
+
+def test_the_core_reads_no_sentence_past_the_one_that_makes_a_text_mixed(
+    tiny_model_dir: Path,
+) -> None:
+    """The engine's `leans` (the served path of an uncalibrated model) stops at the sentence
+    that makes the measure 1: a sentence the compiled normalization leaves to Python (a lone
+    surrogate) after it is never read, the same sentence before it sends the text to Python."""
+    model = load_model(tiny_model_dir / "model.bin")
+    core, labels = model._native, model.answer_labels
+    sides = answers.sides_of(labels)
+    good, bad, odd = (
+        "Great product, I love it.",
+        "Terrible, it broke, a waste of money.",
+        "Odd \ud800.",
+    )
+    leaning = answers.polarity(labels, model.predict_proba([good, bad]))
+    lean = leaning[:, answers.POSITIVE] - leaning[:, answers.NEGATIVE]
+    assert lean[0] >= answers.MIXED_MARGIN and -lean[1] >= answers.MIXED_MARGIN, lean  # premise
+    texts = [f"{good} {bad} {odd}", f"{odd} {good} {bad}", f"{good} {good}", good]
+    out = np.full(4, -1.0)
+    assert core.leans(texts, [0, 1, 2, 3], sides, answers.MIXED_MARGIN, out) == [1]
+    assert out[0] == 1.0 and out[1] == -1.0  # mixed; left to Python, its cell untouched
+    assert out[2] == 0.0 and out[3] == 0.0  # one side; one sentence
+    # The texts left to Python get the plain path's scores.
+    whole = model.predict_proba(texts)
+    plain = answers.scores_of(texts, labels, whole, model.predict_proba)
+    assert np.array_equal(model.answer_scores(texts), plain)
+
+
+def test_the_core_refuses_what_it_cannot_read(tiny_model_dir: Path) -> None:
+    """`leans` checks its arguments: a clear error, no crash, nothing written."""
+    from sentiment.engine.predictor import build_predictor
+
+    model = load_model(tiny_model_dir / "model.bin")
+    core = model._native
+    sides = answers.sides_of(model.answer_labels)
+    out = np.zeros(1)
+    with pytest.raises(ValueError, match="sides for"):
+        core.leans(["a. b."], [0], sides + b"\x00", 0.2, out)
+    with pytest.raises(ValueError, match="side is 0, 1 or 2"):
+        core.leans(["a. b."], [0], b"\x00\x03", 0.2, out)
+    with pytest.raises(ValueError, match="margin"):
+        core.leans(["a. b."], [0], sides, 0.0, out)
+    with pytest.raises(ValueError, match="which must index texts"):
+        core.leans(["a. b."], [1], sides, 0.2, out)
+    with pytest.raises(ValueError, match="cells for"):
+        core.leans(["a. b."], [0], sides, 0.2, np.zeros(2))
+    with pytest.raises(TypeError, match="splitter"):
+        core.set_splitter(object())
+    bare = build_predictor(model._bin)
+    model._set_normalizer(bare)
+    bare_no_split = build_predictor(model._bin)
+    with pytest.raises(RuntimeError, match="no model or no normalizer"):
+        bare_no_split.leans(["a. b."], [0], sides, 0.2, out)
+    assert bare.leans(["a. b."], [0], sides, 0.2, out) == [] and 0.0 <= out[0] <= 1.0

@@ -94,9 +94,9 @@ fail:
     return NULL;
 }
 
-/* sentences(text: str) -> list[str]: the sentences of a raw text that hold a word (at least
- * one: the text itself). */
-static PyObject *sentences(PyObject *self, PyObject *arg) {
+/* The sentences of a raw text that hold a word (at least one: the text itself), as a new list
+ * of str; the entry the engine's Predictor calls through the capsule `splitter()` gives. */
+static PyObject *split_text(PyObject *arg) {
     if (!PyUnicode_Check(arg)) {
         PyErr_SetString(PyExc_TypeError, "sentences() takes a str");
         return NULL;
@@ -111,10 +111,24 @@ static PyObject *sentences(PyObject *self, PyObject *arg) {
     }
 }
 
+/* sentences(text: str) -> list[str]: split_text. */
+static PyObject *sentences(PyObject *self, PyObject *arg) { return split_text(arg); }
+
+#define SPLITTER_CAPSULE "sentiment._sentences.split_text"
+
+/* splitter() -> capsule: split_text's C entry, `PyObject *(*)(PyObject *text)`, for the engine's
+ * Predictor (its `leans` splits and scores a text's sentences with no Python in between). The
+ * capsule's name is checked by the caller, so nothing but this entry is called through it. */
+static PyObject *splitter(PyObject *self, PyObject *unused) {
+    return PyCapsule_New((void *)&split_text, SPLITTER_CAPSULE, NULL);
+}
+
 static PyMethodDef methods[] = {
     {"sentences", sentences, METH_O,
      "sentences(text) -> list[str]: the sentences of a raw text that hold a word (at least "
      "one: the text itself); see sentiment.answers"},
+    {"splitter", splitter, METH_NOARGS,
+     "splitter() -> capsule of the C entry of sentences() (sentiment._sentences.split_text)"},
     {NULL, NULL, 0, NULL},
 };
 

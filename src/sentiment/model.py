@@ -29,6 +29,7 @@ import json
 import os
 import tarfile
 import time
+from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,8 +37,8 @@ from typing import Any, cast
 
 import numpy as np
 
+from sentiment import _sentences, layout
 from sentiment import answers as answering
-from sentiment import layout
 from sentiment.calibration import Calibration, count_words, log_of, words_of
 from sentiment.errors import InputNotFound, JobFailed, ModelError, SentimentError
 from sentiment.files import atomic_directory, atomic_path, sha256_file
@@ -253,6 +254,7 @@ class Model:
         from sentiment.text_kernel import normalizer, tables
 
         core.set_normalizer(normalizer(), *tables(), kernel_options(self.preprocessing.cleaning))
+        core.set_splitter(_sentences.splitter())
 
     def _scoring_core(self, calibration: Calibration | None) -> Any:
         """The core predictor whose scores `calibration` reads (None: the raw scores)."""
@@ -355,6 +357,12 @@ class Model:
         raw_scores: bool,
     ) -> np.ndarray:
         """The answer scores of texts whose probabilities are `whole` (see `scored`)."""
+        native = self._native
+        if native is not None and not raw and (raw_scores or self.calibration is None):
+            # The core's own probabilities: it reads the sentences itself (`scores_leaned`).
+            found = answering.scores_leaned(texts, self.answer_labels, whole, native.leans, sources)
+            if found is not None:
+                return found
 
         def score(strings: list[str]) -> np.ndarray:
             return self.predict_proba(strings, raw=raw, raw_scores=raw_scores)
@@ -445,11 +453,19 @@ class Model:
         if calibration is not None:
             row = calibration.apply(np.array([row]), _words(calibration, [text], False))[0].tolist()
         parts: list[list[float]] = []
+        both = None
         if answering.needs_sentences_one(self.answer_labels, row):
-            pieces = answering.sentences(source)
-            if len(pieces) > 1:
-                parts = self.predict_proba(pieces, raw_scores=raw_scores).tolist()
-        scores = answering.combine_one(self.answer_labels, row, parts)
+            if calibration is None:  # the core's own probabilities: it reads the sentences
+                measured = array("d", (0.0,))
+                labels = self.answer_labels
+                sides = answering.sides_of(labels)
+                if not self._native.leans([source], [0], sides, answering.MIXED_MARGIN, measured):
+                    both = measured[0]
+            if both is None:
+                pieces = answering.sentences(source)
+                if len(pieces) > 1:
+                    parts = self.predict_proba(pieces, raw_scores=raw_scores).tolist()
+        scores = answering.combine_one(self.answer_labels, row, parts, both=both)
         return np.array([row]), np.array([scores])
 
     def answers(self, texts: Sequence[str], *, raw_scores: bool = False) -> list[answering.Answer]:

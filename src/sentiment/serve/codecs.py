@@ -169,15 +169,17 @@ def encode(kind: str, predictions: Sequence[Top], answers: Answers | None = None
     ignore."""
     if answers is not None:
         names = SENTIMENTS
+        pos, neg, neu, mix = names
         objects = [
             {
                 "label": ls,
                 "prob": ps,
                 "sentiment": names[best],
-                # Rows of the (n, 4) matrix: 4 floats each (unchecked: 25 texts, ~3 us less).
-                "scores": dict(zip(names, row, strict=False)),
+                # A row of the (n, 4) matrix in SENTIMENTS order, as a dict literal (25 texts:
+                # ~5 us less than dict(zip(names, row))).
+                "scores": {pos: a, neg: b, neu: c, mix: d},
             }
-            for (ls, ps), best, row in zip(
+            for (ls, ps), best, (a, b, c, d) in zip(
                 predictions, answers.decided, answers.scores.tolist(), strict=True
             )
         ]
