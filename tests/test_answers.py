@@ -533,6 +533,19 @@ def test_answer_scores_equal_the_plain_path_bit_for_bit(
             tops, scores = model.top_and_scores(texts, k, raw_scores=raw_scores)
             assert tops == model.top(texts, k, raw_scores=raw_scores), (k, raw_scores)
             assert np.array_equal(scores, model.answer_scores(texts, raw_scores=raw_scores))
+            # With the answers (made by the core with the scores, for its own probabilities).
+            tops_too, scores_too, decided = model.top_and_answers(texts, k, raw_scores=raw_scores)
+            assert tops_too == tops and np.array_equal(scores_too, scores)
+            assert decided == decide(scores, weights).tolist(), (k, raw_scores)
+            # The core answers texts it leaves to Python (an HTML entity) as numpy does.
+            probs = model.predict_proba(texts, raw_scores=True)
+            left = [i for i, t in enumerate(texts) if "&" in t]
+            assert len(left) > 10
+            made = model._native.answers(
+                list(texts), probs, answers.sides_of(model.answer_labels), 2.0,
+                answers.SENTENCE_FLOOR, answers.MIXED_MARGIN, np.ones(3), np.zeros((len(texts), 4)),
+            )  # fmt: skip
+            assert [made[i] for i in left].count(None) > 10
             # One text a request: the text predicted once for both where `top` makes the same
             # call, its top labels those of `top` alone, its scores the batch's.
             for i in [*range(0, 3000, 50), *range(3000, len(texts))]:
@@ -619,6 +632,18 @@ def test_the_core_refuses_what_it_cannot_read(tiny_model_dir: Path) -> None:
         core.leans(["a. b."], [0], sides, 0.2, np.zeros(2))
     with pytest.raises(TypeError, match="splitter"):
         core.set_splitter(object())
+    probs, weights, scores = np.zeros((1, len(sides))), np.ones(3), np.zeros((1, 4))
+    with pytest.raises(ValueError, match="cells"):
+        core.answers(["a. b."], probs, sides, 2.0, 0.01, 0.2, np.ones(2), scores)
+    with pytest.raises(ValueError, match="cells"):
+        core.answers(["a. b.", "c"], probs, sides, 2.0, 0.01, 0.2, weights, scores)
+    with pytest.raises(ValueError, match="sides for"):
+        core.answers(["a. b."], probs, sides + b"\x00", 2.0, 0.01, 0.2, weights, scores)
+    with pytest.raises(TypeError, match="texts must be str"):
+        core.answers([b"a. b."], probs, sides, 2.0, -1.0, 0.2, weights, scores)
+    even = np.full((1, len(sides)), 0.5)  # as positive as negative: all of it neutral
+    assert core.answers(["a. b."], even, sides, 2.0, 0.01, 0.2, weights, scores) in ([2], [3])
+    assert scores[0, 0] == scores[0, 1] == 0.0 and scores[0, 2] + scores[0, 3] == 1.0
     bare = build_predictor(model._bin)
     model._set_normalizer(bare)
     bare_no_split = build_predictor(model._bin)

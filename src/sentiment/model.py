@@ -357,37 +357,63 @@ class Model:
         raw_scores: bool,
     ) -> np.ndarray:
         """The answer scores of texts whose probabilities are `whole` (see `scored`)."""
-        native = self._native
-        if native is not None and not raw and (raw_scores or self.calibration is None):
-            # The core's own probabilities: it reads the sentences itself (`scores_leaned`).
-            found = answering.scores_leaned(texts, self.answer_labels, whole, native.leans, sources)
-            if found is not None:
-                return found
+        return self._answered(texts, sources, whole, raw, raw_scores)[0]
+
+    def _answered(
+        self,
+        texts: Sequence[str],
+        sources: Sequence[str] | None,
+        whole: np.ndarray,
+        raw: bool,
+        raw_scores: bool,
+    ) -> tuple[np.ndarray, list[int] | None]:
+        """`_scores` and, when the core made them with the scores, the answers (else None)."""
 
         def score(strings: list[str]) -> np.ndarray:
             return self.predict_proba(strings, raw=raw, raw_scores=raw_scores)
 
-        return answering.scores_of(texts, self.answer_labels, whole, score, sources)
+        native = self._native
+        if native is not None and not raw and (raw_scores or self.calibration is None):
+            # The core's own probabilities: the rule and the sentences in one C pass.
+            return answering.answered_by(native, texts, self.answer_labels, whole, score, sources)
+        return answering.scores_of(texts, self.answer_labels, whole, score, sources), None
 
     def top_and_scores(
         self, texts: Sequence[str], k: int = 1, *, raw: bool = False, raw_scores: bool = False
     ) -> tuple[list[tuple[tuple[str, ...], tuple[float, ...]]], np.ndarray]:
         """`top(texts, k)` and `answer_scores(texts)` at once, each text predicted once (the
         endpoint asked for the four answers; 25 reviews: one pass over them less, ~100 us)."""
+        tops, scores, _ = self._top_and_answered(texts, k, raw, raw_scores)
+        return tops, scores
+
+    def top_and_answers(
+        self, texts: Sequence[str], k: int = 1, *, raw: bool = False, raw_scores: bool = False
+    ) -> tuple[list[tuple[tuple[str, ...], tuple[float, ...]]], np.ndarray, list[int]]:
+        """`top_and_scores` and the answers (`answers.decided` of the scores, with this
+        model's weights): what the endpoint sends when asked for the four answers."""
+        tops, scores, decided = self._top_and_answered(texts, k, raw, raw_scores)
+        if decided is None:
+            decided = answering.decided(scores, answering.weights_for(self.answer_labels))
+        return tops, scores, decided
+
+    def _top_and_answered(
+        self, texts: Sequence[str], k: int, raw: bool, raw_scores: bool
+    ) -> tuple[list[tuple[tuple[str, ...], tuple[float, ...]]], np.ndarray, list[int] | None]:
         native = self._native
         if len(texts) == 1 and native is not None and not raw:
             one = self._top_and_scored_one(texts[0], k, raw_scores)
             if one is not None:
-                return one
+                return *one, None
         if len(texts) < 2 or native is None or raw:
             return (
                 self.top(texts, k, raw=raw, raw_scores=raw_scores),
                 self.answer_scores(texts, raw=raw, raw_scores=raw_scores),
+                None,
             )
         if not raw_scores and self.calibration is not None:
             # The batch of `top` ranks these same calibrated probabilities (`_calibrated_top`).
             whole = self.predict_proba(texts)
-            return self._ranked(whole, k), self._scores(texts, None, whole, False, False)
+            return self._ranked(whole, k), *self._answered(texts, None, whole, False, False)
         whole = np.zeros((len(texts), len(self.labels)), dtype=np.float64)
         found = native.top_proba_texts(list(texts), whole, k)
         names = self.labels
@@ -398,8 +424,9 @@ class Model:
             whole[left] = self._raw_proba(some, False)
             for i, top in zip(left, self.top(some, k, raw_scores=True), strict=True):
                 tops[i] = top
-        return cast(list[tuple[tuple[str, ...], tuple[float, ...]]], tops), self._scores(
-            texts, None, whole, False, raw_scores
+        return (
+            cast(list[tuple[tuple[str, ...], tuple[float, ...]]], tops),
+            *self._answered(texts, None, whole, False, raw_scores),
         )
 
     def _top_and_scored_one(

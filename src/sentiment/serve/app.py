@@ -338,7 +338,7 @@ def _encoded(model: Model, batch: codecs.Batch, raw: bool, kind: str) -> bytes:
     if not batch.answers or not batch.texts:
         return codecs.encode(kind, _predict(model, batch, raw))
     if batch.same_k:  # each text predicted once for both
-        predictions, scores = model.top_and_scores(
+        predictions, scores, decided = model.top_and_answers(
             batch.texts,
             min(batch.ks[0], len(model.labels)),
             raw=raw,
@@ -347,7 +347,7 @@ def _encoded(model: Model, batch: codecs.Batch, raw: bool, kind: str) -> bytes:
     else:
         predictions = _predict(model, batch, raw)
         scores = model.answer_scores(batch.texts, raw=raw, raw_scores=batch.raw_scores)
-    decided = answering.decided(scores, answering.weights_for(model.answer_labels))
+        decided = answering.decided(scores, answering.weights_for(model.answer_labels))
     return codecs.encode(kind, predictions, codecs.Answers(scores, decided))
 
 
