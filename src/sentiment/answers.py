@@ -38,7 +38,9 @@ of those that have several), the caller scores them all in one call (sync or asy
 process or over HTTP), and `combine` turns the probabilities into an (n, 4) matrix in numpy.
 A caller that can afford two calls scores the texts first and plans only the sentences that
 can matter (`plan(texts, only=needs_sentences(classes, probs))`, as `Model.answer_scores`
-does): `combine` gives the same scores either way.
+does): `combine` gives the same scores either way. For the probabilities the engine's
+Predictor reports itself (an uncalibrated model, or raw scores), `answered_by` has it make the
+scores and answers in one C pass, the sentences included (the same floats; the served path).
 """
 
 from __future__ import annotations
