@@ -24,8 +24,10 @@ where every text the model is sure of (a logit gap above log(1e5) = 11.5: most o
 "ok" 33, "terrible" 117) reads (1, 1e-5, 1e-5) and gets the same scores whatever its words;
 those files keep exactly the scores they were fitted for.
 
-A training job stores the fit as `calibration.json` beside `model.bin` in model.tar.gz
-(SageMaker's container ignores it); `sentiment.model` applies it to every prediction unless
+A training job fits both: "log" inputs, and the same fit on "probs" inputs stored with it as
+`reported`, for the API in front of SageMaker's BlazingText container (which reports p + 1e-5:
+`Calibration.for_reported`). It stores them as `calibration.json` beside `model.bin` in
+model.tar.gz (SageMaker's container ignores it); `sentiment.model` applies it to every prediction unless
 raw scores are asked for. A model without the file is uncalibrated (`IDENTITY`).
 """
 
@@ -74,6 +76,11 @@ class Calibration:
     # the term fades out over a review's length, so a review of a hundred words is read as
     # the vector scaling fitted on reviews reads it (see `fit_length`).
     length_scale: float = 0.0
+    # The same fit on fastText's reported p + 1e-5 ("probs" inputs) of the same rows, for a host
+    # that reports those and not the exact log-probabilities: SageMaker's BlazingText container,
+    # whose answers the API calibrates with it (`for_reported`). None: not fitted (files before
+    # it, or a calibration that reads "probs" itself).
+    reported: Calibration | None = field(default=None, compare=False)
     # For `apply_one`: 1/T and exp(bias), so a row costs one power and one product per label.
     _inv_t: float = field(init=False, repr=False, compare=False)
     _weights: tuple[float, ...] = field(init=False, repr=False, compare=False)
@@ -83,6 +90,12 @@ class Calibration:
         object.__setattr__(self, "_inv_t", 1.0 / self.temperature)
         object.__setattr__(self, "_weights", tuple(math.exp(b) for b in self.bias))
         object.__setattr__(self, "_identity", self.is_identity)
+
+    def for_reported(self) -> Calibration | None:
+        """The calibration of fastText's reported probabilities (p + 1e-5 of every label, as a
+        BlazingText endpoint answers them): itself for "probs" inputs, else the `reported` fit
+        (None when it has none: exact log-probabilities cannot be had from those)."""
+        return self if self.inputs == "probs" else self.reported
 
     @property
     def is_identity(self) -> bool:
@@ -183,7 +196,7 @@ class Calibration:
             "labels": list(self.labels),
             "inputs": self.inputs,
             "stats": self.stats,
-        }
+        } | ({"reported": self.reported.to_dict()} if self.reported is not None else {})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Calibration:
@@ -198,6 +211,7 @@ class Calibration:
             length_scale = float(data.get("length_scale") or 0.0)  # absent: fitted before it
             # absent: a calibration fitted before "log" inputs, on fastText's p + 1e-5
             inputs = str(data.get("inputs") or "probs")
+            reported_data = data.get("reported")  # absent: fitted before it
         except (KeyError, TypeError, ValueError) as err:
             raise ModelError(f"Not a calibration: {err!r} missing or malformed.") from None
         if method not in METHODS:
@@ -212,7 +226,18 @@ class Calibration:
             raise ModelError(f"A calibration's length scale must be >= 0, got {length_scale}.")
         if inputs not in INPUTS:
             raise ModelError(f"Unknown calibration inputs {inputs!r}; known: {', '.join(INPUTS)}.")
-        return cls(method, temperature, bias, labels, stats, length, inputs, length_scale)
+        reported = None
+        if reported_data is not None:
+            if not isinstance(reported_data, dict):
+                raise ModelError('A calibration\'s "reported" fit must be an object.')
+            reported = cls.from_dict(reported_data)
+            if reported.inputs != "probs" or sorted(reported.labels) != sorted(labels):
+                raise ModelError(
+                    'A calibration\'s "reported" fit reads fastText\'s probabilities ("probs") '
+                    "of the same labels."
+                )
+            reported = reported.reordered(labels)
+        return cls(method, temperature, bias, labels, stats, length, inputs, length_scale, reported)
 
     def reordered(self, labels: Sequence[str]) -> Calibration:
         """The same calibration with its biases in `labels` order (a model's own order)."""
@@ -225,7 +250,8 @@ class Calibration:
             )
         where = {name: i for i, name in enumerate(self.labels)}
         bias = tuple(self.bias[where[name]] for name in labels)
-        return replace(self, bias=bias, labels=labels)
+        reported = None if self.reported is None else self.reported.reordered(labels)
+        return replace(self, bias=bias, labels=labels, reported=reported)
 
 
 def log_of(probs: np.ndarray) -> np.ndarray:
@@ -449,6 +475,10 @@ class Scorer(Protocol):
 
     def log_proba(self, texts: Sequence[str], *, raw: bool = False) -> np.ndarray: ...
 
+    def predict_proba(
+        self, texts: Sequence[str], *, raw: bool = False, raw_scores: bool = False
+    ) -> np.ndarray: ...
+
 
 # Word counts of the short texts `fit_file` draws from each validation review (its first
 # words, i.e. the start of its title: short texts people write are mostly verdicts like these).
@@ -479,25 +509,33 @@ def fit_labelled(
     (`labels.GENERAL_SHARES`); its prior is moved there (Saerens et al. 2002: bias +=
     log(share / validation share), the other classes sharing the rest as in validation)."""
     y = np.asarray(labels, dtype=np.int64)
-    logp = model.log_proba(texts, raw=True)
-    base = fit(logp, y, model.classes, method="vector", inputs="log")
     short = [
         " ".join(text.split()[: SHORT_LENGTHS[i % len(SHORT_LENGTHS)]])
         for i, text in enumerate(texts)
     ]
-    short_logp = model.log_proba(short, raw=True)
-    fitted = fit_length(
-        base,
-        short_logp,
-        y,
-        count_words(short, normalized=True),
-        reviews=(logp, count_words(texts, normalized=True)),
+    words = count_words(texts, normalized=True)
+    short_words = count_words(short, normalized=True)
+    observed = np.bincount(y, minlength=len(model.classes)) / len(y)
+
+    def fitted_on(inputs: str, scores: np.ndarray, short_scores: np.ndarray) -> Calibration:
+        base = fit(scores, y, model.classes, method="vector", inputs=inputs)
+        fitted = fit_length(base, short_scores, y, short_words, reviews=(scores, words))
+        shifted = prior_shift(fitted, observed, shares)
+        if shifted.bias != fitted.bias:  # the recorded figures are those of what is stored
+            shifted = replace(shifted, stats=shifted.stats | measure(shifted, scores, y, words))
+        return shifted
+
+    calibration = fitted_on(
+        "log", model.log_proba(texts, raw=True), model.log_proba(short, raw=True)
     )
-    shifted = prior_shift(fitted, np.bincount(y, minlength=len(model.classes)) / len(y), shares)
-    if shifted.bias != fitted.bias:  # the recorded figures are those of what is stored
-        reviews = measure(shifted, logp, y, count_words(texts, normalized=True))
-        shifted = replace(shifted, stats=shifted.stats | reviews)
-    return shifted
+    # The same fit on what a BlazingText endpoint reports (p + 1e-5), for the API in front of
+    # SageMaker's container hosting this model (`Calibration.reported`).
+    reported = fitted_on(
+        "probs",
+        model.predict_proba(texts, raw=True, raw_scores=True),
+        model.predict_proba(short, raw=True, raw_scores=True),
+    )
+    return replace(calibration, reported=reported)
 
 
 def prior_shift(

@@ -346,18 +346,7 @@ class Model:
             if one is not None:
                 return one
         whole = self.predict_proba(texts, raw=raw, raw_scores=raw_scores)
-        return whole, self._scores(texts, sources, whole, raw, raw_scores)
-
-    def _scores(
-        self,
-        texts: Sequence[str],
-        sources: Sequence[str] | None,
-        whole: np.ndarray,
-        raw: bool,
-        raw_scores: bool,
-    ) -> np.ndarray:
-        """The answer scores of texts whose probabilities are `whole` (see `scored`)."""
-        return self._answered(texts, sources, whole, raw, raw_scores)[0]
+        return whole, self._answered(texts, sources, whole, raw, raw_scores)[0]
 
     def _answered(
         self,
@@ -367,7 +356,8 @@ class Model:
         raw: bool,
         raw_scores: bool,
     ) -> tuple[np.ndarray, list[int] | None]:
-        """`_scores` and, when the core made them with the scores, the answers (else None)."""
+        """The answer scores of texts whose probabilities are `whole` (see `scored`) and, when
+        the core made them with the scores, the answers (else None)."""
 
         def score(strings: list[str]) -> np.ndarray:
             return self.predict_proba(strings, raw=raw, raw_scores=raw_scores)
