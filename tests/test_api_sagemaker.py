@@ -11,11 +11,14 @@ taken as pre-tokenized text, as BlazingText takes them).
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 from aws_fixtures import REGION, Aws
@@ -140,3 +143,88 @@ def test_health_and_errors(aws: Aws, endpoints: dict[str, str], endpoint: str) -
     # A body over the endpoint's 6 MB (SageMaker's limit too): its 413 comes back as ModelError.
     with pytest.raises(UpstreamError, match=r"model answered an error.*413"):
         asyncio.run(ours.probabilities(["word " * 200] * 7_000))
+
+
+def test_the_api_calibrates_a_stock_container_by_the_archive_it_hosts(
+    aws: Aws,
+    endpoints: dict[str, str],
+    raw_endpoint: str,
+    tiny_model_dir: Path,
+    shared_data: Path,
+    tmp_path: Path,
+) -> None:
+    """A stock container answers fastText's scores ("terrible": 1.0). The API reads the
+    archive the endpoint hosts (its ModelDataUrl, in S3): `sentiment calibrate`'s fit of
+    reported scores and the text rules, and answers what our endpoint would with them."""
+    from sentiment.api.predictors import Calibrated
+    from sentiment.aws import client
+    from sentiment.aws import sagemaker as sm
+    from sentiment.calibration import count_words
+    from sentiment.model import Preprocessing, load_model
+    from sentiment.text import UNRECORDED_CLEANING
+
+    source = tmp_path / "tiny"
+    source.mkdir()
+    shutil.copy(tiny_model_dir / "model.bin", source / "model.bin")
+    recorded = Preprocessing(UNRECORDED_CLEANING, "binary").to_dict()  # the rules it trained with
+    (source / "preprocessing.json").write_text(json.dumps(recorded))
+    held = tmp_path / "held.csv"
+    lines = (shared_data / "amazon_review_polarity" / "test.csv").read_text().splitlines()
+    held.write_text("\n".join(lines[:3000]) + "\n")
+    archive = f"{aws.new_bucket()}/calibrated/model.tar.gz"
+    done = aws.cli(tmp_path / "cache", "calibrate", "--model", str(source),
+                   "--validation", str(held), "--output", archive)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    spec = sm.DeploySpec(
+        endpoint="stock-calibrated", model_data=archive, role=ROLE, image="blazingtext"
+    )
+    sm.deploy(spec, client=client("sagemaker", REGION), log=lambda _: None)
+
+    texts = [*TEXTS, "terrible", "Great. Awful."]
+    predictor = _predictor(raw_endpoint, "stock-calibrated")
+    got = asyncio.run(predictor.probabilities(texts))
+    assert asyncio.run(predictor.calibrated()) == Calibrated(True, "length")
+    found = asyncio.run(predictor.artifacts())
+    assert found.source == archive and found.problem is None
+    assert predictor.describe()["calibration"] == "length"
+    # What our endpoint's model gives with the fit of reported scores, as exactly.
+    model = load_model(archive, cache_dir=tmp_path / "cache")
+    assert model.calibration is not None
+    reported = model.calibration.for_reported()
+    assert reported is not None and reported.inputs == "probs"
+    names = [label.removeprefix("__label__") for label in model.labels]
+    raw = model.predict_proba(texts, raw_scores=True)[:, [names.index(c) for c in got.classes]]
+    expected = reported.reordered(got.classes).apply(raw, count_words(texts))
+    assert np.allclose(got.rows, expected, rtol=0, atol=1e-9)
+    assert raw[2].max() > 0.999 and got.rows[2].max() < 0.99  # "terrible": not 100% any more
+
+    # An archive that cannot be read (the 'stock' endpoint's is not in S3): fastText's scores,
+    # reported uncalibrated, and the API still answers.
+    plain = _predictor(raw_endpoint, "stock")
+    unread = asyncio.run(plain.probabilities(["terrible"]))
+    assert unread.rows.max() > 0.999 and asyncio.run(plain.calibrated()) == Calibrated(False)
+    assert asyncio.run(plain.artifacts()).problem
+    # Through the API process: the page's confidence is the calibrated one.
+    port = free_port()
+    api = Process(
+        [
+            "api",
+            "--sagemaker-endpoint",
+            "stock-calibrated",
+            "--region",
+            REGION,
+            "--port",
+            str(port),
+        ],
+        tmp_path / "api.log",
+        env=aws.env | {"AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": raw_endpoint},
+    )
+    try:
+        api.wait_for(f"http://127.0.0.1:{port}/healthz")
+        answer = httpx.post(f"http://127.0.0.1:{port}/sentiment", json={"texts": ["terrible"]})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["model"]["calibrated"] is True
+        assert answer.json()["model"]["calibration"] == "length"
+        assert answer.json()["results"][0]["confidence"] < 0.99
+    finally:
+        api.stop()

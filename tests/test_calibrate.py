@@ -77,7 +77,7 @@ def test_a_bare_sagemaker_model_gets_calibrated(
         assert model_bin.read() == zhang_model.read_bytes()  # byte-identical
         fitted = json.loads(tar.extractfile("calibration.json").read())  # type: ignore[union-attr]
     # No preprocessing.json: the bare model had none, and is served with the unrecorded cleaning.
-    assert names == ["model.bin", "calibration.json"]
+    assert names == ["calibration.json", "model.bin"]
     assert fitted["inputs"] == "log" and fitted["method"] == "length"
     assert sorted(fitted["labels"]) == ["1", "2"]
 
@@ -203,7 +203,7 @@ def test_from_s3_to_s3(aws: Aws, zhang_model: Path, tmp_path: Path) -> None:
     assert got.read_bytes() == source.read_bytes()
     s3.download_file(name, "calibrated/model.tar.gz", str(got))  # type: ignore[attr-defined]
     with tarfile.open(got) as tar:
-        assert tar.getnames() == ["model.bin", "calibration.json", "preprocessing.json"]
+        assert tar.getnames() == ["calibration.json", "preprocessing.json", "model.bin"]
         assert tar.extractfile("preprocessing.json").read() == pre  # type: ignore[union-attr]
     model = load_model(got, cache_dir=tmp_path / "cache")
     assert model.calibration is not None and model.preprocessing.source == "sidecar"

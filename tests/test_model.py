@@ -236,3 +236,39 @@ def test_the_engine_takes_only_the_text_extensions_normalizer(tiny_model_dir: Pa
         native.set_normalizer(other, *tables(), opts)
     native.set_normalizer(normalizer(), *tables(), opts)
     assert native.top_text("great value", 1) is not None
+
+
+def test_sidecars_are_read_from_an_archive_of_either_order(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """`read_sidecars` finds preprocessing.json and calibration.json in an archive we write
+    (first) and in one with model.bin first (archives written before); none in SageMaker's
+    (model.bin alone); a file that is not a model.tar.gz is a ModelError naming it."""
+    import io
+    import tarfile
+
+    from sentiment.errors import InputNotFound, ModelError
+    from sentiment.model import read_sidecars, write_model_archive
+
+    sidecars = {"preprocessing.json": b'{"policy": "binary"}', "calibration.json": b"{}"}
+    ours = tmp_path / "ours.tar.gz"
+    write_model_archive(ours, tiny_model_dir / "model.bin", sidecars)
+    with tarfile.open(ours) as tar:
+        assert tar.getnames() == ["preprocessing.json", "calibration.json", "model.bin"]
+    assert read_sidecars(str(ours)) == sidecars
+    older = tmp_path / "older.tar.gz"
+    with tarfile.open(older, "w:gz") as tar:
+        tar.add(tiny_model_dir / "model.bin", arcname="model.bin")
+        for name, data in sidecars.items():
+            info = tarfile.TarInfo(f"./{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    assert read_sidecars(str(older)) == sidecars
+    bare = tmp_path / "sagemaker.tar.gz"
+    with tarfile.open(bare, "w:gz") as tar:
+        tar.add(tiny_model_dir / "model.bin", arcname="model.bin")
+    assert read_sidecars(str(bare)) == {}
+    with pytest.raises(ModelError, match="model archive"):
+        read_sidecars(str(tiny_model_dir / "model.bin"))
+    with pytest.raises(InputNotFound, match=r"missing\.tar\.gz"):
+        read_sidecars(str(tmp_path / "missing.tar.gz"))

@@ -76,6 +76,11 @@ class Settings:
     # Whether the API cleans text before InvokeEndpoint: "auto" when the endpoint's image is
     # SageMaker's BlazingText (a stock container does not clean text), "yes" or "no".
     sagemaker_normalize: str = "auto"
+    # The model.tar.gz that endpoint hosts (a path or s3:// URI), when its container is
+    # SageMaker's BlazingText: the API cleans text by its preprocessing.json and calibrates the
+    # container's scores by its calibration.json. Empty = the model's ModelDataUrl, found
+    # through DescribeModel.
+    sagemaker_model_data: str = ""
     # API keys accepted in `x-api-key` (comma-separated in the environment); empty = open API.
     api_keys: tuple[str, ...] = ()
     # Origins allowed by CORS on the API (comma-separated; "*" for any).

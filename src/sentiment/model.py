@@ -699,19 +699,58 @@ def write_model_archive(
 ) -> tuple[str, int]:
     """model.tar.gz at `target` with `model_bin` at its root as `model.bin` (as SageMaker
     BlazingText writes it; its bytes unchanged) and each sidecar (preprocessing.json,
-    calibration.json) beside it; written beside its final name and renamed when complete.
-    Returns the archive's (sha256, bytes). A training job and `sentiment calibrate` write
-    their archives here."""
+    calibration.json) beside it, first (`read_sidecars` reads them without going through
+    model.bin); written beside its final name and renamed when complete. Returns the archive's
+    (sha256, bytes). A training job and `sentiment calibrate` write their archives here."""
     with atomic_path(target) as partial:
         with tarfile.open(partial, "w:gz") as tar:
-            tar.add(model_bin, arcname=layout.MODEL_BIN)
             for name, data in sidecars.items():
                 info = tarfile.TarInfo(name)
                 info.size = len(data)
                 info.mtime = int(time.time())
                 info.mode = 0o644
                 tar.addfile(info, io.BytesIO(data))
+            tar.add(model_bin, arcname=layout.MODEL_BIN)
         return sha256_file(partial), partial.stat().st_size
+
+
+# The sidecars `read_sidecars` reads, and the most bytes it takes of one.
+SIDECARS = (layout.PREPROCESSING, layout.CALIBRATION)
+SIDECAR_MAX_BYTES = 1 << 20
+
+
+def read_sidecars(uri: str) -> dict[str, bytes]:
+    """The sidecars (preprocessing.json, calibration.json) a model.tar.gz at `uri` (a path or
+    an s3:// URI) holds, by name, read as a stream that ends once both are read or
+    model.bin is reached after them (an archive `write_model_archive` wrote holds them first:
+    the model's matrices, tens of MB, are not read; one SageMaker trained holds neither).
+    ModelError when `uri` is not a readable model.tar.gz."""
+    from sentiment.storage import split_file_uri
+
+    found: dict[str, bytes] = {}
+    try:
+        bucket, key = split_file_uri(uri)
+        with bucket.open_read(key) as raw, tarfile.open(fileobj=raw, mode="r|gz") as tar:
+            for member in tar:
+                name = member.name.removeprefix("./")
+                if name == layout.MODEL_BIN and found:
+                    break  # ours: the sidecars come first
+                if name not in SIDECARS or not member.isfile():
+                    continue
+                if member.size > SIDECAR_MAX_BYTES:
+                    raise ModelError(f"{uri}: {name} has {member.size:,} bytes; not a sidecar.")
+                data = tar.extractfile(member)
+                found[name] = data.read() if data is not None else b""
+                if len(found) == len(SIDECARS):
+                    break
+    except SentimentError:
+        raise
+    except (OSError, tarfile.TarError, EOFError) as err:
+        raise ModelError(
+            f"Cannot read the model archive {uri}: {err}.",
+            hint="Give the model.tar.gz the endpoint hosts (a path or s3:// URI).",
+        ) from None
+    return found
 
 
 def _is_file(path: Path) -> bool:

@@ -12,14 +12,27 @@ it does not clean text as prepare did, so the predictor sends the one normalizat
 through DescribeEndpoint -> DescribeEndpointConfig -> DescribeModel), or when told to. Our
 endpoint image cleans text itself, as `sentiment serve` does.
 
+A stock container answers fastText's uncalibrated scores (p + 1e-5, most texts "100%"). When
+the model.tar.gz it hosts is one of ours, it holds `calibration.json`, whose `reported` fit
+calibrates exactly those scores, and `preprocessing.json`, the text rules the model was trained
+with: the predictor reads both from the archive (`--sagemaker-model-data`, else the model's
+`ModelDataUrl` from DescribeModel; `sentiment.model.read_sidecars` streams the archive and stops
+before model.bin), cleans text by those rules and calibrates the scores as `sentiment serve`
+would have with that calibration, and says so (`calibrated()`, `describe()`). A model SageMaker
+trained holds neither: its scores stay uncalibrated and are reported so (`sentiment calibrate`
+makes a calibrated archive of it).
+
 Health is DescribeEndpoint's status (the runtime API has no /ping): InService is healthy.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,13 +44,35 @@ from sentiment.api.predictors import (
     parse_answer,
     request_body,
 )
-from sentiment.errors import ConfigError, Unavailable, UpstreamError, UpstreamTimeout
+from sentiment.calibration import Calibration, count_words
+from sentiment.errors import (
+    ConfigError,
+    SentimentError,
+    Unavailable,
+    UpstreamError,
+    UpstreamTimeout,
+)
+from sentiment.text import DEFAULT_CLEANING, Cleaning
+
+log = logging.getLogger("sentiment.api")
 
 # How the API decides whether to clean text before InvokeEndpoint.
 NORMALIZE_CHOICES = ("auto", "yes", "no")
 # DescribeEndpoint is a control-plane call with a low request rate: /healthz reuses an answer
 # this many seconds old.
 HEALTH_TTL = 5.0
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    """What the API knows of the model a stock endpoint hosts: the text rules it was trained
+    with and the calibration of the scores the container reports (None: uncalibrated), read
+    from `source` (a model.tar.gz); `problem` says why they could not be read."""
+
+    cleaning: Cleaning = DEFAULT_CLEANING
+    calibration: Calibration | None = None
+    source: str | None = None
+    problem: str | None = None
 
 
 class SageMakerPredictor:
@@ -53,6 +88,7 @@ class SageMakerPredictor:
         timeout: float = 10.0,
         retries: int = 2,
         normalize: str = "auto",
+        model_data: str = "",
         runtime: Any = None,
         control: Any = None,
     ) -> None:
@@ -70,6 +106,11 @@ class SageMakerPredictor:
         self._control = control
         self._cleans: bool | None = {"yes": True, "no": False}.get(normalize)
         self._image: str | None = None
+        # The model.tar.gz the endpoint hosts: given, or its ModelDataUrl (DescribeModel).
+        self.model_data = model_data
+        self._model_data_url: str | None = None
+        self._artifacts: Artifacts | None = None
+        self._reading: asyncio.Task[Artifacts] | None = None
         self._labels: list[str] = []
         self._health: tuple[float, dict[str, Any]] | None = None
         # boto3 is synchronous: calls run on these threads (botocore clients are thread-safe).
@@ -124,16 +165,60 @@ class SageMakerPredictor:
             return True
         container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
         self._image = str(container.get("Image", ""))
+        self._model_data_url = container.get("ModelDataUrl") or None
         return is_blazingtext_image(self._image)
 
-    async def _prepare(self, texts: list[str]) -> list[str]:
+    def _read_artifacts(self) -> Artifacts:
+        """The model's text rules and reported-score calibration, from its archive, when the
+        endpoint reports fastText's own scores (a stock container: `_cleans`)."""
+        from sentiment.model import Preprocessing, read_sidecars
+
+        source = self.model_data or self._model_data_url
+        if not self._cleans or not source:
+            return Artifacts()
+        try:
+            found = read_sidecars(source)
+            cleaning = DEFAULT_CLEANING
+            if "preprocessing.json" in found:
+                cleaning = Preprocessing.from_dict(json.loads(found["preprocessing.json"])).cleaning
+            calibration = None
+            if "calibration.json" in found:
+                read = Calibration.from_dict(json.loads(found["calibration.json"]))
+                calibration = read.for_reported()
+                if calibration is None:
+                    log.warning(
+                        "%s: its calibration reads exact log-probabilities, which a BlazingText "
+                        "container does not answer; the scores stay uncalibrated (refit it with "
+                        "`sentiment calibrate`)",
+                        source,
+                    )
+            return Artifacts(cleaning, calibration, source)
+        except (SentimentError, ValueError, TypeError, AttributeError) as err:
+            problem = err.message if isinstance(err, SentimentError) else str(err)
+            log.warning("cannot read the endpoint's model %s: %s", source, problem)
+            return Artifacts(source=source, problem=problem)
+
+    async def artifacts(self) -> Artifacts:
+        """`_read_artifacts`, once (concurrent first requests wait for the same read)."""
+        if self._artifacts is not None:
+            return self._artifacts
+        if self._reading is None:
+            self._reading = asyncio.ensure_future(self._first_read())
+        return await asyncio.shield(self._reading)
+
+    async def _first_read(self) -> Artifacts:
         if self._cleans is None:
             self._cleans = await self._run(self._detect)
+        self._artifacts = await self._run(self._read_artifacts)
+        return self._artifacts
+
+    async def _prepare(self, texts: list[str]) -> tuple[list[str], Artifacts]:
+        found = await self.artifacts()
         if not self._cleans:
-            return texts
+            return texts, found
         from sentiment.text import normalize_many
 
-        return normalize_many(texts)
+        return normalize_many(texts, found.cleaning), found
 
     # -- predictions --------------------------------------------------------------------------
 
@@ -187,15 +272,25 @@ class SageMakerPredictor:
     async def probabilities(self, strings: list[str]) -> Probabilities:
         if not strings:
             return Probabilities((), np.zeros((0, 0)))
-        sent = await self._prepare(strings)
+        sent, found = await self._prepare(strings)
         out = parse_answer(await self._run(self._invoke, request_body(sent)), len(strings))
         self._labels = list(out.classes)
-        return out
+        calibration = found.calibration
+        if calibration is None or sorted(out.classes) != sorted(calibration.labels):
+            return out
+        # The container's p + 1e-5, calibrated as `sentiment serve` would with this fit.
+        ordered = calibration.reordered(out.classes)
+        words = count_words(strings) if ordered.length else None
+        return Probabilities(out.classes, ordered.apply(out.rows, words))
 
     async def calibrated(self) -> Calibrated:
         # The runtime API describes no model (ours says so at GET /, which SageMaker does not
-        # route): unknown, as for any stock endpoint.
-        return Calibrated(None)
+        # route): calibrated here when the hosted archive holds a fit of reported scores; else
+        # unknown for a container of ours (it calibrates itself), uncalibrated for a stock one.
+        found = await self.artifacts()
+        if found.calibration is not None:
+            return Calibrated(True, found.calibration.method)
+        return Calibrated(False if self._cleans and found.source else None)
 
     async def labels(self) -> list[str]:
         return await known_labels(self, self._labels)
@@ -237,6 +332,11 @@ class SageMakerPredictor:
             "endpoint": self.endpoint,
             "region": self.region or str(self.runtime.meta.region_name),
             "normalizes": self._cleans,
+            # The calibration applied here to a stock container's scores (its archive's
+            # location stays private: the server's log names it, and why it was not read).
+            "calibration": None
+            if self._artifacts is None or self._artifacts.calibration is None
+            else self._artifacts.calibration.method,
         }
 
     async def close(self) -> None:

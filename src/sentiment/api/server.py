@@ -36,6 +36,7 @@ def make_predictor(settings: Settings, model_ref: str | None) -> Predictor:
             timeout=settings.endpoint_timeout,
             retries=settings.endpoint_retries,
             normalize=settings.sagemaker_normalize,
+            model_data=settings.sagemaker_model_data,
         )
     return EndpointPredictor(
         settings.endpoint_url, timeout=settings.endpoint_timeout, retries=settings.endpoint_retries

@@ -25,6 +25,12 @@ from sentiment.labels import LabelMap
     help="Clean text before InvokeEndpoint: auto (default) when the endpoint runs SageMaker's "
     "BlazingText image, which does not clean text itself.",
 )
+@click.option(
+    "--sagemaker-model-data",
+    help="The model.tar.gz (path or s3:// URI) the BlazingText endpoint hosts: its text rules "
+    "and calibration are applied here (default: the model's ModelDataUrl; env "
+    "SENTIMENT_SAGEMAKER_MODEL_DATA).",
+)
 @click.option("--model", help="Predict in-process with this model instead of calling an endpoint.")
 @click.option("--host", help="Address to bind (default 127.0.0.1).")
 @click.option("--port", type=int, help="Port (default 8000; env SENTIMENT_API_PORT).")
@@ -51,6 +57,7 @@ def command(
     sagemaker_endpoint: str | None,
     region: str | None,
     sagemaker_normalize: str | None,
+    sagemaker_model_data: str | None,
     model: str | None,
     host: str | None,
     port: int | None,
@@ -71,6 +78,7 @@ def command(
         sagemaker_endpoint=sagemaker_endpoint,
         aws_region=region,
         sagemaker_normalize=sagemaker_normalize,
+        sagemaker_model_data=sagemaker_model_data,
         host=host,
         api_port=port,
         neutral_threshold=threshold,
