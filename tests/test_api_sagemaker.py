@@ -228,3 +228,45 @@ def test_the_api_calibrates_a_stock_container_by_the_archive_it_hosts(
         assert answer.json()["results"][0]["confidence"] < 0.99
     finally:
         api.stop()
+
+
+class _SlowControl:
+    """SageMaker's control plane answering after `delay` seconds, then with an error (a fake of
+    AWS: moto answers at once). What a slow DescribeEndpoint would do to the first requests."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+
+    def describe_endpoint(self, **_: Any) -> dict[str, Any]:
+        import time
+
+        from botocore.exceptions import EndpointConnectionError
+
+        time.sleep(self.delay)
+        raise EndpointConnectionError(endpoint_url="https://api.sagemaker.invalid")
+
+
+def test_a_slow_control_plane_does_not_hold_answers(raw_endpoint: str) -> None:
+    """The first request waits for the endpoint's description and archive at most the
+    endpoint timeout, then answers with the text cleaned (unknown image: cleaned) and the
+    scores uncalibrated; the read goes on, and later requests know."""
+    import time
+
+    from sentiment.api.predictors import Calibrated
+
+    async def scenario() -> None:
+        predictor = _predictor(raw_endpoint, "stock", timeout=0.3, control=_SlowControl(1.0))
+        started = time.monotonic()
+        first = await predictor.probabilities(TEXTS)
+        assert time.monotonic() - started < 0.9  # not the control plane's 1 s
+        assert first.rows.shape == (2, 2)
+        assert (await predictor.artifacts()).problem  # still reading, within 0.3 s again
+        await asyncio.sleep(1.0)
+        later = await predictor.artifacts()
+        assert later.problem is None and later.calibration is None and later.source is None
+        assert await predictor.calibrated() == Calibrated(None)  # unknown: nothing to read
+        assert predictor.describe()["normalizes"] is True
+        again = await predictor.probabilities(TEXTS)
+        assert np.array_equal(again.rows, first.rows)  # cleaned the same way both times
+
+    asyncio.run(scenario())

@@ -193,18 +193,28 @@ class SageMakerPredictor:
                         source,
                     )
             return Artifacts(cleaning, calibration, source)
-        except (SentimentError, ValueError, TypeError, AttributeError) as err:
-            problem = err.message if isinstance(err, SentimentError) else str(err)
+        except Exception as err:
+            # The archive is optional: any failure to read it (no s3:GetObject, a throttled or
+            # unreachable S3, a malformed file) leaves the scores as the container gives them,
+            # said so, and never fails an answer.
+            problem = (
+                err.message if isinstance(err, SentimentError) else f"{type(err).__name__}: {err}"
+            )
             log.warning("cannot read the endpoint's model %s: %s", source, problem)
             return Artifacts(source=source, problem=problem)
 
     async def artifacts(self) -> Artifacts:
-        """`_read_artifacts`, once (concurrent first requests wait for the same read)."""
+        """`_read_artifacts`, once (concurrent first requests wait for the same read, each for
+        at most the endpoint timeout: a request that would wait longer goes on without them,
+        and the read goes on for the next ones)."""
         if self._artifacts is not None:
             return self._artifacts
         if self._reading is None:
             self._reading = asyncio.ensure_future(self._first_read())
-        return await asyncio.shield(self._reading)
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._reading), self.timeout)
+        except TimeoutError:
+            return Artifacts(problem="still reading the model's archive")
 
     async def _first_read(self) -> Artifacts:
         if self._cleans is None:
@@ -214,7 +224,7 @@ class SageMakerPredictor:
 
     async def _prepare(self, texts: list[str]) -> tuple[list[str], Artifacts]:
         found = await self.artifacts()
-        if not self._cleans:
+        if self._cleans is False:  # not yet known (still describing): cleaned, as unknown is
             return texts, found
         from sentiment.text import normalize_many
 
