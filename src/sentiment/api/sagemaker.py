@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from sentiment import layout
 from sentiment.api.predictors import (
     Calibrated,
     Probabilities,
@@ -179,11 +180,12 @@ class SageMakerPredictor:
         try:
             found = read_sidecars(source)
             cleaning = DEFAULT_CLEANING
-            if "preprocessing.json" in found:
-                cleaning = Preprocessing.from_dict(json.loads(found["preprocessing.json"])).cleaning
+            if layout.PREPROCESSING in found:
+                recorded = json.loads(found[layout.PREPROCESSING])
+                cleaning = Preprocessing.from_dict(recorded).cleaning
             calibration = None
-            if "calibration.json" in found:
-                read = Calibration.from_dict(json.loads(found["calibration.json"]))
+            if layout.CALIBRATION in found:
+                read = Calibration.from_dict(json.loads(found[layout.CALIBRATION]))
                 calibration = read.for_reported()
                 if calibration is None:
                     log.warning(
