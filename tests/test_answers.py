@@ -587,7 +587,7 @@ def test_one_text_leans_are_numpys(classes: tuple[str, ...]) -> None:
 def test_the_core_reads_no_sentence_past_the_one_that_makes_a_text_mixed(
     tiny_model_dir: Path,
 ) -> None:
-    """The engine's `leans` (the served path of an uncalibrated model) stops at the sentence
+    """The engine's `answers` (the served path of an uncalibrated model) stops at the sentence
     that makes the measure 1: a sentence the compiled normalization leaves to Python (a lone
     surrogate) after it is never read, the same sentence before it sends the text to Python."""
     model = load_model(tiny_model_dir / "model.bin")
@@ -602,10 +602,13 @@ def test_the_core_reads_no_sentence_past_the_one_that_makes_a_text_mixed(
     lean = leaning[:, answers.POSITIVE] - leaning[:, answers.NEGATIVE]
     assert lean[0] >= answers.MIXED_MARGIN and -lean[1] >= answers.MIXED_MARGIN, lean  # premise
     texts = [f"{good} {bad} {odd}", f"{odd} {good} {bad}", f"{good} {good}", good]
-    out = np.full(4, -1.0)
-    assert core.leans(texts, [0, 1, 2, 3], sides, answers.MIXED_MARGIN, out) == [1]
-    assert out[0] == 1.0 and out[1] == -1.0  # mixed; left to Python, its cell untouched
-    assert out[2] == 0.0 and out[3] == 0.0  # one side; one sentence
+    probs = model.predict_proba([good] * 4)  # every text read (floor -1): a neutral side of 1/2
+    scores = np.full((4, 4), -1.0)
+    made = core.answers(texts, probs, sides, 2.0, -1.0, answers.MIXED_MARGIN, np.ones(3), scores)
+    assert made[1] is None and (scores[1] == -1.0).all()  # left to Python, its row untouched
+    side = scores[:, answers.NEUTRAL] + scores[:, answers.MIXED]
+    assert scores[0, answers.MIXED] == side[0] > 0  # mixed all through: the odd one never read
+    assert scores[2, answers.MIXED] == scores[3, answers.MIXED] == 0.0  # one side; one sentence
     # The texts left to Python get the plain path's scores.
     whole = model.predict_proba(texts)
     plain = answers.scores_of(texts, labels, whole, model.predict_proba)
@@ -613,25 +616,14 @@ def test_the_core_reads_no_sentence_past_the_one_that_makes_a_text_mixed(
 
 
 def test_the_core_refuses_what_it_cannot_read(tiny_model_dir: Path) -> None:
-    """`leans` checks its arguments: a clear error, no crash, nothing written."""
+    """`answers` checks its arguments: a clear error, no crash."""
     from sentiment.engine.predictor import build_predictor
+    from sentiment.text import kernel_options
+    from sentiment.text_kernel import normalizer, tables
 
     model = load_model(tiny_model_dir / "model.bin")
     core = model._native
     sides = answers.sides_of(model.answer_labels)
-    out = np.zeros(1)
-    with pytest.raises(ValueError, match="sides for"):
-        core.leans(["a. b."], [0], sides + b"\x00", 0.2, out)
-    with pytest.raises(ValueError, match="side is 0, 1 or 2"):
-        core.leans(["a. b."], [0], b"\x00\x03", 0.2, out)
-    with pytest.raises(ValueError, match="margin"):
-        core.leans(["a. b."], [0], sides, 0.0, out)
-    with pytest.raises(ValueError, match="which must index texts"):
-        core.leans(["a. b."], [1], sides, 0.2, out)
-    with pytest.raises(ValueError, match="cells for"):
-        core.leans(["a. b."], [0], sides, 0.2, np.zeros(2))
-    with pytest.raises(TypeError, match="splitter"):
-        core.set_splitter(object())
     probs, weights, scores = np.zeros((1, len(sides))), np.ones(3), np.zeros((1, 4))
     with pytest.raises(ValueError, match="cells"):
         core.answers(["a. b."], probs, sides, 2.0, 0.01, 0.2, np.ones(2), scores)
@@ -639,14 +631,20 @@ def test_the_core_refuses_what_it_cannot_read(tiny_model_dir: Path) -> None:
         core.answers(["a. b.", "c"], probs, sides, 2.0, 0.01, 0.2, weights, scores)
     with pytest.raises(ValueError, match="sides for"):
         core.answers(["a. b."], probs, sides + b"\x00", 2.0, 0.01, 0.2, weights, scores)
+    with pytest.raises(ValueError, match="side is 0, 1 or 2"):
+        core.answers(["a. b."], probs, b"\x00\x03", 2.0, 0.01, 0.2, weights, scores)
+    with pytest.raises(ValueError, match="margin"):
+        core.answers(["a. b."], probs, sides, 2.0, 0.01, 0.0, weights, scores)
     with pytest.raises(TypeError, match="texts must be str"):
         core.answers([b"a. b."], probs, sides, 2.0, -1.0, 0.2, weights, scores)
+    with pytest.raises(TypeError, match="splitter"):
+        core.set_splitter(object())
     even = np.full((1, len(sides)), 0.5)  # as positive as negative: all of it neutral
     assert core.answers(["a. b."], even, sides, 2.0, 0.01, 0.2, weights, scores) in ([2], [3])
     assert scores[0, 0] == scores[0, 1] == 0.0 and scores[0, 2] + scores[0, 3] == 1.0
     bare = build_predictor(model._bin)
-    model._set_normalizer(bare)
-    bare_no_split = build_predictor(model._bin)
     with pytest.raises(RuntimeError, match="no model or no normalizer"):
-        bare_no_split.leans(["a. b."], [0], sides, 0.2, out)
-    assert bare.leans(["a. b."], [0], sides, 0.2, out) == [] and 0.0 <= out[0] <= 1.0
+        bare.answers(["a. b."], even, sides, 2.0, 0.01, 0.2, weights, scores)
+    bare.set_normalizer(normalizer(), *tables(), kernel_options(model.preprocessing.cleaning))
+    with pytest.raises(RuntimeError, match="no sentence splitter"):
+        bare.answers(["a. b."], even, sides, 2.0, 0.01, 0.2, weights, scores)

@@ -117,7 +117,7 @@ static PyObject *sentences(PyObject *self, PyObject *arg) { return split_text(ar
 #define SPLITTER_CAPSULE "sentiment._sentences.split_text"
 
 /* splitter() -> capsule: split_text's C entry, `PyObject *(*)(PyObject *text)`, for the engine's
- * Predictor (its `leans` splits and scores a text's sentences with no Python in between). The
+ * Predictor (its `answers` splits and scores a text's sentences with no Python in between). The
  * capsule's name is checked by the caller, so nothing but this entry is called through it. */
 static PyObject *splitter(PyObject *self, PyObject *unused) {
     return PyCapsule_New((void *)&split_text, SPLITTER_CAPSULE, NULL);

@@ -217,8 +217,8 @@ def answered_by(
     (`Predictor.answers`): for the probabilities it reports itself (an uncalibrated model, or
     raw scores), the same floats as the numpy functions. It reads the sentences itself (of
     `sources[i]` when given), no further than the one that makes a text's measure 1 (25
-    reviews of benchmarks/api: 34 of their 69 sentences; with the rule in C, ~80 us less than
-    `scores_of` and `decided`). The texts it leaves to the Python path of the normalization (an
+    reviews of benchmarks/api: 34 of their 69 sentences; the endpoint's answer to them took 203
+    us in process with `scores_of` and `decided`, 123 us with this). The texts it leaves to the Python path of the normalization (an
     HTML entity, a lone surrogate) are answered by `scores_of` with `score`: each text's
     scores are its own, so the same floats as the batch's."""
     scores = np.empty((len(probs), 4))
@@ -282,23 +282,18 @@ def combine_one(
     parts: Sequence[Sequence[float]] = (),
     *,
     power: float = AMBIVALENCE_POWER,
-    both: float | None = None,
 ) -> list[float]:
     """`combine` for one text in plain Python, the same floats in the same order (the served
-    one-review request: ~25 numpy calls cost ~30 us, this ~3 us): its four scores from the
-    probabilities of every label (`classes` order) for the text and, when it has several
-    sentences that can matter, for each of them (`parts`), or the measure that they lean both
-    ways (`both`, as the engine's `leans` gives it; see `answered_by`)."""
+    one-review request of a calibrated model: ~25 numpy calls cost ~30 us, this ~3 us): its
+    four scores from the probabilities of every label (`classes` order) for the text and, when
+    it has several sentences that can matter, for each of them (`parts`)."""
     where = _polarity_of(classes)
     pos, neg, shared, side = _sides_one(where, probs, power)
-    if both is not None:
-        both = both if side > SENTENCE_FLOOR else 0.0
-    elif len(parts) and side > SENTENCE_FLOOR:
+    both = 0.0
+    if len(parts) and side > SENTENCE_FLOOR:
         lean = _leans(where, parts)
         opposed = min(max(lean), max([-v for v in lean])) / MIXED_MARGIN
         both = 0.0 if opposed < 0.0 else 1.0 if opposed > 1.0 else opposed
-    else:
-        both = 0.0
     half = shared / 2
     return [pos - half, neg - half, side * (1 - both), side * both]
 
@@ -462,7 +457,7 @@ def derivation(classes: Sequence[str], own: Sequence[str] | None = None) -> str:
 
 def sides_of(classes: Sequence[str]) -> bytes:
     """The polarity of each label as bytes (0 positive, 1 negative, 2 neutral): the `where`
-    the engine's `leans` reads."""
+    the engine's `answers` reads."""
     return _sides_of_labels(tuple(classes))
 
 

@@ -27,8 +27,8 @@ those files keep exactly the scores they were fitted for.
 A training job fits both: "log" inputs, and the same fit on "probs" inputs stored with it as
 `reported`, for the API in front of SageMaker's BlazingText container (which reports p + 1e-5:
 `Calibration.for_reported`). It stores them as `calibration.json` beside `model.bin` in
-model.tar.gz (SageMaker's container ignores it); `sentiment.model` applies it to every prediction unless
-raw scores are asked for. A model without the file is uncalibrated (`IDENTITY`).
+model.tar.gz (SageMaker's container ignores it); `sentiment.model` applies it to every
+prediction unless raw scores are asked for. A model without the file is uncalibrated (`IDENTITY`).
 """
 
 from __future__ import annotations
@@ -503,7 +503,8 @@ def fit_labelled(
     """The calibration of a training job (`fit_file`) and of `sentiment calibrate`, fitted on
     held-out `texts` as the model reads them (normalized) and their `labels` (indices into
     `model.classes`): vector scaling on the reviews, then the "length" shrinkage on their first
-    1-8 words (`fit_length`), both on the model's exact log-probabilities ("log" inputs).
+    1-8 words (`fit_length`), both on the model's exact log-probabilities ("log" inputs); and
+    the same on fastText's reported p + 1e-5, stored with it as `reported`.
 
     `shares`: a class's share among reviews at large where the held-out data's is skewed
     (`labels.GENERAL_SHARES`); its prior is moved there (Saerens et al. 2002: bias +=

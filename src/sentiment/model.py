@@ -29,7 +29,6 @@ import json
 import os
 import tarfile
 import time
-from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -467,22 +466,16 @@ class Model:
         row = [0.0] * nl
         for i, p in zip(*found, strict=True):
             row[i] = p
-        if calibration is not None:
-            row = calibration.apply(np.array([row]), _words(calibration, [text], False))[0].tolist()
+        if calibration is None:  # the core's own probabilities: it makes the scores itself
+            whole = np.array([row])
+            return whole, self._answered([text], [source], whole, False, raw_scores)[0]
+        row = calibration.apply(np.array([row]), _words(calibration, [text], False))[0].tolist()
         parts: list[list[float]] = []
-        both = None
         if answering.needs_sentences_one(self.answer_labels, row):
-            if calibration is None:  # the core's own probabilities: it reads the sentences
-                measured = array("d", (0.0,))
-                labels = self.answer_labels
-                sides = answering.sides_of(labels)
-                if not self._native.leans([source], [0], sides, answering.MIXED_MARGIN, measured):
-                    both = measured[0]
-            if both is None:
-                pieces = answering.sentences(source)
-                if len(pieces) > 1:
-                    parts = self.predict_proba(pieces, raw_scores=raw_scores).tolist()
-        scores = answering.combine_one(self.answer_labels, row, parts, both=both)
+            pieces = answering.sentences(source)
+            if len(pieces) > 1:
+                parts = self.predict_proba(pieces, raw_scores=raw_scores).tolist()
+        scores = answering.combine_one(self.answer_labels, row, parts)
         return np.array([row]), np.array([scores])
 
     def answers(self, texts: Sequence[str], *, raw_scores: bool = False) -> list[answering.Answer]:

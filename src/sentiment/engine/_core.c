@@ -1208,8 +1208,8 @@ static PyObject *Predictor_set_splitter(Predictor *self, PyObject *capsule) {
 
 /* How one text's sentences lean both ways (sentiment.answers' mixed measure) from this
  * Predictor's own probabilities: each sentence normalized and predicted (top_text with every
- * label), its label probabilities summed per side in label order (`where`: 0 positive, 1
- * negative, 2 neutral) and divided by their total ((pos + neg) + neu: `polarity`'s floats),
+ * label), its label probabilities summed per side in label order (`where`, as in answers) and
+ * divided by their total ((pos + neg) + neu: `polarity`'s floats),
  * lean = pos - neg; the measure is min(max lean, max -lean) / margin clipped to [0, 1], 0 for a
  * text of one sentence. The sentences are read in order and no further once the lean has
  * reached `margin` both ways: the measure is 1 whatever the rest say (25 reviews of
@@ -1275,87 +1275,13 @@ static int lean_of(Predictor *self, PyObject *text, const uint8_t *where, double
     return status;
 }
 
-/* leans(texts: list[str], which: list[int], where: bytes, margin, out) -> [j, ...]: lean_of
- * of texts[which[j]] into out[j] (float64, len(which) cells); the j listed need the Python path
- * (their cells untouched). */
-static PyObject *Predictor_leans(Predictor *self, PyObject *args) {
-    PyObject *texts, *which, *o_out;
-    Py_buffer where;
-    double margin;
-    if (!PyArg_ParseTuple(args, "O!O!y*dO", &PyList_Type, &texts, &PyList_Type, &which, &where,
-                          &margin, &o_out))
-        return NULL;
-    const int64_t nl = self->M.nl, n = PyList_GET_SIZE(which);
-    PyObject *result = NULL;
-    Buf b = {0};
-    double row_s[64], *row = row_s, *row_heap = NULL;
-    if (check_top(self, 1, 1) < 0) goto done;
-    if (self->split == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "leans: no sentence splitter (call set_splitter)");
-        goto done;
-    }
-    if (where.len != nl) {
-        PyErr_Format(PyExc_ValueError, "leans: %lld sides for %lld labels", (long long)where.len,
-                     (long long)nl);
-        goto done;
-    }
-    const uint8_t *sides = (const uint8_t *)where.buf;
-    for (int64_t j = 0; j < nl; j++) {
-        if (sides[j] > 2) {
-            PyErr_SetString(PyExc_ValueError, "leans: a side is 0, 1 or 2");
-            goto done;
-        }
-    }
-    if (!(margin > 0)) {
-        PyErr_SetString(PyExc_ValueError, "leans: margin must be above 0");
-        goto done;
-    }
-    if (get_buf(o_out, &b, 1, 8, "out") < 0) goto done;
-    if (COUNT(b, double) != n) {
-        PyErr_Format(PyExc_ValueError, "leans: out has %lld cells for %lld texts",
-                     (long long)COUNT(b, double), (long long)n);
-        goto done;
-    }
-    if (nl > 64 && (row = row_heap = malloc((size_t)nl * sizeof(double))) == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    double *out = DATA(b, double);
-    const Py_ssize_t ntexts = PyList_GET_SIZE(texts);
-    result = PyList_New(0);
-    for (int64_t j = 0; result != NULL && j < n; j++) {
-        Py_ssize_t i = PyLong_AsSsize_t(PyList_GET_ITEM(which, j));
-        if (i == -1 && PyErr_Occurred()) {
-            Py_CLEAR(result);
-            break;
-        }
-        if (i < 0 || i >= ntexts || !PyUnicode_Check(PyList_GET_ITEM(texts, i))) {
-            PyErr_SetString(PyExc_ValueError, "leans: which must index texts, which are str");
-            Py_CLEAR(result);
-            break;
-        }
-        int status = lean_of(self, PyList_GET_ITEM(texts, i), sides, margin, row, &out[j]);
-        if (status < 0) {
-            Py_CLEAR(result);
-        } else if (status > 0) {
-            PyObject *item = PyLong_FromLongLong(j);
-            if (item == NULL || PyList_Append(result, item) < 0) Py_CLEAR(result);
-            Py_XDECREF(item);
-        }
-    }
-done:
-    free(row_heap);
-    release(&b, 1);
-    PyBuffer_Release(&where);
-    return result;
-}
-
 /* answers(texts: list[str], probs, where: bytes, power, floor, margin, weights, scores) ->
  * [answer or None, ...]: sentiment.answers' four scores and answer of each text from its
  * probabilities (float64 (n, labels), in label order: this Predictor's own, as top_proba_texts
  * writes them), the same floats as its numpy functions (polarity, _neutral_side, _combined,
  * decide) in one pass with no Python object in between (25 reviews: ~25 us of numpy calls):
- * each row's label probabilities summed per side (`where`, as leans) and divided by their total;
+ * each row's label probabilities summed per side (`where`: 0 positive, 1 negative, 2 neutral) and
+ * divided by their total;
  * a model with no neutral label takes the ambivalence (2 min(pos, neg))^power from its polar
  * sides; where the neutral side is above `floor`, lean_of splits it into neutral and mixed; the
  * scores (positive, negative, neutral, mixed) go to the float64 (n, 4) `scores`, the answer is
@@ -1490,12 +1416,8 @@ static PyMethodDef Predictor_methods[] = {
      "answers(texts, probs, where, power, floor, margin, weights, scores) -> [answer or None, "
      "...]: sentiment.answers' four scores (into `scores`) and answer of each text from its "
      "probabilities; None for a text that needs the Python path"},
-    {"leans", (PyCFunction)Predictor_leans, METH_VARARGS,
-     "leans(texts, which, where, margin, out) -> [j, ...]: how each of texts[which[j]] leans "
-     "both ways (sentiment.answers' mixed measure) into out[j]; the j listed need the Python "
-     "path of the normalization"},
     {"set_splitter", (PyCFunction)Predictor_set_splitter, METH_O,
-     "set_splitter(splitter): the sentence splitter leans applies"},
+     "set_splitter(splitter): the sentence splitter answers applies"},
     {"set_normalizer", (PyCFunction)Predictor_set_normalizer, METH_VARARGS,
      "set_normalizer(normalizer, flags, lower, opts): the normalization top_text applies"},
     {"top_text", (PyCFunction)Predictor_top_text, METH_VARARGS,

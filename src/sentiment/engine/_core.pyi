@@ -69,6 +69,15 @@ class Predictor:
         self, texts: list[str], out: Any, k: int, /
     ) -> list[tuple[tuple[int, ...], tuple[float, ...]] | None]: ...
     def set_splitter(self, splitter: object, /) -> None: ...
-    def leans(
-        self, texts: list[str], which: list[int], where: bytes, margin: float, out: Any, /
-    ) -> list[int]: ...
+    def answers(
+        self,
+        texts: list[str],
+        probs: Any,
+        where: bytes,
+        power: float,
+        floor: float,
+        margin: float,
+        weights: Any,
+        scores: Any,
+        /,
+    ) -> list[int | None]: ...
